@@ -1,0 +1,91 @@
+# Carematix developer commands. `make run` and `make test` are all a fresh machine needs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# The Procfile names gunicorn, hypercorn and honcho bare: find them in the venv first.
+export PATH := $(BIN):$(PATH)
+
+FLASK := $(BIN)/flask --app wsgi
+# Stamps live in the venv so deleting .venv also forgets what was installed.
+INSTALL_STAMP := $(abspath $(VENV))/.carematix-install
+TEST_STAMP := $(abspath $(VENV))/.carematix-install-test
+
+# Steps of `run` must happen in order even under `make -j`.
+.NOTPARALLEL:
+
+.PHONY: help venv install install-test run migrate seed banner test lint format bench clean distclean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Carematix needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." >&2; \
+	  echo "Run again with PYTHON=/path/to/python3.11 (or newer)." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/python ## Create the virtual environment (.venv)
+
+$(INSTALL_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+# Installing the test extra installs the project too, so it refreshes both stamps.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(INSTALL_STAMP) $@
+
+install: $(INSTALL_STAMP) ## Install the project into .venv (again only when pyproject.toml changed)
+
+install-test: $(TEST_STAMP) ## Install the project with its test tools
+
+migrate: $(INSTALL_STAMP) ## Apply database migrations (DATABASE_URL, default instance/carematix.db)
+	$(FLASK) db upgrade
+
+seed: migrate ## Load the demo data (idempotent)
+	$(FLASK) seed-demo
+
+banner: $(INSTALL_STAMP)
+	@$(BIN)/python scripts/banner.py
+
+# honcho alone would let .env override the environment; the app lets the environment win.
+# So export only the .env keys not already set, and tell honcho not to read .env itself.
+run: seed banner ## Migrate, seed, print URLs and logins, then start every Procfile process
+	@eval "$$($(BIN)/python scripts/dotenv_exports.py)"; \
+	  exec $(BIN)/honcho start --env /dev/null --procfile Procfile
+
+test: $(TEST_STAMP) ## Lint, check import contracts, run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	@status=0; $(BIN)/python -m pytest -n auto tests/ || status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests under tests/" >&2; exit 0; fi; \
+	  exit $$status
+
+lint: $(TEST_STAMP) ## ruff (lint + format check), import contracts, mypy on core/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+format: $(TEST_STAMP) ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(INSTALL_STAMP) ## Run every bench/*.py (they print figures)
+	@shopt -s nullglob; found=0; \
+	  for script in bench/[!_]*.py; do \
+	    found=1; echo "== $$script"; $(BIN)/python "$$script"; \
+	  done; \
+	  if [ $$found -eq 0 ]; then echo "no benchmarks in bench/"; fi
+
+clean: ## Remove caches and build leftovers (keeps .venv and the database)
+	find . -type d -name __pycache__ -not -path './.venv/*' -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build dist *.egg-info
+
+distclean: clean ## Also remove .venv (the database in instance/ is kept)
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+"""ASGI entry point for the voice service: `hypercorn asgi:app`."""
+
+from voice import create_app
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Carematix domain: models, scheduling rules, booking services, outbox and audit."""

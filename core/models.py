@@ -1,0 +1,544 @@
+"""The data model, shared by the dashboard and the voice service."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import Base, UTCDateTime
+
+
+class _Choices(enum.StrEnum):
+    """A string enum whose values are stored as-is and checked by a CHECK constraint."""
+
+    @classmethod
+    def check(cls, column: str) -> str:
+        """SQL for a CHECK constraint allowing only this enum's values in `column`."""
+        values = ", ".join(f"'{member.value}'" for member in cls)
+        return f"{column} IN ({values})"
+
+
+class AssignmentRole(_Choices):
+    PRIMARY = "primary"
+    BACKUP = "backup"
+
+
+class OverrideKind(_Choices):
+    TIME_OFF = "time_off"
+    EXTRA_HOURS = "extra_hours"
+
+
+class AppointmentStatus(_Choices):
+    """A subset of FHIR Appointment.status."""
+
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    ENTERED_IN_ERROR = "entered_in_error"
+
+
+class AppointmentKind(_Choices):
+    PHONE = "phone"
+    VIDEO = "video"
+    HOME_VISIT = "home_visit"
+
+
+class Source(_Choices):
+    """Which entry point made a change."""
+
+    DASHBOARD = "dashboard"
+    API = "api"
+    AGENT = "agent"
+    CLI = "cli"
+    SYSTEM = "system"
+
+
+class CallDirection(_Choices):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallStatus(_Choices):
+    """Twilio's call statuses."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+
+
+class LogRole(_Choices):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+    SYSTEM = "system"
+
+
+class RecipientKind(_Choices):
+    PATIENT = "patient"
+    NURSE = "nurse"
+    USER = "user"
+
+
+class Channel(_Choices):
+    SMS = "sms"
+    EMAIL = "email"
+    IN_APP = "in_app"
+
+
+class NotificationStatus(_Choices):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+class Role(_Choices):
+    ADMIN = "admin"
+    COORDINATOR = "coordinator"
+    NURSE = "nurse"
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Patient(TimestampMixin, Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    preferred_language: Mapped[str] = mapped_column(String(16), default="en")
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+    assignments: Mapped[list[PatientNurseAssignment]] = relationship(back_populates="patient")
+    appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")
+
+    @property
+    def full_name(self) -> str:
+        """First and last name."""
+        return f"{self.first_name} {self.last_name}"
+
+
+class Nurse(TimestampMixin, Base):
+    __tablename__ = "nurses"
+    __table_args__ = (
+        CheckConstraint("visit_minutes > 0", name="visit_minutes_positive"),
+        CheckConstraint(
+            "buffer_before_minutes >= 0 AND buffer_after_minutes >= 0", name="buffers_non_negative"
+        ),
+        CheckConstraint("min_notice_minutes >= 0", name="min_notice_non_negative"),
+        CheckConstraint("horizon_days > 0", name="horizon_positive"),
+        CheckConstraint("daily_cap IS NULL OR daily_cap > 0", name="daily_cap_positive"),
+        CheckConstraint("slot_step_minutes > 0", name="slot_step_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(40), default="RN")
+    specializations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    phone: Mapped[str | None] = mapped_column(String(16), default=None)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    visit_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=120)
+    horizon_days: Mapped[int] = mapped_column(Integer, default=60)
+    daily_cap: Mapped[int | None] = mapped_column(Integer, default=None)
+    slot_step_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # SHA-256 of the secret in the nurse's private calendar feed URL; rotating it revokes the old.
+    calendar_token_hash: Mapped[str | None] = mapped_column(
+        String(64), unique=True, index=True, default=None
+    )
+
+    availability: Mapped[list[NurseAvailability]] = relationship(
+        back_populates="nurse", order_by="(NurseAvailability.weekday, NurseAvailability.start_time)"
+    )
+    overrides: Mapped[list[NurseAvailabilityOverride]] = relationship(back_populates="nurse")
+    assignments: Mapped[list[PatientNurseAssignment]] = relationship(back_populates="nurse")
+    appointments: Mapped[list[Appointment]] = relationship(back_populates="nurse")
+
+    @property
+    def full_name(self) -> str:
+        """First and last name."""
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def display_name(self) -> str:
+        """Title and full name, as patients hear it."""
+        return f"{self.title} {self.full_name}".strip()
+
+
+class PatientNurseAssignment(Base):
+    __tablename__ = "patient_nurse_assignments"
+    __table_args__ = (
+        CheckConstraint(AssignmentRole.check("role"), name="role"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
+        # Backstop for "one active primary": at most one open-ended primary per patient.
+        Index(
+            "uq_assignment_open_primary",
+            "patient_id",
+            unique=True,
+            sqlite_where=text("role = 'primary' AND valid_to IS NULL"),
+            postgresql_where=text("role = 'primary' AND valid_to IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default=AssignmentRole.PRIMARY)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, default=None)
+    source: Mapped[str] = mapped_column(String(16), default=Source.DASHBOARD)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    patient: Mapped[Patient] = relationship(back_populates="assignments")
+    nurse: Mapped[Nurse] = relationship(back_populates="assignments")
+
+    def is_active_on(self, day: date) -> bool:
+        """Whether the assignment covers `day`."""
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+
+class NurseAvailability(Base):
+    """A weekly wall-clock window in the nurse's zone; end 00:00 means midnight (end of day)."""
+
+    __tablename__ = "nurse_availability"
+    __table_args__ = (
+        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday_range"),
+        CheckConstraint(
+            "valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="valid_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday, as datetime.weekday()
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    valid_from: Mapped[date | None] = mapped_column(Date, default=None)
+    valid_to: Mapped[date | None] = mapped_column(Date, default=None)
+
+    nurse: Mapped[Nurse] = relationship(back_populates="availability")
+
+
+class NurseAvailabilityOverride(Base):
+    """Time off or extra hours on a date or date range; all day when no times are given."""
+
+    __tablename__ = "nurse_availability_overrides"
+    __table_args__ = (
+        CheckConstraint(OverrideKind.check("kind"), name="kind"),
+        CheckConstraint("end_date >= start_date", name="date_range"),
+        CheckConstraint(
+            "(start_time IS NULL AND end_time IS NULL) OR "
+            "(start_time IS NOT NULL AND end_time IS NOT NULL)",
+            name="times_together",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    start_time: Mapped[time | None] = mapped_column(Time, default=None)
+    end_time: Mapped[time | None] = mapped_column(Time, default=None)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    nurse: Mapped[Nurse] = relationship(back_populates="overrides")
+
+    @property
+    def all_day(self) -> bool:
+        """True when the override covers whole days."""
+        return self.start_time is None
+
+
+class Appointment(TimestampMixin, Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ends_after_start"),
+        CheckConstraint(AppointmentStatus.check("status"), name="status"),
+        CheckConstraint(AppointmentKind.check("kind"), name="kind"),
+        CheckConstraint(Source.check("source"), name="source"),
+        Index("ix_appointments_nurse_start", "nurse_id", "start_at"),
+        Index("ix_appointments_patient_start", "patient_id", "start_at"),
+        Index("ix_appointments_start", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=AppointmentStatus.SCHEDULED)
+    kind: Mapped[str] = mapped_column(String(16), default=AppointmentKind.PHONE)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[str] = mapped_column(String(16), default=Source.DASHBOARD)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    rescheduled_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id"), default=None
+    )
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None, index=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    cancel_note: Mapped[str | None] = mapped_column(String(500), default=None)
+    cancelled_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_by: Mapped[str] = mapped_column(String(80), default="")
+    # Bumped on every change so calendar feeds can carry a rising SEQUENCE.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+
+    nurse: Mapped[Nurse] = relationship(back_populates="appointments")
+    patient: Mapped[Patient] = relationship(back_populates="appointments")
+    rescheduled_from: Mapped[Appointment | None] = relationship(
+        remote_side="Appointment.id", foreign_keys=[rescheduled_from_id]
+    )
+
+    @property
+    def duration_minutes(self) -> int:
+        """Length of the visit in minutes."""
+        return int((self.end_at - self.start_at).total_seconds() // 60)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(CallDirection.check("direction"), name="direction"),
+        CheckConstraint(CallStatus.check("status"), name="status"),
+        Index("ix_calls_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    direction: Mapped[str] = mapped_column(String(10))
+    from_number: Mapped[str] = mapped_column(String(32), default="")
+    to_number: Mapped[str] = mapped_column(String(32), default="")
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id"), default=None, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    outcome: Mapped[str | None] = mapped_column(String(40), default=None)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    placed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    # Single-use media-stream token: its nonce, and when a stream consumed it.
+    stream_nonce: Mapped[str | None] = mapped_column(String(64), default=None)
+    stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    patient: Mapped[Patient | None] = relationship()
+    logs: Mapped[list[ConversationLog]] = relationship(
+        back_populates="call", order_by="(ConversationLog.position, ConversationLog.id)"
+    )
+    transcript: Mapped[CallTranscript | None] = relationship(back_populates="call")
+
+
+class ConversationLog(Base):
+    """One utterance or tool action of a call, in conversation order (`position`)."""
+
+    __tablename__ = "conversation_logs"
+    __table_args__ = (
+        CheckConstraint(LogRole.check("role"), name="role"),
+        Index("ix_conversation_logs_call_position", "call_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    role: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    tool_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    tool_arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    tool_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    call: Mapped[Call] = relationship(back_populates="logs")
+
+
+class CallTranscript(Base):
+    __tablename__ = "call_transcripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), unique=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    call: Mapped[Call] = relationship(back_populates="transcript")
+
+
+class Notification(Base):
+    """An outbox row: written in the booking transaction, delivered later by a worker."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(RecipientKind.check("recipient_kind"), name="recipient_kind"),
+        CheckConstraint(Channel.check("channel"), name="channel"),
+        CheckConstraint(NotificationStatus.check("status"), name="status"),
+        Index("ix_notifications_status_send_after", "status", "send_after"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_kind: Mapped[str] = mapped_column(String(10))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), default=None)
+    nurse_id: Mapped[int | None] = mapped_column(ForeignKey("nurses.id"), default=None)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    channel: Mapped[str] = mapped_column(String(10))
+    event: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default=NotificationStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id"), default=None, index=True
+    )
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Keeps scheduled messages (reminders, agendas) from being queued twice.
+    dedupe_key: Mapped[str | None] = mapped_column(
+        String(200), unique=True, index=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(Role.check("role"), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    nurse_id: Mapped[int | None] = mapped_column(ForeignKey("nurses.id"), unique=True, default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    nurse: Mapped[Nurse | None] = relationship()
+
+
+class AuditEvent(Base):
+    """Who did what to which record, when and from where; ids and codes only, never PHI."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity_type", "entity_id"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    source: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConditionSpecialization(Base):
+    """Coordinator-editable mapping from a patient condition to a nurse specialisation."""
+
+    __tablename__ = "condition_specializations"
+    __table_args__ = (UniqueConstraint("condition", "specialization"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    condition: Mapped[str] = mapped_column(String(100))
+    specialization: Mapped[str] = mapped_column(String(100))
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    user: Mapped[User] = relationship()
+
+
+class CallbackStatus(_Choices):
+    OPEN = "open"
+    DONE = "done"
+
+
+class CallbackRequest(Base):
+    """A caller who needs a person: recorded for coordinators when no transfer is possible."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (CheckConstraint(CallbackStatus.check("status"), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None, index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), default=None)
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(8), default=CallbackStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    resolved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)

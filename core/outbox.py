@@ -1,0 +1,134 @@
+"""Notification outbox: rows written in the same transaction as the change they announce.
+
+A delivery worker sends them later. Patient texts carry no clinical details: only the time,
+the nurse's first name and how to change the appointment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import (
+    Appointment,
+    AppointmentKind,
+    Channel,
+    Notification,
+    NotificationStatus,
+    RecipientKind,
+    Role,
+    User,
+)
+from core.timefmt import spoken
+
+KIND_WORDS = {
+    AppointmentKind.PHONE: "phone call",
+    AppointmentKind.VIDEO: "video call",
+    AppointmentKind.HOME_VISIT: "home visit",
+}
+
+
+class BookingEvent(StrEnum):
+    BOOKED = "appointment_booked"
+    RESCHEDULED = "appointment_rescheduled"
+    CANCELLED = "appointment_cancelled"
+
+
+def _patient_text(
+    event: BookingEvent, appointment: Appointment, previous: Appointment | None
+) -> str:
+    when = spoken(appointment.start_at, appointment.patient.time_zone)
+    nurse = appointment.nurse.first_name
+    what = KIND_WORDS.get(AppointmentKind(appointment.kind), "appointment")
+    change = "To change it, call us back or reply to this message."
+    if event == BookingEvent.BOOKED:
+        return f"Carematix: your {what} with nurse {nurse} is booked for {when}. {change}"
+    if event == BookingEvent.RESCHEDULED:
+        return f"Carematix: your {what} with nurse {nurse} has moved to {when}. {change}"
+    return (
+        f"Carematix: your {what} with nurse {nurse} on {when} is cancelled. To book again, call us."
+    )
+
+
+def _nurse_text(event: BookingEvent, appointment: Appointment, previous: Appointment | None) -> str:
+    when = spoken(appointment.start_at, appointment.nurse.time_zone)
+    what = KIND_WORDS.get(AppointmentKind(appointment.kind), "appointment")
+    ref = f"appointment #{appointment.id}"
+    if event == BookingEvent.BOOKED:
+        return f"New {what} booked for {when} ({ref})."
+    if event == BookingEvent.RESCHEDULED and previous is not None:
+        before = spoken(previous.start_at, appointment.nurse.time_zone)
+        return f"A {what} moved from {before} to {when} ({ref})."
+    return f"A {what} on {when} was cancelled ({ref})."
+
+
+def queue_booking_notifications(
+    session: Session,
+    *,
+    event: BookingEvent,
+    appointment: Appointment,
+    now: datetime,
+    previous: Appointment | None = None,
+) -> list[Notification]:
+    """Queue the messages a booking change owes the patient and the nurse."""
+    rows: list[Notification] = []
+    patient, nurse = appointment.patient, appointment.nurse
+    subject = {
+        BookingEvent.BOOKED: "Appointment confirmed",
+        BookingEvent.RESCHEDULED: "Appointment moved",
+        BookingEvent.CANCELLED: "Appointment cancelled",
+    }[event]
+
+    def add(**fields: object) -> None:
+        rows.append(
+            Notification(
+                event=event.value,
+                subject=subject,
+                appointment_id=appointment.id,
+                status=NotificationStatus.QUEUED,
+                send_after=now,
+                created_at=now,
+                **fields,
+            )
+        )
+
+    patient_body = _patient_text(event, appointment, previous)
+    if patient.sms_consent:
+        add(
+            recipient_kind=RecipientKind.PATIENT,
+            patient_id=patient.id,
+            channel=Channel.SMS,
+            body=patient_body,
+        )
+    if patient.email:
+        add(
+            recipient_kind=RecipientKind.PATIENT,
+            patient_id=patient.id,
+            channel=Channel.EMAIL,
+            body=patient_body,
+        )
+
+    nurse_body = _nurse_text(event, appointment, previous)
+    if nurse.email:
+        add(
+            recipient_kind=RecipientKind.NURSE,
+            nurse_id=nurse.id,
+            channel=Channel.EMAIL,
+            body=nurse_body,
+        )
+    login_id = session.scalar(
+        select(User.id).where(User.nurse_id == nurse.id, User.role == Role.NURSE)
+    )
+    if login_id is not None:
+        add(
+            recipient_kind=RecipientKind.NURSE,
+            nurse_id=nurse.id,
+            user_id=login_id,
+            channel=Channel.IN_APP,
+            body=nurse_body,
+        )
+    session.add_all(rows)
+    return rows

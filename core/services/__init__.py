@@ -1,0 +1,1 @@
+"""Services every entry point uses; they flush but never commit (callers own transactions)."""

@@ -1,0 +1,553 @@
+"""Book, check, reschedule, cancel and close appointments, with no double booking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db import lock_nurse_row
+from core.errors import InvalidState, NotAssigned, Slot, SlotUnavailable, ValidationError
+from core.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentStatus,
+    AssignmentRole,
+    Nurse,
+    Patient,
+)
+from core.outbox import BookingEvent, queue_booking_notifications
+from core.scheduling import (
+    REFUSAL_MESSAGES,
+    Preferences,
+    Refusal,
+    alternatives,
+    refusal_for,
+    require_aware,
+    slot_starts,
+    zone,
+)
+from core.services.assignments import active_assignment, is_assigned
+from core.services.common import Actor, audit, get_or_raise
+from core.services.schedules import load_schedule
+
+MAX_VISIT_MINUTES = 8 * 60
+CANCEL_REASONS = {
+    "patient_request": "Patient asked to cancel",
+    "nurse_unavailable": "Nurse unavailable",
+    "clinical": "Clinical reason",
+    "duplicate": "Booked twice",
+    "rescheduled": "Moved to another time",
+    "other": "Other",
+}
+
+
+@dataclass
+class AvailabilityAnswer:
+    """Whether a time is free with the patient's nurse, and what else is, if not."""
+
+    available: bool
+    nurse_id: int | None
+    start: datetime
+    end: datetime
+    refusal: str | None = None
+    message: str = ""
+    alternatives: list[Slot] = field(default_factory=list)
+    escalate: bool = False
+
+
+def _visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
+    minutes = nurse.visit_minutes if duration_minutes is None else duration_minutes
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise ValidationError(
+            "The length must be a whole number of minutes.", field="duration_minutes"
+        )
+    if not 5 <= minutes <= MAX_VISIT_MINUTES:
+        raise ValidationError(
+            f"A visit lasts between 5 and {MAX_VISIT_MINUTES} minutes.", field="duration_minutes"
+        )
+    return timedelta(minutes=minutes)
+
+
+def _whole_minute(start: datetime) -> datetime:
+    start = require_aware(start, "start")
+    if start.second or start.microsecond:
+        raise ValidationError("Appointments start on a whole minute.", field="start")
+    return start
+
+
+def resolve_nurse(
+    session: Session, patient: Patient, *, nurse_id: int | None, start: datetime, now: datetime
+) -> Nurse:
+    """The nurse for this booking: the given one if assigned, else the patient's primary.
+
+    The assignment must cover the visit's date (in the nurse's zone): an expired one does not.
+    A time already past is judged by today's assignment, so the refusal names the real problem.
+    """
+    start = max(start, now)
+    if nurse_id is None:
+        on = start.astimezone(zone(patient.time_zone)).date()
+        assignment = active_assignment(session, patient.id, on=on)
+        if assignment is None:
+            raise NotAssigned(
+                "This patient has no primary nurse on that date; assign one first.",
+                field="nurse_id",
+            )
+        nurse_id = assignment.nurse_id
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    on = start.astimezone(zone(nurse.time_zone)).date()
+    if not is_assigned(session, patient.id, nurse.id, on):
+        raise NotAssigned(
+            f"{nurse.display_name} is not assigned to this patient on that date.",
+            field="nurse_id",
+        )
+    if not nurse.active:
+        raise ValidationError("That nurse is inactive.", field="nurse_id")
+    return nurse
+
+
+def _slots_from(nurse_id: int, starts: list[datetime], length: timedelta) -> list[Slot]:
+    return [Slot(nurse_id, s, s + length) for s in starts]
+
+
+def offer_alternatives(
+    session: Session,
+    patient: Patient,
+    nurse: Nurse,
+    *,
+    asked: datetime,
+    length: timedelta,
+    now: datetime,
+    preferences: Preferences | None = None,
+    ignore_appointment_id: int | None = None,
+) -> tuple[list[Slot], bool]:
+    """Up to three spread-out slots near `asked`; else the backup nurse's; else escalate."""
+    minutes = int(length.total_seconds() // 60)
+    horizon_end = now + timedelta(days=nurse.horizon_days)
+    schedule = load_schedule(session, nurse, now, horizon_end)
+    found = alternatives(
+        schedule,
+        asked,
+        now,
+        duration_minutes=minutes,
+        preferences=preferences,
+        ignore_booking_id=ignore_appointment_id,
+    )
+    if found:
+        return _slots_from(nurse.id, found, length), False
+    today = now.astimezone(zone(patient.time_zone)).date()
+    backup = active_assignment(session, patient.id, on=today, role=AssignmentRole.BACKUP)
+    if backup is not None and backup.nurse_id != nurse.id and backup.nurse.active:
+        backup_schedule = load_schedule(
+            session, backup.nurse, now, now + timedelta(days=backup.nurse.horizon_days)
+        )
+        found = alternatives(
+            backup_schedule, asked, now, duration_minutes=minutes, preferences=preferences
+        )
+        if found:
+            return _slots_from(backup.nurse_id, found, length), False
+    return [], True
+
+
+def _refuse(
+    session: Session,
+    refusal: Refusal,
+    patient: Patient,
+    nurse: Nurse,
+    *,
+    start: datetime,
+    length: timedelta,
+    now: datetime,
+    preferences: Preferences | None = None,
+    ignore_appointment_id: int | None = None,
+) -> SlotUnavailable:
+    offered, escalate = offer_alternatives(
+        session,
+        patient,
+        nurse,
+        asked=start,
+        length=length,
+        now=now,
+        preferences=preferences,
+        ignore_appointment_id=ignore_appointment_id,
+    )
+    message = REFUSAL_MESSAGES[refusal]
+    if escalate:
+        message += " No other time is free; a coordinator will need to help."
+    return SlotUnavailable(message, reason=refusal.value, alternatives=offered, escalate=escalate)
+
+
+def check_availability(
+    session: Session,
+    *,
+    patient_id: int,
+    start: datetime,
+    now: datetime,
+    duration_minutes: int | None = None,
+    nurse_id: int | None = None,
+    preferences: Preferences | None = None,
+) -> AvailabilityAnswer:
+    """Whether `start` is bookable with the patient's nurse; alternatives when it is not."""
+    now = require_aware(now, "now")
+    start = _whole_minute(start)
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
+    length = _visit_length(nurse, duration_minutes)
+    end = start + length
+    schedule = load_schedule(session, nurse, start, end)
+    refusal = refusal_for(schedule, start, end, now, None)
+    if refusal is None:
+        return AvailabilityAnswer(True, nurse.id, start, end)
+    refused = _refuse(
+        session,
+        refusal,
+        patient,
+        nurse,
+        start=start,
+        length=length,
+        now=now,
+        preferences=preferences,
+    )
+    return AvailabilityAnswer(
+        False,
+        nurse.id,
+        start,
+        end,
+        refusal=refusal.value,
+        message=refused.message,
+        alternatives=refused.alternatives,
+        escalate=refused.escalate,
+    )
+
+
+def free_slots(
+    session: Session,
+    nurse_id: int,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    duration_minutes: int | None = None,
+) -> list[Slot]:
+    """Bookable slots of one nurse in [start, end), on the nurse's local grid."""
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    if end <= start:
+        raise ValidationError("The end of the range must be after its start.", field="end")
+    if end - start > timedelta(days=92):
+        raise ValidationError("Ask for at most 92 days of slots at a time.", field="end")
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    length = _visit_length(nurse, duration_minutes)
+    schedule = load_schedule(session, nurse, start, end + length)
+    minutes = int(length.total_seconds() // 60)
+    return _slots_from(nurse.id, slot_starts(schedule, start, end, now, minutes), length)
+
+
+def _existing_for_key(session: Session, key: str) -> Appointment | None:
+    return session.scalar(select(Appointment).where(Appointment.idempotency_key == key))
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200:
+        raise ValidationError(
+            "The idempotency key must be 1 to 200 characters.", field="idempotency_key"
+        )
+    return key
+
+
+OVERLAP_MARKERS = (
+    "ex_appointments_no_overlap",  # PostgreSQL exclusion constraint
+    "overlaps another scheduled appointment",  # SQLite trigger
+)
+
+
+def _insert(session: Session, appointment: Appointment) -> None:
+    """Flush a new appointment; the database backstop's refusal becomes a clean conflict."""
+    try:
+        with session.begin_nested():
+            session.add(appointment)
+            session.flush()
+    except IntegrityError as exc:
+        if not any(marker in str(exc.orig) for marker in OVERLAP_MARKERS):
+            raise
+        raise SlotUnavailable(
+            REFUSAL_MESSAGES[Refusal.CONFLICT], reason=Refusal.CONFLICT.value
+        ) from exc
+
+
+def book_appointment(
+    session: Session,
+    *,
+    patient_id: int,
+    start: datetime,
+    actor: Actor,
+    now: datetime,
+    nurse_id: int | None = None,
+    duration_minutes: int | None = None,
+    kind: str = AppointmentKind.PHONE,
+    reason: str = "",
+    idempotency_key: str | None = None,
+    call_id: int | None = None,
+    preferences: Preferences | None = None,
+) -> Appointment:
+    """Book a visit, or raise SlotUnavailable with alternatives; a retried key returns the first."""
+    now = require_aware(now, "now")
+    start = _whole_minute(start)
+    key = _check_key(idempotency_key)
+    if kind not in {k.value for k in AppointmentKind}:
+        raise ValidationError("The kind must be phone, video or home_visit.", field="kind")
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise ValidationError("The reason is too long (500 characters at most).", field="reason")
+    if key is not None and (existing := _existing_for_key(session, key)) is not None:
+        return _same_request(existing, patient_id)
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
+    length = _visit_length(nurse, duration_minutes)
+    end = start + length
+
+    lock_nurse_row(session, nurse.id)
+    if key is not None and (existing := _existing_for_key(session, key)) is not None:
+        return _same_request(existing, patient_id)  # a retry that waited on the lock
+    schedule = load_schedule(session, nurse, start, end)
+    refusal = refusal_for(schedule, start, end, now, None)
+    if refusal is not None:
+        raise _refuse(
+            session,
+            refusal,
+            patient,
+            nurse,
+            start=start,
+            length=length,
+            now=now,
+            preferences=preferences,
+        )
+    appointment = Appointment(
+        nurse_id=nurse.id,
+        patient_id=patient.id,
+        start_at=start,
+        end_at=end,
+        status=AppointmentStatus.SCHEDULED,
+        kind=kind,
+        reason=reason,
+        source=actor.source,
+        idempotency_key=key,
+        call_id=call_id,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    _insert(session, appointment)
+    audit(
+        session,
+        actor=actor,
+        action="appointment.booked",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        now=now,
+        nurse_id=nurse.id,
+        patient_id=patient.id,
+    )
+    queue_booking_notifications(
+        session, event=BookingEvent.BOOKED, appointment=appointment, now=now
+    )
+    return appointment
+
+
+def _same_request(existing: Appointment, patient_id: int) -> Appointment:
+    if existing.patient_id != patient_id:
+        raise ValidationError(
+            "That idempotency key was already used for another booking.", field="idempotency_key"
+        )
+    return existing
+
+
+def _scheduled(session: Session, appointment_id: int) -> Appointment:
+    appointment = get_or_raise(session, Appointment, appointment_id, "appointment")
+    if appointment.status != AppointmentStatus.SCHEDULED:
+        raise InvalidState(
+            f"Appointment {appointment_id} is {appointment.status.replace('_', ' ')}, "
+            "not scheduled.",
+            field="appointment_id",
+        )
+    return appointment
+
+
+def reschedule_appointment(
+    session: Session,
+    appointment_id: int,
+    *,
+    new_start: datetime,
+    actor: Actor,
+    now: datetime,
+    duration_minutes: int | None = None,
+    idempotency_key: str | None = None,
+    preferences: Preferences | None = None,
+) -> Appointment:
+    """Move a visit: the old one is cancelled and a linked new one booked, in one transaction."""
+    now = require_aware(now, "now")
+    new_start = _whole_minute(new_start)
+    key = _check_key(idempotency_key)
+    if key is not None and (existing := _existing_for_key(session, key)) is not None:
+        if existing.rescheduled_from_id != appointment_id:
+            raise ValidationError(
+                "That idempotency key was already used for another change.", field="idempotency_key"
+            )
+        return existing
+    old = get_or_raise(session, Appointment, appointment_id, "appointment")
+    lock_nurse_row(session, old.nurse_id)
+    session.refresh(old)
+    if key is not None and (existing := _existing_for_key(session, key)) is not None:
+        return existing
+    old = _scheduled(session, appointment_id)
+    nurse, patient = old.nurse, old.patient
+    if not is_assigned(
+        session, patient.id, nurse.id, new_start.astimezone(zone(nurse.time_zone)).date()
+    ):
+        raise NotAssigned(
+            f"{nurse.display_name} is not assigned to this patient on that date.",
+            field="nurse_id",
+        )
+    length = (
+        old.end_at - old.start_at
+        if duration_minutes is None
+        else _visit_length(nurse, duration_minutes)
+    )
+    new_end = new_start + length
+    schedule = load_schedule(session, nurse, new_start, new_end)
+    refusal = refusal_for(schedule, new_start, new_end, now, old.id)
+    if refusal is not None:
+        raise _refuse(
+            session,
+            refusal,
+            patient,
+            nurse,
+            start=new_start,
+            length=length,
+            now=now,
+            preferences=preferences,
+            ignore_appointment_id=old.id,
+        )
+    with session.begin_nested():
+        old.status = AppointmentStatus.CANCELLED
+        old.cancel_reason = "rescheduled"
+        old.cancelled_by = actor.name
+        old.cancelled_at = now
+        old.updated_at = now
+        old.sequence += 1
+        session.flush()  # free the old time first, so the backstop allows overlapping itself
+        new = Appointment(
+            nurse_id=nurse.id,
+            patient_id=patient.id,
+            start_at=new_start,
+            end_at=new_end,
+            status=AppointmentStatus.SCHEDULED,
+            kind=old.kind,
+            reason=old.reason,
+            source=actor.source,
+            idempotency_key=key,
+            rescheduled_from_id=old.id,
+            call_id=old.call_id,
+            created_by_user_id=actor.user_id,
+            created_by=actor.name,
+            created_at=now,
+        )
+        _insert(session, new)
+    audit(
+        session,
+        actor=actor,
+        action="appointment.rescheduled",
+        entity_type="appointment",
+        entity_id=new.id,
+        now=now,
+        previous_id=old.id,
+        nurse_id=nurse.id,
+    )
+    queue_booking_notifications(
+        session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
+    )
+    return new
+
+
+def cancel_appointment(
+    session: Session,
+    appointment_id: int,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason_code: str = "patient_request",
+    note: str = "",
+) -> Appointment:
+    """Cancel a visit, keeping the row with the reason, who and when."""
+    now = require_aware(now, "now")
+    if reason_code not in CANCEL_REASONS or reason_code == "rescheduled":
+        allowed = ", ".join(k for k in CANCEL_REASONS if k != "rescheduled")
+        raise ValidationError(f"Choose a cancellation reason: {allowed}.", field="reason_code")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise ValidationError("The note is too long (500 characters at most).", field="note")
+    appointment = _scheduled(session, appointment_id)
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancel_reason = reason_code
+    appointment.cancel_note = note
+    appointment.cancelled_by = actor.name
+    appointment.cancelled_at = now
+    appointment.updated_at = now
+    appointment.sequence += 1
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="appointment.cancelled",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        now=now,
+        reason_code=reason_code,
+    )
+    queue_booking_notifications(
+        session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
+    )
+    return appointment
+
+
+def _close(
+    session: Session, appointment_id: int, status: str, *, actor: Actor, now: datetime
+) -> Appointment:
+    now = require_aware(now, "now")
+    appointment = _scheduled(session, appointment_id)
+    if appointment.start_at > now:
+        raise InvalidState(
+            "An appointment that has not started yet cannot be closed.", field="appointment_id"
+        )
+    appointment.status = status
+    appointment.updated_at = now
+    appointment.sequence += 1
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action=f"appointment.{status}",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        now=now,
+    )
+    return appointment
+
+
+def mark_completed(
+    session: Session, appointment_id: int, *, actor: Actor, now: datetime
+) -> Appointment:
+    """Record that the visit took place."""
+    return _close(session, appointment_id, AppointmentStatus.COMPLETED, actor=actor, now=now)
+
+
+def mark_no_show(
+    session: Session, appointment_id: int, *, actor: Actor, now: datetime
+) -> Appointment:
+    """Record that the patient did not attend."""
+    return _close(session, appointment_id, AppointmentStatus.NO_SHOW, actor=actor, now=now)

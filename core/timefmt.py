@@ -1,0 +1,25 @@
+"""Times as people read and hear them, in a given zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.scheduling import require_aware, zone
+
+
+def local_iso(instant: datetime, time_zone: str) -> str:
+    """ISO 8601 with the zone's offset, e.g. 2025-03-03T10:00:00-05:00."""
+    return require_aware(instant, "time").astimezone(zone(time_zone)).isoformat()
+
+
+def spoken(instant: datetime, time_zone: str) -> str:
+    """A phrase ready to be spoken or texted, e.g. 'Monday, March 3 at 10:00 AM EST'."""
+    local = require_aware(instant, "time").astimezone(zone(time_zone))
+    hour = local.strftime("%I").lstrip("0") or "12"
+    return f"{local:%A}, {local:%B} {local.day} at {hour}:{local:%M %p} {local.tzname()}"
+
+
+def short(instant: datetime, time_zone: str) -> str:
+    """A compact local form for tables, e.g. 'Mon 3 Mar 10:00 EST'."""
+    local = require_aware(instant, "time").astimezone(zone(time_zone))
+    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"

@@ -1,0 +1,41 @@
+"""Liveness and database check for process managers and load balancers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from quart import Blueprint, current_app
+from sqlalchemy import Engine, text
+
+from voice import get_database
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+# Shorter than SQLite's busy timeout: a health probe must answer, not queue behind writers.
+CHECK_TIMEOUT_SECONDS = 5.0
+
+
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+@bp.get("/health")
+async def health() -> tuple[dict[str, str], int]:
+    """200 with {"status": "ok", "database": "ok"}, or 503 when the database cannot be reached."""
+    database = get_database(current_app)
+    if database is None:
+        return {"status": "error", "database": "error"}, 503
+    try:
+        # The engine is synchronous; a worker thread keeps the event loop (and live calls) free.
+        await asyncio.wait_for(
+            asyncio.to_thread(_select_one, database.engine), CHECK_TIMEOUT_SECONDS
+        )
+    except Exception as exc:  # Any failure means "not healthy"; the caller only needs the verdict.
+        # The class name is enough to diagnose; the message may carry hosts or paths.
+        logger.warning("health check: database unreachable (%s)", type(exc).__name__)
+        return {"status": "error", "database": "error"}, 503
+    return {"status": "ok", "database": "ok"}, 200

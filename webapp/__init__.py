@@ -1,0 +1,118 @@
+"""The Flask + HTMX dashboard and JSON API: app factory and extensions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import make_url
+
+from core.config import PROJECT_ROOT, Settings
+from core.db import Base
+
+logger = logging.getLogger(__name__)
+
+# Same session behaviour as core.db.make_session_factory, so services see one contract.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+migrate = Migrate()
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+DEV_SECRET_KEY_FILE = "dev-secret-key"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the dashboard app from the environment (or `.env`), then apply `test_config`."""
+    overrides = dict(test_config or {})
+    settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()
+
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        DEMO_PASSWORD=settings.demo_password,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.config.update(overrides)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _development_secret_key(Path(app.instance_path))
+    _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    db.init_app(app)
+    # migrations/env.py picks batch mode (SQLite) and the comparison options per dialect.
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+
+    from webapp import cli, health
+
+    app.register_blueprint(health.bp)
+    cli.register(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    """Pool settings for long-lived server processes (PostgreSQL drops idle connections)."""
+    if url.startswith("postgresql"):
+        return {
+            "pool_pre_ping": True,
+            "pool_size": 10,
+            "max_overflow": 20,
+            # Fail fast when the server is unreachable, so /health answers 503 in good time.
+            "connect_args": {"connect_timeout": 10},
+        }
+    return {}
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    """Create the SQLite file's folder so a fresh checkout can start without setup."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # Not fatal here: /health reports the database as unreachable instead.
+        logger.warning("cannot create the SQLite folder %s: %s", folder, exc.strerror)
+
+
+def _development_secret_key(instance_path: Path) -> str:
+    """A random key kept in the instance folder, so every worker and restart shares it."""
+    logger.warning(
+        "SECRET_KEY is not set: using a generated development key (set SECRET_KEY in production)"
+    )
+    key_file = instance_path / DEV_SECRET_KEY_FILE
+    try:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            # Write then link: link fails if another worker won the race, and readers never
+            # see a half-written file.
+            temp = instance_path / f".{DEV_SECRET_KEY_FILE}.{os.getpid()}"
+            temp.write_text(secrets.token_hex(32))
+            temp.chmod(0o600)
+            try:
+                os.link(temp, key_file)
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink(missing_ok=True)
+        key = key_file.read_text().strip()
+        if key:
+            return key
+    except OSError as exc:
+        logger.warning("cannot keep the development key in %s: %s", instance_path, exc.strerror)
+    return secrets.token_hex(32)
