@@ -73,16 +73,32 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
     cursor.close()
 
 
+# Execution option marking an engine whose SQLite transactions only read (see read_only).
+SQLITE_READ_ONLY = "carematix_sqlite_read_only"
+
+
 @event.listens_for(Engine, "begin")
 def _begin_sqlite_immediately(conn: Any) -> None:
-    """Start SQLite transactions with BEGIN IMMEDIATE.
+    """Start SQLite transactions with BEGIN IMMEDIATE, unless the engine is marked read-only.
 
     A deferred transaction that reads and then writes fails with "database is locked" when
     another writer got there first; taking the write lock up front makes racing bookings queue
     on busy_timeout and then re-check, which is how one wins and the others get a clean conflict.
+    Read-only work (pages that only look, live transcript polling) opts out with `read_only`,
+    so it never holds the write lock and WAL lets it read beside a writer.
     """
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only_work = conn.get_execution_options().get(SQLITE_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only_work else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine (and pool) for transactions that never write.
+
+    On SQLite they start deferred, so they do not take the write lock; elsewhere nothing
+    changes. A write through it may fail under contention on SQLite: use the plain engine.
+    """
+    return engine.execution_options(**{SQLITE_READ_ONLY: True})
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
