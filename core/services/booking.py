@@ -19,6 +19,7 @@ from core.models import (
     Nurse,
     Patient,
 )
+from core.notifications.reminders import sync_reminders
 from core.outbox import BookingEvent, queue_booking_notifications
 from core.scheduling import (
     REFUSAL_MESSAGES,
@@ -356,6 +357,7 @@ def book_appointment(
     queue_booking_notifications(
         session, event=BookingEvent.BOOKED, appointment=appointment, now=now
     )
+    sync_reminders(session, appointment, now)
     return appointment
 
 
@@ -471,6 +473,8 @@ def reschedule_appointment(
     queue_booking_notifications(
         session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
     )
+    sync_reminders(session, old, now)  # withdraws the old visit's reminders
+    sync_reminders(session, new, now)
     return new
 
 
@@ -512,6 +516,7 @@ def cancel_appointment(
     queue_booking_notifications(
         session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
     )
+    sync_reminders(session, appointment, now)
     return appointment
 
 

@@ -73,7 +73,9 @@ def test_booking_writes_the_appointment_outbox_rows_and_an_audit_event(
             ("patient", "sms"),
             ("nurse", "email"),
         }
-        sms = next(n for n in notes if n.channel == "sms")
+        reminders = sorted(n.event for n in notes if n.event.startswith("reminder"))
+        assert reminders == ["reminder_1h", "reminder_24h"]
+        sms = next(n for n in notes if n.event == "appointment_booked" and n.channel == "sms")
         assert "Tuesday, March 4 at 10:00 AM EST" in sms.body
         assert "Diabetes" not in sms.body  # no clinical details in patient texts
         actions = session.scalars(
@@ -125,6 +127,13 @@ def test_cancelling_keeps_the_row_and_frees_the_slot(session_factory, frozen_now
         assert cancelled.cancel_note == "Feeling better"
         assert cancelled.cancelled_by == "cli"
         assert cancelled.cancelled_at == frozen_now
+        reminder_states = session.scalars(
+            select(Notification.status).where(
+                Notification.appointment_id == first.id,
+                Notification.event.startswith("reminder"),
+            )
+        ).all()
+        assert reminder_states == ["cancelled", "cancelled"]
         assert session.get(Appointment, again.id).status == AppointmentStatus.SCHEDULED
 
 

@@ -1,0 +1,53 @@
+"""Read helpers for the dashboard's notifications page and each appointment's history."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import Notification
+
+
+def list_notifications(
+    session: Session,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    recipient_kind: str | None = None,
+    patient_id: int | None = None,
+    nurse_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Notification], int]:
+    """Newest first, filtered; returns one page and the total matching count."""
+    filters = [
+        column == value
+        for column, value in (
+            (Notification.status, status),
+            (Notification.channel, channel),
+            (Notification.recipient_kind, recipient_kind),
+            (Notification.patient_id, patient_id),
+            (Notification.nurse_id, nurse_id),
+        )
+        if value is not None
+    ]
+    total = session.scalar(select(func.count()).select_from(Notification).where(*filters)) or 0
+    page = session.scalars(
+        select(Notification)
+        .where(*filters)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(max(1, min(limit, 200)))
+        .offset(max(0, offset))
+    ).all()
+    return list(page), int(total)
+
+
+def notifications_for_appointment(session: Session, appointment_id: int) -> list[Notification]:
+    """What was sent (or is queued) about one appointment, oldest first."""
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.appointment_id == appointment_id)
+            .order_by(Notification.send_after, Notification.id)
+        )
+    )

@@ -1,0 +1,39 @@
+"""The dashboard's read helpers filter notifications and list an appointment's messages."""
+
+from __future__ import annotations
+
+from core.models import Channel, NotificationStatus
+from core.notifications.delivery import run_once
+from core.notifications.queries import list_notifications, notifications_for_appointment
+from tests.notifications.helpers import book, queue_sms
+from tests.services.world import build_world
+
+
+def test_notifications_filter_by_status_channel_and_recipient(
+    session_factory, frozen_now, fake_twilio, providers, config
+):
+    world = build_world(session_factory, frozen_now)
+    appointment_id = book(session_factory, frozen_now, world.patient_id)
+    queue_sms(session_factory, frozen_now, world.other_patient_id, 2)  # no consent: cancelled
+    run_once(session_factory, frozen_now, providers, config=config)
+    with session_factory() as session:
+        # Two confirmations (sent), two reminders (queued, not due yet), two texts to Sarah.
+        page, total = list_notifications(session, limit=2)
+        assert (len(page), total) == (2, 6)
+        cancelled, total = list_notifications(session, status=NotificationStatus.CANCELLED)
+        assert total == 2 and {n.patient_id for n in cancelled} == {world.other_patient_id}
+        queued, total = list_notifications(session, status=NotificationStatus.QUEUED)
+        assert total == 2 and sorted(n.event for n in queued) == ["reminder_1h", "reminder_24h"]
+        texts, total = list_notifications(session, channel=Channel.SMS, patient_id=world.patient_id)
+        assert total == 3 and {n.patient_id for n in texts} == {world.patient_id}
+        emails, total = list_notifications(session, channel=Channel.EMAIL, recipient_kind="nurse")
+        assert total == 1 and emails[0].nurse_id == world.nurse_id
+        history = notifications_for_appointment(session, appointment_id)
+        assert sorted((n.event, n.channel, n.status) for n in history[:2]) == [
+            ("appointment_booked", Channel.EMAIL, NotificationStatus.SENT),
+            ("appointment_booked", Channel.SMS, NotificationStatus.SENT),
+        ]
+        assert [(n.event, n.status) for n in history[2:]] == [
+            ("reminder_24h", NotificationStatus.QUEUED),
+            ("reminder_1h", NotificationStatus.QUEUED),
+        ]
