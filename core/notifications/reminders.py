@@ -74,9 +74,14 @@ def _reminder_text(appointment: Appointment, label: str) -> str:
 
 
 def schedule_reminders(
-    session: Session, appointment: Appointment, now: datetime
+    session: Session, appointment: Appointment, now: datetime, *, just_booked: bool = False
 ) -> list[Notification]:
-    """Queue the 24 h and 1 h reminders still ahead; by SMS with consent, else email."""
+    """Queue the 24 h and 1 h reminders still ahead; by SMS with consent, else email.
+
+    `just_booked` is for an appointment inserted in this very transaction: nothing can have
+    queued its reminders yet, so the per-row duplicate check (a query and a savepoint each)
+    is skipped and the unique dedupe key stays the backstop.
+    """
     if appointment.status != AppointmentStatus.SCHEDULED:
         return []
     patient = appointment.patient
@@ -104,7 +109,10 @@ def schedule_reminders(
             dedupe_key=reminder_key(appointment.id, label),
             created_at=now,
         )
-        if _add_once(session, row):
+        if just_booked:
+            session.add(row)
+            added.append(row)
+        elif _add_once(session, row):
             added.append(row)
     return added
 
@@ -124,14 +132,16 @@ def withdraw_reminders(session: Session, appointment_id: int, now: datetime) -> 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def sync_reminders(session: Session, appointment: Appointment, now: datetime) -> None:
+def sync_reminders(
+    session: Session, appointment: Appointment, now: datetime, *, just_booked: bool = False
+) -> None:
     """Make reminders match the appointment: queued while scheduled, withdrawn otherwise.
 
-    For the booking services: call it for the new appointment and for the old one after a
-    reschedule, and after a cancellation.
+    For the booking services: call it for the new appointment (`just_booked`) and for the old
+    one after a reschedule, and after a cancellation.
     """
     if appointment.status == AppointmentStatus.SCHEDULED:
-        schedule_reminders(session, appointment, now)
+        schedule_reminders(session, appointment, now, just_booked=just_booked)
     else:
         withdraw_reminders(session, appointment.id, now)
 

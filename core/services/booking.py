@@ -98,9 +98,12 @@ def resolve_nurse(
                 field="nurse_id",
             )
         nurse_id = assignment.nurse_id
+    else:
+        assignment = None
     nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
     on = start.astimezone(zone(nurse.time_zone)).date()
-    if not is_assigned(session, patient.id, nurse.id, on):
+    covered = assignment is not None and assignment.is_active_on(on)
+    if not covered and not is_assigned(session, patient.id, nurse.id, on):
         raise NotAssigned(
             f"{nurse.display_name} is not assigned to this patient on that date.",
             field="nurse_id",
@@ -268,11 +271,14 @@ OVERLAP_MARKERS = (
 
 
 def _insert(session: Session, appointment: Appointment) -> None:
-    """Flush a new appointment; the database backstop's refusal becomes a clean conflict."""
+    """Flush a new appointment; the database backstop's refusal becomes a clean conflict.
+
+    No savepoint: on a refusal the whole unit of work is abandoned anyway, and the two extra
+    round trips are measurable on every booking. Callers that must survive it nest their own.
+    """
+    session.add(appointment)
     try:
-        with session.begin_nested():
-            session.add(appointment)
-            session.flush()
+        session.flush()
     except IntegrityError as exc:
         if not any(marker in str(exc.orig) for marker in OVERLAP_MARKERS):
             raise
@@ -357,7 +363,7 @@ def book_appointment(
     queue_booking_notifications(
         session, event=BookingEvent.BOOKED, appointment=appointment, now=now
     )
-    sync_reminders(session, appointment, now)
+    sync_reminders(session, appointment, now, just_booked=True)
     return appointment
 
 
@@ -474,7 +480,7 @@ def reschedule_appointment(
         session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
     )
     sync_reminders(session, old, now)  # withdraws the old visit's reminders
-    sync_reminders(session, new, now)
+    sync_reminders(session, new, now, just_booked=True)
     return new
 
 

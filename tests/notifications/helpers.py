@@ -42,7 +42,7 @@ def reminder_hooks_off() -> Iterator[None]:
     hook now prevents (a visit with no reminders, a cancellation that withdrew nothing).
     """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(booking, "sync_reminders", lambda session, appointment, now: None)
+        patch.setattr(booking, "sync_reminders", lambda session, appointment, now, **_: None)
         yield
 
 
