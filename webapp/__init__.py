@@ -58,9 +58,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
     from webapp import cli, health
+    from webapp.api import register as register_api  # REST API (issue 5)
 
     app.register_blueprint(health.bp)
     cli.register(app)
+    register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)
     return app
 
 

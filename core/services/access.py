@@ -1,0 +1,122 @@
+"""Who may see which records: role scoping applied inside the queries themselves.
+
+Admins and coordinators see everything. A nurse sees only their own nurse record, their own
+appointments, and their patients (assigned to them now or later, or booked with them). Any
+record outside that scope is reported as NotFound, exactly like a record that does not exist.
+Framework-free: the dashboard and the API both build on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, false, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.models import (
+    Appointment,
+    Base,
+    Call,
+    Nurse,
+    Patient,
+    PatientNurseAssignment,
+    Role,
+)
+
+RowT = TypeVar("RowT", bound=Base)
+
+STAFF_ROLES = frozenset({Role.ADMIN.value, Role.COORDINATOR.value})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person a query is scoped for."""
+
+    user_id: int | None
+    role: str
+    nurse_id: int | None = None
+
+    @property
+    def sees_all(self) -> bool:
+        """Admins and coordinators see every record."""
+        return self.role in STAFF_ROLES
+
+    @property
+    def own_nurse_id(self) -> int | None:
+        """The nurse this viewer is, when the viewer is a linked nurse login."""
+        return self.nurse_id if self.role == Role.NURSE else None
+
+
+def nurse_patient_filter(column: Any, nurse_id: int, now: datetime) -> ColumnElement[bool]:
+    """`column` (a patient id) is one of the nurse's patients: assigned now or later, or booked."""
+    since = (now - timedelta(days=1)).date()  # a day of slack covers every zone's "today"
+    assigned = select(PatientNurseAssignment.patient_id).where(
+        PatientNurseAssignment.nurse_id == nurse_id,
+        or_(PatientNurseAssignment.valid_to.is_(None), PatientNurseAssignment.valid_to >= since),
+    )
+    booked = select(Appointment.patient_id).where(Appointment.nurse_id == nurse_id)
+    return or_(column.in_(assigned), column.in_(booked))
+
+
+def _scope(stmt: Select[Any], viewer: Viewer, condition: Any) -> Select[Any]:
+    """`stmt` unchanged for staff, restricted for a linked nurse, empty for anyone else."""
+    if viewer.sees_all:
+        return stmt
+    if viewer.own_nurse_id is None:
+        return stmt.where(false())
+    return stmt.where(condition(viewer.own_nurse_id))
+
+
+def patients(viewer: Viewer, now: datetime) -> Select[tuple[Patient]]:
+    """Patients the viewer may see."""
+    return _scope(
+        select(Patient), viewer, lambda nurse_id: nurse_patient_filter(Patient.id, nurse_id, now)
+    )
+
+
+def nurses(viewer: Viewer) -> Select[tuple[Nurse]]:
+    """Nurses the viewer may see (a nurse: only themselves)."""
+    return _scope(select(Nurse), viewer, lambda nurse_id: Nurse.id == nurse_id)
+
+
+def appointments(viewer: Viewer) -> Select[tuple[Appointment]]:
+    """Appointments the viewer may see (a nurse: only their own)."""
+    return _scope(select(Appointment), viewer, lambda nurse_id: Appointment.nurse_id == nurse_id)
+
+
+def calls(viewer: Viewer, now: datetime) -> Select[tuple[Call]]:
+    """Calls the viewer may see (a nurse: calls with one of their patients)."""
+    return _scope(
+        select(Call), viewer, lambda nurse_id: nurse_patient_filter(Call.patient_id, nurse_id, now)
+    )
+
+
+def _one(session: Session, stmt: Select[tuple[RowT]], model: type[RowT], record_id: int) -> RowT:
+    row = session.scalar(stmt.where(model.id == record_id))  # type: ignore[attr-defined]
+    if row is None:
+        what = model.__name__.lower()
+        raise NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")
+    return row
+
+
+def get_patient(session: Session, viewer: Viewer, patient_id: int, now: datetime) -> Patient:
+    """The patient if visible to the viewer, else NotFound."""
+    return _one(session, patients(viewer, now), Patient, patient_id)
+
+
+def get_nurse(session: Session, viewer: Viewer, nurse_id: int) -> Nurse:
+    """The nurse if visible to the viewer, else NotFound."""
+    return _one(session, nurses(viewer), Nurse, nurse_id)
+
+
+def get_appointment(session: Session, viewer: Viewer, appointment_id: int) -> Appointment:
+    """The appointment if visible to the viewer, else NotFound."""
+    return _one(session, appointments(viewer), Appointment, appointment_id)
+
+
+def get_call(session: Session, viewer: Viewer, call_id: int, now: datetime) -> Call:
+    """The call if visible to the viewer, else NotFound."""
+    return _one(session, calls(viewer, now), Call, call_id)

@@ -1,0 +1,340 @@
+"""Nurses, availability, slots, a patient's assigned nurse, calls and transcripts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core.models import Appointment, Nurse
+from tests.webapp.api.conftest import ApiWorld, build_api_world
+from webapp import db
+
+
+def test_nurses_search_and_active_filter(api: ApiWorld) -> None:
+    with api.app.app_context():
+        nurse = db.session.get(Nurse, api.ids["other_nurse"])
+        assert nurse is not None
+        nurse.active = False
+        db.session.commit()
+
+    found = api.get("/nurses?q=wils").get_json()["items"]
+    active = api.get("/nurses?active=true").get_json()["items"]
+    inactive = api.get("/nurses?active=false").get_json()["items"]
+    percent = api.get("/nurses?q=%25").get_json()["items"]
+
+    assert [n["last_name"] for n in found] == ["Wilson"]
+    assert [n["id"] for n in active] == [api.ids["nurse"]]
+    assert [n["id"] for n in inactive] == [api.ids["other_nurse"]]
+    assert percent == []  # "%" is searched for literally, not as a wildcard
+
+
+def test_available_on_a_date_lists_nurses_with_free_slots(api: ApiWorld) -> None:
+    body = api.get("/nurses/available?date=2025-03-04").get_json()
+
+    nurses = {item["nurse"]["id"]: item for item in body["items"]}
+    assert set(nurses) == {api.ids["nurse"], api.ids["other_nurse"]}
+    own = nurses[api.ids["nurse"]]
+    starts = [slot["start"] for slot in own["slots"]]
+    assert "2025-03-04T15:00:00Z" not in starts  # 10:00 New York is booked
+    assert own["slot_count"] == len(own["slots"]) and starts[0] == "2025-03-04T14:00:00Z"
+
+
+def test_available_at_a_time_excludes_the_nurse_booked_then(api: ApiWorld) -> None:
+    booked = api.get("/nurses/available?date=2025-03-04&time=10:00").get_json()["items"]
+    free = api.get("/nurses/available?date=2025-03-04&time=11:00").get_json()["items"]
+    weekend = api.get("/nurses/available?date=2025-03-08").get_json()["items"]
+
+    assert booked == []  # both nurses have a 10:00 visit
+    assert len(free) == 2 and free[0]["slots"][0]["start"] == "2025-03-04T16:00:00Z"
+    assert weekend == []
+
+
+def test_slots_over_a_range_skip_booked_time_and_honour_the_duration(api: ApiWorld) -> None:
+    path = f"/nurses/{api.ids['nurse']}/slots?start=2025-03-04T00:00:00Z&end=2025-03-05T00:00:00Z"
+
+    default = api.get(path).get_json()
+    hour = api.get(path + "&duration_minutes=60").get_json()
+
+    assert default["duration_minutes"] == 30
+    assert "2025-03-04T15:00:00Z" not in [s["start"] for s in default["items"]]
+    assert hour["duration_minutes"] == 60 and len(hour["items"]) < len(default["items"])
+
+
+@pytest.mark.parametrize("phone", ["+12025550101", "%2B12025550101", "+1 202 555 0101"])
+def test_assigned_nurse_by_phone_in_any_common_format(api: ApiWorld, phone: str) -> None:
+    response = api.get(f"/patients/by-phone/{phone}/assigned-nurse", "coordinator")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["patient_id"] == api.ids["patient"]
+    assert body["primary"]["id"] == api.ids["nurse"] and body["backup"] is None
+
+
+def test_calls_filter_by_patient_direction_and_status(api: ApiWorld) -> None:
+    def ids(query: str) -> list[int]:
+        response = api.get(f"/calls?{query}")
+        assert response.status_code == 200, response.get_json()
+        return [c["id"] for c in response.get_json()["items"]]
+
+    assert ids(f"patient_id={api.ids['patient']}") == [api.ids["call"]]
+    assert len(ids("direction=inbound&status=completed")) == 3
+    assert ids("direction=outbound") == []
+    assert ids("start=2025-03-03T07:30:00Z") == []
+
+
+def test_a_transcript_lists_the_conversation_without_system_lines(api: ApiWorld) -> None:
+    body = api.get(f"/calls/{api.ids['call']}/transcript").get_json()
+
+    assert [line["role"] for line in body["lines"]] == ["assistant", "user"]
+    assert body["summary"] == "Asked for a visit."
+
+
+def test_transcripts_list_filters_by_patient(api: ApiWorld) -> None:
+    everything = api.get("/transcripts").get_json()
+    one = api.get(f"/transcripts?patient_id={api.ids['patient']}").get_json()
+
+    assert everything["total"] == 2
+    assert [t["call_id"] for t in one["items"]] == [api.ids["call"]]
+
+
+def test_scheduling_from_a_call_books_the_calls_patient_linked_to_the_call(
+    api_any_db: ApiWorld,
+) -> None:
+    api = api_any_db
+
+    response = api.post(
+        f"/calls/{api.ids['call']}/schedule",
+        "coordinator",
+        {"start": "2025-03-04T11:00:00-05:00"},
+    )
+
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert (body["patient_id"], body["call_id"]) == (api.ids["patient"], api.ids["call"])
+
+
+def test_scheduling_from_a_call_on_a_taken_time_is_409_with_alternatives(api: ApiWorld) -> None:
+    before = api.counts()
+
+    response = api.post(
+        f"/calls/{api.ids['call']}/schedule", json={"start": "2025-03-04T10:00:00-05:00"}
+    )
+
+    assert response.status_code == 409 and response.get_json()["alternatives"]
+    assert api.counts() == before
+
+
+def test_scheduling_from_a_call_without_a_patient_is_422(api: ApiWorld) -> None:
+    response = api.post(
+        f"/calls/{api.ids['unknown_call']}/schedule", json={"start": "2025-03-04T11:00:00-05:00"}
+    )
+
+    assert response.status_code == 422
+    assert "no identified patient" in response.get_json()["detail"]
+
+
+# --- outbound calls and the OpenAI check, against tiny loopback servers ---------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    answers: dict[str, tuple[int, dict[str, Any]]] = {}
+    seen: list[dict[str, Any]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        type(self).seen.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "json": json.loads(body) if body else None,
+            }
+        )
+        status, payload = type(self).answers.get(self.path, (404, {"error": "no"}))
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        """Silence the default stderr logging."""
+
+
+@pytest.fixture
+def loopback() -> Iterator[tuple[str, type[_Recorder]]]:
+    """A throwaway HTTP server on 127.0.0.1 recording what it was sent."""
+    handler = type("Handler", (_Recorder,), {"answers": {}, "seen": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def world_with(sqlite_url: str, frozen_now: Any) -> Iterator[Callable[..., ApiWorld]]:
+    """Builds the API world with extra app config (once per test), disposing it afterwards."""
+    built: list[ApiWorld] = []
+
+    def build(**config: Any) -> ApiWorld:
+        built.append(build_api_world(sqlite_url, frozen_now, **config))
+        return built[-1]
+
+    yield build
+    for world in built:
+        with world.app.app_context():
+            db.engine.dispose()
+
+
+def test_placing_a_call_asks_the_voice_service_with_the_internal_token(
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+) -> None:
+    url, handler = loopback
+    handler.answers["/make-call"] = (201, {"call_id": 7, "call_sid": "CA123"})
+    api = world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="internal-secret")
+
+    response = api.post("/calls", "coordinator", {"patient_id": api.ids["patient"]})
+
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json() == {"call_id": 7, "call_sid": "CA123", "status": "queued"}
+    (sent,) = handler.seen
+    assert sent["path"] == "/make-call" and sent["auth"] == "Bearer internal-secret"
+    expected = {"patient_id": api.ids["patient"], "user_id": api.ids["coordinator_user"]}
+    assert sent["json"] == expected
+
+
+def test_a_failing_voice_service_is_502_and_an_unknown_patient_404(
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+) -> None:
+    url, handler = loopback
+    handler.answers["/make-call"] = (500, {"error": "twilio down"})
+    api = world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="t")
+
+    failed = api.post("/calls", "admin", {"patient_id": api.ids["patient"]})
+    unknown = api.post("/calls", "admin", {"patient_id": 999})
+
+    assert failed.status_code == 502 and "HTTP 500" in failed.get_json()["detail"]
+    assert unknown.status_code == 404
+    assert len(handler.seen) == 1
+
+
+def test_placing_a_call_without_configuration_is_503(api: ApiWorld) -> None:
+    api.app.config["INTERNAL_API_TOKEN"] = ""
+    api.app.config["SETTINGS"] = api.app.config["SETTINGS"].__class__(
+        database_url=api.url, secret_key="x", internal_api_token=""
+    )
+
+    response = api.post("/calls", "admin", {"patient_id": api.ids["patient"]})
+
+    assert response.status_code == 503
+
+
+def test_openai_check_reports_reachable_without_revealing_the_key(
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+) -> None:
+    url, handler = loopback
+    handler.answers["/v1/models"] = (200, {"data": []})
+    api = world_with(OPENAI_BASE_URL=f"{url}/v1", OPENAI_API_KEY="sk-secret-key")
+
+    response = api.get("/openai-check", "admin")
+
+    body = response.get_json()
+    assert response.status_code == 200 and body["reachable"] is True
+    assert handler.seen[0]["auth"] == "Bearer sk-secret-key"
+    assert "sk-secret-key" not in response.get_data(as_text=True)
+
+
+def test_openai_check_reports_a_refusal_and_an_unreachable_endpoint(
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+) -> None:
+    url, handler = loopback
+    handler.answers["/v1/models"] = (401, {"error": "bad key sk-secret-key"})
+    api = world_with(OPENAI_BASE_URL=f"{url}/v1", OPENAI_API_KEY="sk-secret-key")
+
+    refused = api.get("/openai-check", "admin")
+    api.app.config["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"  # discard port: nothing listens
+    unreachable = api.get("/openai-check", "admin")
+
+    assert refused.get_json()["reachable"] is False
+    assert refused.get_json()["status_code"] == 401
+    assert "sk-secret-key" not in refused.get_data(as_text=True)
+    assert unreachable.get_json()["reachable"] is False and unreachable.get_json()["error"]
+
+
+def test_openai_check_without_a_key_says_so(api: ApiWorld) -> None:
+    api.app.config["OPENAI_API_KEY"] = ""
+
+    body = api.get("/openai-check", "admin").get_json()
+
+    assert body["configured"] is False and body["reachable"] is False
+
+
+def test_appointment_count_is_untouched_by_reads(api: ApiWorld) -> None:
+    with api.app.app_context():
+        before = db.session.scalars(select(Appointment.id)).all()
+    api.get("/appointments")
+    with api.app.app_context():
+        assert db.session.scalars(select(Appointment.id)).all() == before
+
+
+def test_listing_transcripts_is_audited_with_call_ids_only(api: ApiWorld) -> None:
+    from core.models import AuditEvent
+
+    api.get("/transcripts", "coordinator")
+
+    with api.app.app_context():
+        event = db.session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "transcripts.listed")
+        )
+        assert event is not None
+        assert sorted(event.details["call_ids"]) == [api.ids["call"], api.ids["foreign_call"]]
+
+
+def test_a_nurses_weekly_hours_and_upcoming_time_off(api: ApiWorld) -> None:
+    from datetime import date
+
+    from core.services.availability import add_override
+    from core.services.common import Actor
+
+    with api.app.app_context():
+        add_override(
+            db.session,
+            api.ids["nurse"],
+            kind="time_off",
+            start_date=date(2025, 3, 10),
+            end_date=date(2025, 3, 11),
+            actor=Actor.cli(),
+            now=api.now,
+        )
+        db.session.commit()
+
+    body = api.get(f"/nurses/{api.ids['nurse']}/availability", "nurse").get_json()
+    other = api.get(f"/nurses/{api.ids['other_nurse']}/availability", "nurse")
+
+    assert body["time_zone"] == "America/New_York"
+    assert [w["weekday"] for w in body["weekly"]] == [0, 1, 2, 3, 4]
+    assert body["weekly"][0]["start_time"] == "09:00" and body["weekly"][0]["end_time"] == "17:00"
+    assert body["overrides"] == [
+        {
+            "kind": "time_off",
+            "start_date": "2025-03-10",
+            "end_date": "2025-03-11",
+            "start_time": None,
+            "end_time": None,
+        }
+    ]
+    assert other.status_code == 404

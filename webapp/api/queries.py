@@ -1,0 +1,162 @@
+"""Role-scoped lookups, pagination and the row-to-schema conversions the views share.
+
+Scoping is core.services.access, the dashboard's own: a nurse token's restriction lives in the
+queries themselves, so another nurse's records answer 404 exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from flask import request
+from sqlalchemy import Select, func, select
+
+from core.models import Appointment, Call, Nurse, Patient
+from core.services import access
+from core.timefmt import local_iso
+from webapp import db
+from webapp.api.registry import Context
+from webapp.api.schemas import AppointmentOut, CallOut, NurseOut, Page, PageQuery
+
+RowT = TypeVar("RowT")
+OutT = TypeVar("OutT")
+
+
+def viewer(ctx: Context) -> access.Viewer:
+    """The caller as the access rules see them."""
+    assert ctx.user is not None
+    return access.Viewer(user_id=ctx.user.id, role=ctx.user.role, nurse_id=ctx.user.nurse_id)
+
+
+def visible_patient(ctx: Context, patient_id: int) -> Patient:
+    """The patient, if the caller may see them; else NotFound (404)."""
+    return access.get_patient(db.session, viewer(ctx), patient_id, ctx.now)
+
+
+def visible_nurse(ctx: Context, nurse_id: int) -> Nurse:
+    """The nurse, if the caller may see them (a nurse token sees only itself); else 404."""
+    return access.get_nurse(db.session, viewer(ctx), nurse_id)
+
+
+def scoped_nurses(ctx: Context) -> Select[tuple[Nurse]]:
+    """Nurses the caller may see."""
+    return access.nurses(viewer(ctx))
+
+
+def scoped_patients(ctx: Context) -> Select[tuple[Patient]]:
+    """Patients the caller may see."""
+    return access.patients(viewer(ctx), ctx.now)
+
+
+def scoped_appointments(ctx: Context) -> Select[tuple[Appointment]]:
+    """Appointments the caller may see."""
+    return access.appointments(viewer(ctx))
+
+
+def visible_appointment(ctx: Context, appointment_id: int) -> Appointment:
+    """The appointment, if the caller may see it; else 404."""
+    return access.get_appointment(db.session, viewer(ctx), appointment_id)
+
+
+def scoped_calls(ctx: Context) -> Select[tuple[Call]]:
+    """Calls the caller may see (a nurse: calls with one of their patients)."""
+    return access.calls(viewer(ctx), ctx.now)
+
+
+def visible_call(ctx: Context, call_id: int) -> Call:
+    """The call, if the caller may see it; else 404."""
+    return access.get_call(db.session, viewer(ctx), call_id, ctx.now)
+
+
+def _page_link(page: int) -> str:
+    args = request.args.to_dict(flat=True)
+    args["page"] = str(page)
+    return f"{request.path}?{urlencode(args)}"
+
+
+def paginate(
+    stmt: Select[tuple[RowT]], query: PageQuery, convert: Callable[[RowT], OutT]
+) -> Page[OutT]:
+    """One page of `stmt` (already ordered), with links to the pages around it."""
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    total = total or 0
+    rows: Sequence[RowT] = db.session.scalars(
+        stmt.limit(query.per_page).offset((query.page - 1) * query.per_page)
+    ).all()
+    has_next = query.page * query.per_page < total
+    return Page[Any](
+        items=[convert(row) for row in rows],
+        page=query.page,
+        per_page=query.per_page,
+        total=total,
+        next=_page_link(query.page + 1) if has_next else None,
+        prev=_page_link(query.page - 1) if query.page > 1 else None,
+    )
+
+
+def nurse_out(nurse: Nurse) -> NurseOut:
+    """The API's view of a nurse."""
+    return NurseOut(
+        id=nurse.id,
+        first_name=nurse.first_name,
+        last_name=nurse.last_name,
+        title=nurse.title,
+        display_name=nurse.display_name,
+        specializations=list(nurse.specializations or []),
+        email=nurse.email,
+        phone=nurse.phone,
+        time_zone=nurse.time_zone,
+        visit_minutes=nurse.visit_minutes,
+        slot_step_minutes=nurse.slot_step_minutes,
+        active=nurse.active,
+    )
+
+
+def appointment_out(appointment: Appointment) -> AppointmentOut:
+    """The API's view of an appointment."""
+    zone_name = appointment.patient.time_zone
+    return AppointmentOut(
+        id=appointment.id,
+        nurse_id=appointment.nurse_id,
+        patient_id=appointment.patient_id,
+        start=appointment.start_at,
+        end=appointment.end_at,
+        duration_minutes=appointment.duration_minutes,
+        patient_time_zone=zone_name,
+        start_local=local_iso(appointment.start_at, zone_name),
+        status=appointment.status,  # type: ignore[arg-type]
+        kind=appointment.kind,  # type: ignore[arg-type]
+        reason=appointment.reason,
+        source=appointment.source,
+        call_id=appointment.call_id,
+        rescheduled_from_id=appointment.rescheduled_from_id,
+        cancel_reason=appointment.cancel_reason,
+        cancel_note=appointment.cancel_note,
+        cancelled_at=appointment.cancelled_at,
+        created_at=appointment.created_at,
+        updated_at=appointment.updated_at,
+    )
+
+
+def call_out(call: Call) -> CallOut:
+    """The API's view of a call."""
+    return CallOut(
+        id=call.id,
+        call_sid=call.call_sid,
+        direction=call.direction,  # type: ignore[arg-type]
+        status=call.status,  # type: ignore[arg-type]
+        from_number=call.from_number,
+        to_number=call.to_number,
+        patient_id=call.patient_id,
+        created_at=call.created_at,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        duration_seconds=call.duration_seconds,
+        outcome=call.outcome,
+        verified=call.verified,
+        simulated=call.simulated,
+        has_transcript=call.transcript is not None,
+    )

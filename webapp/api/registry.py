@@ -1,0 +1,243 @@
+"""The route registry: each operation is declared once, with the models that validate its
+input and shape its output; Flask routing and the OpenAPI document are both built from it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from core.errors import DomainError
+from core.models import User
+from webapp import db
+from webapp.api.auth import authenticate_request
+from webapp.api.problems import ApiProblem, from_domain, from_validation, problem_response
+from webapp.api.schemas import MAX_ID
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is calling and the request's `now`, handed to every view."""
+
+    user: User | None
+    now: datetime
+
+    @property
+    def nurse_id(self) -> int | None:
+        """The caller's nurse id when the token is a nurse's (their view is restricted)."""
+        if self.user is not None and self.user.role == "nurse":
+            return self.user.nurse_id or -1  # an unlinked nurse login sees nothing
+        return None
+
+
+@dataclass
+class Operation:
+    """One method on one path, as Flask routes it and OpenAPI describes it."""
+
+    method: str
+    rule: str
+    endpoint: str
+    summary: str
+    tag: str
+    description: str = ""
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    raw_response: dict[str, Any] | None = None  # content map for non-JSON-model responses
+    auth: bool = True
+    roles: frozenset[str] | None = None
+    idempotent_header: bool = False
+    errors: tuple[int, ...] = ()
+    other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+REGISTRY: list[Operation] = []
+
+
+def clock() -> datetime:
+    """Now, from the app's API_CLOCK (tests freeze it) or the system clock."""
+    source: Callable[[], datetime] | None = current_app.config.get("API_CLOCK")
+    return source() if source is not None else datetime.now(UTC)
+
+
+def _parse_body(model: type[BaseModel]) -> BaseModel:
+    too_large = ApiProblem(
+        "payload_too_large", f"Send at most {MAX_BODY_BYTES // 1024} KiB in a request body."
+    )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        # One byte more than allowed tells a too-large chunked body (no Content-Length) apart.
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+    except RequestEntityTooLarge as exc:
+        raise too_large from exc
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large
+    if not raw.strip():
+        raw = b"{}"  # an absent body is an empty object: required fields then say what is missing
+    elif not request.mimetype or not (
+        request.mimetype == "application/json" or request.mimetype.endswith("+json")
+    ):
+        raise ApiProblem(
+            "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
+        )
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except PydanticValidationError as exc:
+        raise from_validation(exc, "body") from exc
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(request.args.to_dict(flat=True))
+    except PydanticValidationError as exc:
+        raise from_validation(exc, "query") from exc
+
+
+def _json(result: BaseModel | Response | tuple[BaseModel, int], status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        result, status = result
+    return Response(result.model_dump_json(), status=status, mimetype="application/json")
+
+
+def _call(op: Operation, view: Callable[..., Any], path: dict[str, Any]) -> Response:
+    try:
+        now = clock()
+        user = authenticate_request(now) if op.auth else None
+        if user is not None:
+            db.session.commit()  # keep the token's last use even if the request then fails
+        if op.roles is not None and (user is None or user.role not in op.roles):
+            raise ApiProblem(
+                "forbidden", f"Only {' or '.join(sorted(op.roles))} tokens may do this."
+            )
+        for name, value in path.items():
+            if isinstance(value, int) and not 1 <= value <= MAX_ID:
+                raise ApiProblem("not_found", f"No record with {name} {value}.")
+        kwargs: dict[str, Any] = dict(path)
+        if op.query is not None:
+            kwargs["query"] = _parse_query(op.query)
+        if op.body is not None:
+            kwargs["body"] = _parse_body(op.body)
+        if op.idempotent_header:
+            kwargs["idempotency_key"] = request.headers.get(IDEMPOTENCY_HEADER)
+        result = view(Context(user=user, now=now), **kwargs)
+        db.session.commit()
+        return _json(result, op.status)
+    except ApiProblem as problem:
+        db.session.rollback()
+        return problem_response(problem)
+    except DomainError as error:
+        db.session.rollback()
+        return problem_response(from_domain(error))
+    except IntegrityError:
+        # A concurrent request won a race the services' own checks could not see.
+        db.session.rollback()
+        return problem_response(
+            ApiProblem("conflict", "The change conflicts with another one made at the same time.")
+        )
+    except Exception as exc:
+        db.session.rollback()
+        # Class and frames only: exception messages can carry SQL parameters (PHI).
+        logger.error(
+            "API %s %s failed: %s\n%s",
+            op.method,
+            op.rule,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        if current_app.config.get("API_RAISE_ERRORS"):
+            raise
+        return problem_response(ApiProblem("internal_error", "Something failed on our side."))
+
+
+def _path_params(rule: str) -> dict[str, dict[str, Any]]:
+    params: dict[str, dict[str, Any]] = {}
+    for part in rule.split("/"):
+        if part.startswith("<") and part.endswith(">"):
+            converter, _, name = part[1:-1].rpartition(":")
+            if converter.startswith("int"):
+                params[name] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            else:
+                params[name] = {"type": "string", "minLength": 1, "maxLength": 64}
+    return params
+
+
+# Use as f"/things/<{ID}:thing_id>". The range is checked in `_call`: a converter that refuses a
+# value makes werkzeug give up on the whole path (an HTML 404) instead of trying the catch-all.
+ID = "int"
+
+
+def operation(
+    method: str,
+    rule: str,
+    *,
+    summary: str,
+    tag: str,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    raw_response: dict[str, Any] | None = None,
+    auth: bool = True,
+    roles: set[str] | None = None,
+    idempotent_header: bool = False,
+    errors: tuple[int, ...] = (),
+    other_responses: dict[int, type[BaseModel]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an API operation: route it on the blueprint and record it for OpenAPI.
+
+    Integer ids use the `ID` converter, so ids beyond PostgreSQL's integer range are 404s.
+    """
+    flask_rule = rule
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(
+            method=method.upper(),
+            rule=flask_rule,
+            endpoint=view.__name__,
+            summary=summary,
+            tag=tag,
+            description=(view.__doc__ or "").strip(),
+            query=query,
+            body=body,
+            response=response,
+            status=status,
+            raw_response=raw_response,
+            auth=auth,
+            roles=frozenset(roles) if roles else None,
+            idempotent_header=idempotent_header,
+            errors=errors,
+            other_responses=dict(other_responses or {}),
+            path_params=_path_params(flask_rule),
+        )
+        REGISTRY.append(op)
+
+        @functools.wraps(view)
+        def wrapped(**path: Any) -> Response:
+            return _call(op, view, path)
+
+        bp.add_url_rule(flask_rule, endpoint=view.__name__, view_func=wrapped, methods=[op.method])
+        return view
+
+    return decorator

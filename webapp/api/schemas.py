@@ -1,0 +1,361 @@
+"""The API's request and response models: they validate input, shape output and are the
+single source of the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from datetime import date as Date
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from core.models import AppointmentKind, AppointmentStatus, CallDirection, CallStatus
+
+MAX_ID = 2_147_483_647  # PostgreSQL integer: larger ids cannot exist and would fail the query
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
+
+
+def _sane_instant(value: datetime) -> datetime:
+    """Refuse instants the scheduling arithmetic cannot handle (year 1, year 9999...)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range") from exc
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return utc
+
+
+def _sane_date(value: Date) -> Date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+_SPACE_OFFSET = re.compile(r"^(\S+T[\d:.]+) (\d{2}(?::?\d{2})?)$")
+
+
+def _plus_from_query(value: Any) -> Any:
+    """An unencoded `+` in a query string arrives as a space: take `10:00 05:00` as `+05:00`."""
+    if isinstance(value, str):
+        return _SPACE_OFFSET.sub(r"\1+\2", value.strip())
+    return value
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_sane_instant),
+    Field(description="ISO 8601 date-time with an offset, e.g. 2025-03-04T10:00:00-05:00"),
+]
+QueryInstant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_plus_from_query),
+    AfterValidator(_sane_instant),
+    Field(description="ISO 8601 date-time with an offset (URL-encode `+` as %2B)"),
+]
+Day = Annotated[Date, AfterValidator(_sane_date)]
+Minutes = Annotated[int, Field(ge=5, le=480, description="Visit length in minutes")]
+# PostgreSQL refuses NUL characters in text: refuse them at the door instead of failing there.
+NO_NUL = r"^[^\x00]*$"
+Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
+Search = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
+WallTime = Annotated[
+    str,
+    StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+    Field(description="Wall-clock time HH:MM in each nurse's own time zone"),
+]
+CancelReason = Literal["patient_request", "nurse_unavailable", "clinical", "duplicate", "other"]
+
+
+class Strict(BaseModel):
+    """Request models: unknown fields are refused, so a typo does not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------ queries
+
+
+class PageQuery(Strict):
+    page: int = Field(1, ge=1, le=10_000, description="Page number, from 1")
+    per_page: int = Field(20, ge=1, le=100, description="Items per page (at most 100)")
+
+
+class NurseListQuery(PageQuery):
+    q: Search | None = Field(None, description="Search in first name, last name and title")
+    active: bool | None = Field(None, description="Only active (true) or inactive (false)")
+
+
+class AvailableNursesQuery(Strict):
+    date: Day = Field(description="Local date YYYY-MM-DD, in each nurse's own time zone")
+    time: WallTime | None = None
+    duration_minutes: Minutes | None = None
+
+
+class SlotsQuery(Strict):
+    start: QueryInstant
+    end: QueryInstant
+    duration_minutes: Minutes | None = None
+
+
+class AppointmentListQuery(PageQuery):
+    nurse_id: Id | None = None
+    patient_id: Id | None = None
+    status: AppointmentStatus | None = None
+    start: QueryInstant | None = Field(None, description="Appointments starting at or after")
+    end: QueryInstant | None = Field(None, description="Appointments starting before")
+
+
+class CallListQuery(PageQuery):
+    patient_id: Id | None = None
+    direction: CallDirection | None = None
+    status: CallStatus | None = None
+    start: QueryInstant | None = Field(None, description="Calls created at or after")
+    end: QueryInstant | None = Field(None, description="Calls created before")
+
+
+class TranscriptListQuery(PageQuery):
+    patient_id: Id | None = None
+    call_id: Id | None = None
+
+
+# ------------------------------------------------------------------------------ bodies
+
+
+class AppointmentCreate(Strict):
+    patient_id: Id
+    start: Instant
+    nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
+    duration_minutes: Minutes | None = Field(None, description="Default: the nurse's visit length")
+    kind: AppointmentKind = AppointmentKind.PHONE
+    reason: Text500 = ""
+
+
+class CallScheduleCreate(Strict):
+    start: Instant
+    nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
+    duration_minutes: Minutes | None = None
+    kind: AppointmentKind = AppointmentKind.PHONE
+    reason: Text500 = ""
+
+
+class RescheduleRequest(Strict):
+    start: Instant
+    duration_minutes: Minutes | None = Field(None, description="Default: keep the length")
+
+
+class CancelRequest(Strict):
+    reason_code: CancelReason
+    note: Text500 = ""
+
+
+class OutboundCallCreate(Strict):
+    patient_id: Id
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: body.start, query.page, path.phone...")
+    message: str
+    code: str | None = None
+
+
+class SlotOut(BaseModel):
+    nurse_id: int
+    start: datetime
+    end: datetime
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(description="A URI identifying the problem type (see the docs page)")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it")
+    code: str = Field(description="Stable, machine-readable problem code")
+    errors: list[FieldError] | None = Field(None, description="Per-field problems")
+    reason: str | None = Field(None, description="Why a time cannot be booked (409)")
+    alternatives: list[SlotOut] | None = Field(None, description="Bookable times instead (409)")
+    escalate: bool | None = Field(None, description="No alternative found: a person must help")
+    allowed_methods: list[str] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "error"]
+    version: str
+
+
+class OpenAICheck(BaseModel):
+    reachable: bool
+    configured: bool = Field(description="Whether an API key is configured")
+    base_url: str
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+
+
+class NurseOut(BaseModel):
+    id: int
+    first_name: str
+    last_name: str
+    title: str
+    display_name: str
+    specializations: list[str]
+    email: str | None
+    phone: str | None
+    time_zone: str
+    visit_minutes: int
+    slot_step_minutes: int
+    active: bool
+
+
+class NurseAvailabilityOut(BaseModel):
+    nurse: NurseOut
+    slot_count: int
+    slots: list[SlotOut] = Field(description="Free visit starts (the asked time, if given)")
+
+
+class AvailableNurses(BaseModel):
+    date: Date
+    time: str | None
+    duration_minutes: int | None
+    items: list[NurseAvailabilityOut]
+
+
+class NurseSlots(BaseModel):
+    nurse_id: int
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    items: list[SlotOut]
+
+
+class WeeklyWindowOut(BaseModel):
+    weekday: int = Field(description="0 = Monday ... 6 = Sunday")
+    start_time: str = Field(description="HH:MM wall-clock in the nurse's zone")
+    end_time: str = Field(description="HH:MM; 00:00 means midnight (end of day)")
+    valid_from: Date | None
+    valid_to: Date | None
+
+
+class OverrideOut(BaseModel):
+    kind: Literal["time_off", "extra_hours"]
+    start_date: Date
+    end_date: Date
+    start_time: str | None = Field(description="HH:MM, or null for whole days")
+    end_time: str | None
+
+
+class NurseAvailabilityRules(BaseModel):
+    nurse_id: int
+    time_zone: str
+    weekly: list[WeeklyWindowOut]
+    overrides: list[OverrideOut] = Field(description="Time off and extra hours not yet over")
+
+
+class AssignedNurse(BaseModel):
+    patient_id: int
+    patient_name: str
+    time_zone: str
+    primary: NurseOut | None
+    primary_since: Date | None
+    backup: NurseOut | None
+
+
+class AppointmentOut(BaseModel):
+    id: int
+    nurse_id: int
+    patient_id: int
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    patient_time_zone: str
+    start_local: str = Field(description="The start in the patient's time zone, with its offset")
+    status: AppointmentStatus
+    kind: AppointmentKind
+    reason: str
+    source: str
+    call_id: int | None
+    rescheduled_from_id: int | None
+    cancel_reason: str | None
+    cancel_note: str | None
+    cancelled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class CallOut(BaseModel):
+    id: int
+    call_sid: str | None
+    direction: CallDirection
+    status: CallStatus
+    from_number: str
+    to_number: str
+    patient_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    outcome: str | None
+    verified: bool
+    simulated: bool
+    has_transcript: bool
+
+
+class TranscriptLine(BaseModel):
+    position: int
+    role: str
+    text: str
+    started_at: datetime | None
+    tool_name: str | None
+
+
+class TranscriptOut(BaseModel):
+    call_id: int
+    patient_id: int | None
+    text: str
+    summary: str
+    created_at: datetime | None
+    lines: list[TranscriptLine]
+
+
+class TranscriptSummary(BaseModel):
+    id: int
+    call_id: int
+    patient_id: int | None
+    summary: str
+    text: str
+    created_at: datetime
+
+
+class OutboundCallOut(BaseModel):
+    call_id: int | None
+    call_sid: str | None
+    status: str
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    page: int
+    per_page: int
+    total: int
+    next: str | None = Field(description="URL of the next page, or null on the last one")
+    prev: str | None
