@@ -57,10 +57,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # migrations/env.py picks batch mode (SQLite) and the comparison options per dialect.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
-    from webapp import cli, health
+    from webapp import cli, feeds, health
     from webapp.api import register as register_api  # REST API (issue 5)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(feeds.bp)
     cli.register(app)
     register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)
     return app
