@@ -60,6 +60,7 @@ run: seed banner ## Migrate, seed, print URLs and logins, then start every Procf
 	  exec $(BIN)/honcho start --env /dev/null --procfile Procfile
 
 test: $(TEST_STAMP) ## Lint, check import contracts, run the whole test suite
+	@bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	@status=0; $(BIN)/python -m pytest -n auto tests/ || status=$$?; \

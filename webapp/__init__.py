@@ -59,11 +59,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from webapp import cli, feeds, health
     from webapp.api import register as register_api  # REST API (issue 5)
+    from webapp.dashboard import register as register_dashboard  # staff dashboard (issue 4)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(feeds.bp)
     cli.register(app)
     register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)
+    register_dashboard(app)  # sign-in, CSRF and the HTMX dashboard (issue 4)
     return app
 
 

@@ -95,7 +95,7 @@ def calls(viewer: Viewer, now: datetime) -> Select[tuple[Call]]:
 
 
 def _one(session: Session, stmt: Select[tuple[RowT]], model: type[RowT], record_id: int) -> RowT:
-    row = session.scalar(stmt.where(model.id == record_id))  # type: ignore[attr-defined]
+    row = session.scalar(stmt.where(model.id == record_id))  # type: ignore[attr-defined,arg-type]
     if row is None:
         what = model.__name__.lower()
         raise NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")

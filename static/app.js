@@ -1,0 +1,24 @@
+// Tell the user when an htmx request fails (htmx swaps nothing for 4xx/5xx other than 409/422).
+document.addEventListener("htmx:responseError", function (event) {
+  var status = event.detail.xhr.status;
+  var text = status === 400 ? "Your session expired or the form was stale: reload the page."
+    : status === 403 ? "Your role does not allow that."
+    : status === 404 ? "That record no longer exists."
+    : "Something went wrong (" + status + "). Please try again.";
+  showProblem(text);
+});
+document.addEventListener("htmx:sendError", function () {
+  showProblem("The server cannot be reached. Check the connection and try again.");
+});
+function showProblem(text) {
+  var main = document.getElementById("main");
+  var box = document.getElementById("htmx-problem");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "htmx-problem";
+    box.className = "flash error";
+    box.setAttribute("role", "alert");
+    main.insertBefore(box, main.firstChild);
+  }
+  box.textContent = text;
+}

@@ -1,0 +1,201 @@
+"""Appointments: list and filters, booking from free slots, conflicts, changes, closing."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from core.db import make_engine
+from core.models import Appointment, AppointmentStatus, AuditEvent, Patient
+from tests.webapp.dashboard.conftest import Dashboard
+
+SLOT = re.compile(r'name="start" value="([^"]+)"')
+
+
+def _free_starts(dash: Dashboard, patient_id: int, days_ahead: int = 3) -> list[str]:
+    day = (datetime.now(UTC) + timedelta(days=days_ahead)).date().isoformat()
+    html = dash.client("coordinator").get(
+        f"/appointments/slots?patient_id={patient_id}&day={day}", headers={"HX-Request": "true"}
+    )
+    return SLOT.findall(html.get_data(as_text=True))
+
+
+def test_choosing_a_patient_proposes_their_nurses_free_slots(dash: Dashboard) -> None:
+    starts = _free_starts(dash, dash.ids["patient"])
+    assert starts and all("+00:00" in s for s in starts)
+    html = dash.client("coordinator").get(f"/appointments/new?patient_id={dash.ids['patient']}")
+    assert "Free times with Dr. Alice Wilson" in html.get_data(as_text=True)
+
+
+def test_booking_a_proposed_slot_creates_the_appointment(dash: Dashboard) -> None:
+    start = _free_starts(dash, dash.ids["patient"])[0]
+    before = dash.count(Appointment)
+    response = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": dash.ids["patient"], "start": start, "kind": "video", "reason": "Check"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"].startswith("/appointments/")
+    assert dash.count(Appointment) == before + 1
+    booked = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
+    assert booked.start_at == datetime.fromisoformat(start) and booked.kind == "video"
+
+
+def test_a_taken_slot_shows_the_conflict_with_alternatives_that_can_be_booked(
+    dash: Dashboard,
+) -> None:
+    start = _free_starts(dash, dash.ids["patient"])[0]
+    dash.post(
+        "coordinator", "/appointments/new", {"patient_id": dash.ids["patient"], "start": start}
+    )
+    count = dash.count(Appointment)
+    # Sarah Johnson has the same primary nurse: the same time is now taken.
+    sarah = dash.scalar(select(Patient.id).where(Patient.last_name == "Johnson"))
+    response = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": sarah, "start": start},
+        headers={"HX-Request": "true"},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert 'id="conflict"' in html and "cannot be booked" in html
+    alternatives = re.findall(r'class="slot alternative"', html)
+    assert alternatives
+    assert dash.count(Appointment) == count
+    alternative = SLOT.findall(html.split('id="conflict"')[1])[0]
+    booked = dash.post(
+        "coordinator", "/appointments/new", {"patient_id": sarah, "start": alternative}
+    )
+    assert booked.status_code == 303
+    assert dash.count(Appointment) == count + 1
+
+
+def test_a_typed_local_time_is_read_in_the_viewers_zone(dash: Dashboard) -> None:
+    start = datetime.fromisoformat(_free_starts(dash, dash.ids["patient"])[0])
+    local = start.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M")
+    response = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": dash.ids["patient"], "start_local": local},
+    )
+    assert response.status_code == 303
+    assert dash.scalar(select(Appointment.start_at).order_by(Appointment.id.desc())) == start
+
+
+def test_bad_booking_input_is_422_next_to_the_field_and_writes_nothing(dash: Dashboard) -> None:
+    before = dash.count(Appointment)
+    for data, field in [
+        ({"start_local": "2030-01-01T10:00"}, "patient_id"),
+        ({"patient_id": dash.ids["patient"], "start_local": ""}, "start_local"),
+        ({"patient_id": dash.ids["patient"], "start_local": "tomorrow"}, "start_local"),
+        (
+            {"patient_id": dash.ids["patient"], "start": "2030-01-01T10:00:00+00:00", "kind": "x"},
+            "kind",
+        ),
+    ]:
+        response = dash.post("coordinator", "/appointments/new", data)
+        assert response.status_code == 422, data
+        assert f'id="{field}-error"' in response.get_data(as_text=True), data
+    assert dash.count(Appointment) == before
+
+
+def test_cancelling_needs_a_reason_and_records_it(dash: Dashboard) -> None:
+    appointment_id = dash.ids["appointment"]
+    refused = dash.post("coordinator", f"/appointments/{appointment_id}/cancel", {"note": "x"})
+    assert refused.status_code == 422
+    assert 'id="reason_code-error"' in refused.get_data(as_text=True)
+    response = dash.post(
+        "coordinator",
+        f"/appointments/{appointment_id}/cancel",
+        {"reason_code": "clinical", "note": "In hospital"},
+    )
+    assert response.status_code == 303
+    row = dash.scalar(select(Appointment).where(Appointment.id == appointment_id))
+    assert (row.status, row.cancel_reason, row.cancel_note) == (
+        "cancelled",
+        "clinical",
+        "In hospital",
+    )
+    again = dash.post(
+        "coordinator", f"/appointments/{appointment_id}/cancel", {"reason_code": "clinical"}
+    )
+    assert again.status_code == 422
+
+
+def test_rescheduling_moves_the_visit_to_a_free_slot(dash: Dashboard) -> None:
+    appointment_id = dash.ids["appointment"]
+    day = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    page = dash.client("coordinator").get(f"/appointments/{appointment_id}/reschedule?day={day}")
+    start = SLOT.findall(page.get_data(as_text=True))[0]
+    response = dash.post(
+        "coordinator", f"/appointments/{appointment_id}/reschedule", {"start": start, "day": day}
+    )
+    assert response.status_code == 303
+    new = dash.scalar(select(Appointment).where(Appointment.rescheduled_from_id == appointment_id))
+    assert new.start_at == datetime.fromisoformat(start)
+    assert response.location == f"/appointments/{new.id}"
+
+
+def test_a_nurse_closes_their_own_started_visit_but_not_someone_elses(dash: Dashboard) -> None:
+    appointment_id, other = dash.ids["appointment"], dash.ids["other_appointment"]
+    engine = make_engine(dash.url)
+    past = datetime.now(UTC) - timedelta(hours=3)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Appointment)
+            .where(Appointment.id.in_([appointment_id, other]))
+            .values(start_at=past, end_at=past + timedelta(minutes=30))
+        )
+    engine.dispose()
+    assert dash.post("nurse", f"/appointments/{other}/no-show").status_code == 404
+    response = dash.post("nurse", f"/appointments/{appointment_id}/complete")
+    assert response.status_code == 303
+    status = dash.scalar(select(Appointment.status).where(Appointment.id == appointment_id))
+    assert status == AppointmentStatus.COMPLETED
+    assert dash.post("coordinator", f"/appointments/{other}/no-show").status_code == 303
+
+
+def test_a_future_visit_cannot_be_closed(dash: Dashboard) -> None:
+    before = dash.count(AuditEvent)
+    response = dash.post("coordinator", f"/appointments/{dash.ids['appointment']}/complete")
+    assert response.status_code == 422
+    assert "has not started yet" in response.get_data(as_text=True)
+    assert dash.count(AuditEvent) == before
+
+
+def test_the_list_filters_by_status_nurse_dates_and_patient(dash: Dashboard) -> None:
+    client = dash.client("coordinator")
+    nurse = dash.ids["other_nurse"]
+    html = client.get(f"/appointments/?nurse_id={nurse}").get_data(as_text=True)
+    assert "Emily Davis" in html and "John Smith" not in html
+    assert "No appointment matches" in client.get("/appointments/?status=no_show").get_data(
+        as_text=True
+    )
+    html = client.get("/appointments/?q=smith").get_data(as_text=True)
+    assert "John Smith" in html and "Emily Davis" not in html
+    bad = client.get("/appointments/?from=someday")
+    assert bad.status_code == 422 and "must be a date" in bad.get_data(as_text=True)
+    past = client.get("/appointments/?to=2000-01-01").get_data(as_text=True)
+    assert "No appointment matches" in past
+
+
+def test_a_nurse_lists_only_their_own_appointments(dash: Dashboard) -> None:
+    html = dash.client("nurse").get("/appointments/").get_data(as_text=True)
+    assert "Dr. Alice Wilson" in html and "Dr. Maria Garcia" not in html
+
+
+def test_times_show_the_viewers_zone_and_the_patients_where_it_differs(dash: Dashboard) -> None:
+    sarah = dash.scalar(select(Patient.id).where(Patient.last_name == "Johnson"))
+    sarah_visit = dash.scalar(
+        select(Appointment.id).where(Appointment.patient_id == sarah).order_by(Appointment.id)
+    )
+    html = dash.client("coordinator").get(f"/appointments/{sarah_visit}").get_data(as_text=True)
+    assert re.search(r"\d\d:\d\d E[SD]T", html)  # New York, the default zone
+    assert re.search(r"\(patient \d\d:\d\d C[SD]T\)", html)  # Sarah is in Chicago
+    assert "America/New_York" in html

@@ -1,0 +1,85 @@
+"""Home, the nurse calendar, "My schedule", and the role scoping behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import make_engine, make_session_factory
+from core.errors import NotFound
+from core.models import Appointment
+from core.services import access
+from tests.webapp.dashboard.conftest import Dashboard
+
+
+def test_home_shows_calls_in_progress_and_waiting_notifications(dash: Dashboard) -> None:
+    html = dash.client("coordinator").get("/").get_data(as_text=True)
+    assert "Calls in progress" in html and f"/calls/{dash.ids['call']}" in html
+    assert 'id="notifications"' in html
+    assert "Times are shown in <strong>America/New_York</strong>" in html
+
+
+def test_a_nurses_week_calendar_lists_their_visits_by_day(dash: Dashboard) -> None:
+    nurse_id = dash.ids["nurse"]
+    first = dash.scalar(
+        select(Appointment).where(Appointment.nurse_id == nurse_id).order_by(Appointment.start_at)
+    )
+    day = first.start_at.astimezone(ZoneInfo("America/New_York")).date()
+    html = (
+        dash.client("coordinator")
+        .get(f"/nurses/{nurse_id}/calendar?date={day.isoformat()}")
+        .get_data(as_text=True)
+    )
+    assert f'id="day-{day.isoformat()}"' in html and f"/appointments/{first.id}" in html
+    day_view = dash.client("coordinator").get(
+        f"/nurses/{nurse_id}/calendar?view=day&date={day.isoformat()}",
+        headers={"HX-Request": "true"},
+    )
+    assert day_view.get_data(as_text=True).lstrip().startswith('<section id="calendar"')
+
+
+def test_my_schedule_shows_only_the_nurses_own_visits_hours_and_time_off(dash: Dashboard) -> None:
+    html = dash.client("nurse").get("/my-schedule").get_data(as_text=True)
+    assert "My weekly hours" in html and "09:00\u201317:00" in html
+    assert "Emily Davis" not in html  # Dr. Garcia's patient
+
+
+@pytest.fixture
+def session(dash: Dashboard) -> Iterator[Session]:
+    """A plain session on the dashboard's database."""
+    engine = make_engine(dash.url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def test_access_scoping_gives_staff_everything_and_a_nurse_only_their_own(
+    dash: Dashboard, session: Session
+) -> None:
+    now = datetime.now(UTC)
+    staff = access.Viewer(user_id=1, role="coordinator")
+    nurse = access.Viewer(user_id=9, role="nurse", nurse_id=dash.ids["nurse"])
+    stranger = access.Viewer(user_id=10, role="nurse", nurse_id=None)
+    everyone = session.scalars(access.patients(staff, now)).all()
+    mine = session.scalars(access.patients(nurse, now)).all()
+    assert len(everyone) == 4
+    assert {p.last_name for p in mine} == {"Smith", "Johnson"}
+    assert {a.nurse_id for a in session.scalars(access.appointments(nurse))} == {dash.ids["nurse"]}
+    assert [n.id for n in session.scalars(access.nurses(nurse))] == [dash.ids["nurse"]]
+    assert session.scalars(access.patients(stranger, now)).all() == []
+    with pytest.raises(NotFound):
+        access.get_patient(session, nurse, dash.ids["other_patient"], now)
+    with pytest.raises(NotFound):
+        access.get_appointment(session, nurse, dash.ids["other_appointment"])
+    with pytest.raises(NotFound):
+        access.get_call(session, nurse, dash.ids["other_call"], now)
+    assert access.get_call(session, nurse, dash.ids["call"], now).id == dash.ids["call"]
+    unknown_role = access.Viewer(user_id=11, role="auditor", nurse_id=dash.ids["nurse"])
+    assert session.scalars(access.nurses(unknown_role)).all() == []

@@ -1,0 +1,30 @@
+"""The staff dashboard (Flask + HTMX): pages for coordinators, nurses and admins."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from core.models import AppointmentStatus, CallStatus
+from webapp import auth
+from webapp.dashboard import (
+    appointments,
+    calls,
+    common,
+    home,
+    nurses,
+    patients,
+    schedule,
+    staff,
+)
+
+
+def register(app: Flask) -> None:
+    """Sign-in, CSRF and every dashboard blueprint, plus the template helpers they share."""
+    auth.init_app(app)
+    for module in (home, nurses, patients, appointments, schedule, calls, staff):
+        app.register_blueprint(module.bp)
+    app.add_template_global(common.when, "when")
+    app.add_template_global(common.viewer_zone, "viewer_zone")
+    app.add_template_global(common.page_url, "page_url")
+    app.add_template_global(AppointmentStatus, "AppointmentStatus")
+    app.add_template_global(CallStatus, "CallStatus")

@@ -1,0 +1,346 @@
+"""Appointments: filtered list, booking from free slots, reschedule, cancel, close."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import request, url_for
+from flask_login import current_user
+from sqlalchemy import or_
+from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response
+
+from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
+from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
+from core.services import access
+from core.services.assignments import active_assignment, patient_today
+from core.services.booking import (
+    CANCEL_REASONS,
+    book_appointment,
+    cancel_appointment,
+    free_slots,
+    mark_completed,
+    mark_no_show,
+    reschedule_appointment,
+)
+from webapp import db
+from webapp.auth import now_utc, roles_required
+from webapp.dashboard.common import (
+    actor,
+    blueprint,
+    date_field,
+    day_start,
+    errors_of,
+    finish,
+    instant_field,
+    local_day,
+    paginate,
+    render,
+    text,
+    viewer,
+    viewer_zone,
+)
+
+bp = blueprint("appointments", __name__, url_prefix="/appointments")
+STAFF = (Role.ADMIN, Role.COORDINATOR)
+USER_CANCEL_REASONS = {k: v for k, v in CANCEL_REASONS.items() if k != "rescheduled"}
+
+
+@bp.get("/")
+def index() -> Response:
+    """Appointments the viewer may see, filtered by status, nurse, dates and patient."""
+    args = request.args
+    tz = viewer_zone()
+    stmt = access.appointments(viewer()).options(
+        joinedload(Appointment.patient), joinedload(Appointment.nurse)
+    )
+    errors: dict[str, str] = {}
+    status = args.get("status", "")
+    if status in {s.value for s in AppointmentStatus}:
+        stmt = stmt.where(Appointment.status == status)
+    nurse_id = args.get("nurse_id", "")
+    if nurse_id.isdigit():
+        stmt = stmt.where(Appointment.nurse_id == int(nurse_id))
+    try:
+        start = date_field("from", "From", required=False, source=args)
+        end = date_field("to", "To", required=False, source=args)
+    except ValidationError as exc:
+        errors = errors_of(exc)
+        start = end = None
+    if start:
+        stmt = stmt.where(Appointment.start_at >= day_start(start, tz))
+    if end:
+        stmt = stmt.where(Appointment.start_at < day_start(end + timedelta(days=1), tz))
+    query = args.get("q", "").strip()
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.join(Appointment.patient).where(
+            or_(Patient.first_name.ilike(like), Patient.last_name.ilike(like))
+        )
+    order = Appointment.start_at.desc() if args.get("order") == "desc" else Appointment.start_at
+    nurses = db.session.scalars(access.nurses(viewer()).order_by(Nurse.last_name)).all()
+    return render(
+        "appointments/page.html",
+        "appointments/_table.html",
+        status=422 if errors else 200,
+        page=paginate(stmt.order_by(order, Appointment.id)),
+        statuses=list(AppointmentStatus),
+        nurses=nurses,
+        args=args,
+        errors=errors,
+    )
+
+
+# ------------------------------------------------------------------ booking
+
+
+def _primary_nurse(patient: Patient) -> Nurse | None:
+    assignment = active_assignment(db.session, patient.id, on=patient_today(patient, now_utc()))
+    return assignment.nurse if assignment is not None else None
+
+
+def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> list[Any]:
+    if nurse is None:
+        return []
+    tz = viewer_zone()
+    return free_slots(
+        db.session,
+        nurse.id,
+        start=day_start(day, tz),
+        end=day_start(day + timedelta(days=1), tz),
+        now=now_utc(),
+        duration_minutes=length,
+    )
+
+
+def _day_arg(source: Any) -> date:
+    try:
+        day = date_field("day", "Day", required=False, source=source)
+    except ValidationError:
+        day = None
+    return day or local_day(now_utc(), viewer_zone()) + timedelta(days=1)
+
+
+def _booking_form(
+    *,
+    patient: Patient | None,
+    errors: dict[str, str],
+    conflict: SlotUnavailable | None = None,
+    status: int = 200,
+) -> Response:
+    source = request.form if request.method == "POST" else request.args
+    day = _day_arg(source)
+    nurse = _primary_nurse(patient) if patient is not None else None
+    slots = _slots_for(nurse, day)
+    patients = db.session.scalars(
+        access.patients(viewer(), now_utc()).order_by(Patient.last_name, Patient.first_name)
+    ).all()
+    return render(
+        "appointments/book.html",
+        "appointments/_book_form.html",
+        status=status,
+        patient=patient,
+        patients=patients,
+        nurse=nurse,
+        day=day,
+        slots=slots,
+        errors=errors,
+        conflict=conflict,
+        form=source,
+        kinds=list(AppointmentKind),
+    )
+
+
+def _chosen_start(label: str) -> datetime:
+    """A slot button's instant (`start`), else the typed local time (`start_local`)."""
+    name = "start" if request.form.get("start") else "start_local"
+    return instant_field(name, label, viewer_zone())
+
+
+def _patient_arg(source: Any) -> Patient | None:
+    raw = (source.get("patient_id") or "").strip()
+    if not raw.isdigit():
+        return None
+    return access.get_patient(db.session, viewer(), int(raw), now_utc())
+
+
+@bp.get("/new")
+@roles_required(*STAFF)
+def new() -> Response:
+    """The booking form: pick a patient, then one of their nurse's free slots."""
+    return _booking_form(patient=_patient_arg(request.args), errors={})
+
+
+@bp.get("/slots")
+@roles_required(*STAFF)
+def slots() -> Response:
+    """The free slots of the patient's primary nurse on one day (a fragment of the form)."""
+    patient = _patient_arg(request.args)
+    day = _day_arg(request.args)
+    nurse = _primary_nurse(patient) if patient is not None else None
+    return render(
+        "appointments/_slots.html",
+        "appointments/_slots.html",
+        patient=patient,
+        nurse=nurse,
+        day=day,
+        slots=_slots_for(nurse, day),
+    )
+
+
+@bp.post("/new")
+@roles_required(*STAFF)
+def book() -> Response:
+    """Book a visit; a taken time answers 409 with the alternatives to pick from."""
+    try:
+        patient = _patient_arg(request.form)
+    except NotFound:
+        patient = None
+    if patient is None:
+        return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
+    try:
+        appointment = book_appointment(
+            db.session,
+            patient_id=patient.id,
+            start=_chosen_start("Start"),
+            kind=text("kind") or AppointmentKind.PHONE,
+            reason=text("reason"),
+            actor=actor(),
+            now=now_utc(),
+        )
+    except SlotUnavailable as exc:
+        db.session.rollback()
+        return _booking_form(patient=patient, errors={}, conflict=exc, status=409)
+    except DomainError as exc:
+        db.session.rollback()
+        errors = errors_of(exc)
+        if "nurse_id" in errors:
+            errors["patient_id"] = errors.pop("nurse_id")
+        return _booking_form(patient=patient, errors=errors, status=422)
+    db.session.commit()
+    return finish(
+        url_for("appointments.show", appointment_id=appointment.id), "Appointment booked."
+    )
+
+
+# ------------------------------------------------------------------ one appointment
+
+
+def _appointment(appointment_id: int) -> Appointment:
+    return access.get_appointment(db.session, viewer(), appointment_id)
+
+
+def _detail(
+    appointment: Appointment, *, errors: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    return render(
+        "appointments/show.html",
+        status=status,
+        appointment=appointment,
+        reasons=USER_CANCEL_REASONS,
+        errors=errors or {},
+        form=request.form if errors else None,
+        can_manage=current_user.role in STAFF,
+        started=appointment.start_at <= now_utc(),
+    )
+
+
+@bp.get("/<int:appointment_id>")
+def show(appointment_id: int) -> Response:
+    """One appointment, with what can be done to it."""
+    return _detail(_appointment(appointment_id))
+
+
+@bp.post("/<int:appointment_id>/cancel")
+@roles_required(*STAFF)
+def cancel(appointment_id: int) -> Response:
+    """Cancel with a reason (and an optional note)."""
+    appointment = _appointment(appointment_id)
+    try:
+        cancel_appointment(
+            db.session,
+            appointment.id,
+            reason_code=text("reason_code"),
+            note=text("note"),
+            actor=actor(),
+            now=now_utc(),
+        )
+    except (ValidationError, InvalidState) as exc:
+        db.session.rollback()
+        return _detail(appointment, errors=errors_of(exc), status=422)
+    db.session.commit()
+    return finish(
+        url_for("appointments.show", appointment_id=appointment.id), "Appointment cancelled."
+    )
+
+
+def _close(appointment_id: int, action: Any, message: str) -> Response:
+    appointment = _appointment(appointment_id)
+    try:
+        action(db.session, appointment.id, actor=actor(), now=now_utc())
+    except InvalidState as exc:
+        db.session.rollback()
+        return _detail(appointment, errors={"_status": exc.message}, status=422)
+    db.session.commit()
+    return finish(url_for("appointments.show", appointment_id=appointment.id), message)
+
+
+@bp.post("/<int:appointment_id>/complete")
+def complete(appointment_id: int) -> Response:
+    """Record that the visit took place (staff, or the appointment's own nurse)."""
+    return _close(appointment_id, mark_completed, "Marked completed.")
+
+
+@bp.post("/<int:appointment_id>/no-show")
+def no_show(appointment_id: int) -> Response:
+    """Record that the patient did not attend (staff, or the appointment's own nurse)."""
+    return _close(appointment_id, mark_no_show, "Marked as no-show.")
+
+
+def _reschedule_form(
+    appointment: Appointment,
+    *,
+    errors: dict[str, str],
+    conflict: SlotUnavailable | None = None,
+    status: int = 200,
+) -> Response:
+    source = request.form if request.method == "POST" else request.args
+    day = _day_arg(source)
+    length = appointment.duration_minutes
+    return render(
+        "appointments/reschedule.html",
+        "appointments/_reschedule_form.html",
+        status=status,
+        appointment=appointment,
+        day=day,
+        slots=_slots_for(appointment.nurse, day, length),
+        errors=errors,
+        conflict=conflict,
+        form=source,
+    )
+
+
+@bp.route("/<int:appointment_id>/reschedule", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def reschedule(appointment_id: int) -> Response:
+    """Move a visit to another free time with the same nurse."""
+    appointment = _appointment(appointment_id)
+    if request.method == "GET":
+        return _reschedule_form(appointment, errors={})
+    try:
+        new = reschedule_appointment(
+            db.session,
+            appointment.id,
+            new_start=_chosen_start("New start"),
+            actor=actor(),
+            now=now_utc(),
+        )
+    except SlotUnavailable as exc:
+        db.session.rollback()
+        return _reschedule_form(appointment, errors={}, conflict=exc, status=409)
+    except DomainError as exc:
+        db.session.rollback()
+        return _reschedule_form(appointment, errors=errors_of(exc), status=422)
+    db.session.commit()
+    return finish(url_for("appointments.show", appointment_id=new.id), "Appointment moved.")

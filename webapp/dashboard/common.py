@@ -1,0 +1,263 @@
+"""What every dashboard view shares: partial-or-page rendering, forms, times, paging."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template
+from flask import request as flask_request
+from flask_login import current_user, login_required
+from markupsafe import Markup, escape
+from sqlalchemy import Select, func, select
+from werkzeug.wrappers import Response
+
+from core.errors import DomainError, NotFound, ValidationError
+from core.models import Nurse
+from core.scheduling import local_to_utc, zone
+from core.services.access import Viewer
+from core.services.common import Actor
+from core.timefmt import short
+from webapp import db
+from webapp.auth import protect_state_changes
+
+PER_PAGE = 25
+
+
+def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
+    """A dashboard blueprint: every view behind login, CSRF on changes, domain 404s as 404."""
+    bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.before_request(_require_login)
+    bp.before_request(protect_state_changes)
+
+    @bp.errorhandler(NotFound)
+    def _not_found(exc: NotFound) -> tuple[str, int]:
+        return render_template("errors/error.html", code=404, message="Not found."), 404
+
+    @bp.errorhandler(403)
+    def _forbidden(exc: Exception) -> tuple[str, int]:
+        message = "Your role does not give access to this page."
+        return render_template("errors/error.html", code=403, message=message), 403
+
+    return bp
+
+
+@login_required
+def _require_login() -> None:
+    return None
+
+
+# ------------------------------------------------------------------ htmx
+
+
+def is_partial() -> bool:
+    """An htmx request that wants a fragment (not a boosted navigation or history restore)."""
+    headers = flask_request.headers
+    return (
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-Boosted") != "true"
+        and headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def render(
+    page_template: str, partial_template: str | None = None, /, *, status: int = 200, **context: Any
+) -> Response:
+    """The partial for htmx requests, the full page otherwise; always `Vary: HX-Request`."""
+    partial = partial_template is not None and is_partial()
+    template = partial_template if partial and partial_template else page_template
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def finish(url: str, message: str | None = None, category: str = "success") -> Response:
+    """After a successful change: flash, then go to `url` (HX-Redirect for htmx requests)."""
+    if message:
+        flash(message, category)
+    if flask_request.headers.get("HX-Request") == "true":
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
+
+
+# ------------------------------------------------------------------ who and when
+
+
+def viewer() -> Viewer:
+    """The signed-in user as the access rules see them."""
+    return current_user.viewer  # type: ignore[no-any-return]
+
+
+def actor() -> Actor:
+    """The signed-in user as the services record them."""
+    return Actor.user(current_user.id)
+
+
+def viewer_zone() -> str:
+    """The viewer's zone: their nurse's for a nurse login, else the DEFAULT_TIME_ZONE setting."""
+    if "viewer_zone" not in g:
+        name = current_app.config["SETTINGS"].default_time_zone
+        if current_user.is_authenticated and current_user.role == "nurse" and current_user.nurse_id:
+            nurse = db.session.get(Nurse, current_user.nurse_id)
+            if nurse is not None:
+                name = nurse.time_zone
+        g.viewer_zone = name
+    return str(g.viewer_zone)
+
+
+def when(instant: datetime | None, other_zone: str | None = None) -> Markup:
+    """An instant in the viewer's zone, with `other_zone`'s local time beside it if it differs."""
+    if instant is None:
+        return Markup("&ndash;")
+    mine = viewer_zone()
+    text = escape(short(instant, mine))
+    if other_zone and other_zone != mine:
+        here = instant.astimezone(zone(mine))
+        there = instant.astimezone(zone(other_zone))
+        if here.utcoffset() != there.utcoffset():
+            local = f"{there:%H:%M} {there.tzname()}"
+            return Markup('{} <span class="muted">(patient {})</span>').format(text, local)
+    return Markup(text)
+
+
+def local_day(instant: datetime, tz_name: str) -> date:
+    """The local date of an instant in a zone."""
+    return instant.astimezone(zone(tz_name)).date()
+
+
+def day_start(day: date, tz_name: str) -> datetime:
+    """The UTC instant a local day starts in a zone."""
+    return local_to_utc(day, 0, zone(tz_name))
+
+
+# ------------------------------------------------------------------ forms
+
+
+def text(name: str, default: str = "") -> str:
+    """A trimmed form field."""
+    return (flask_request.form.get(name) or default).strip()
+
+
+def int_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
+    """A whole number from the form (or `source`), else a ValidationError on that field."""
+    raw = ((source or flask_request.form).get(name) or "").strip()
+    if not raw:
+        if required:
+            raise ValidationError(f"{label} is required.", field=name)
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValidationError(f"{label} must be a whole number.", field=name) from exc
+
+
+def date_field(name: str, label: str, *, required: bool = True, source: Any = None) -> date | None:
+    """A YYYY-MM-DD date from the form (or `source`)."""
+    raw = ((source or flask_request.form).get(name) or "").strip()
+    if not raw:
+        if required:
+            raise ValidationError(f"{label} is required.", field=name)
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValidationError(f"{label} must be a date (YYYY-MM-DD).", field=name) from exc
+
+
+def time_field(
+    name: str, label: str, *, required: bool = True, raw: str | None = None
+) -> time | None:
+    """An HH:MM time from the form."""
+    value = (flask_request.form.get(name) if raw is None else raw) or ""
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValidationError(f"{label} is required.", field=name)
+        return None
+    try:
+        parsed = time.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(f"{label} must be a time (HH:MM).", field=name) from exc
+    return parsed.replace(second=0, microsecond=0)
+
+
+def instant_field(name: str, label: str, tz_name: str) -> datetime:
+    """An instant: ISO 8601 with an offset, or a datetime-local value read in `tz_name`."""
+    raw = text(name)
+    if not raw:
+        raise ValidationError(f"{label} is required.", field=name)
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValidationError(f"{label} must be a date and time.", field=name) from exc
+    if parsed.tzinfo is not None:
+        return parsed
+    minutes = parsed.hour * 60 + parsed.minute
+    return local_to_utc(parsed.date(), minutes, zone(tz_name))
+
+
+def split_list(raw: str) -> list[str]:
+    """Comma- or newline-separated values."""
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+def errors_of(exc: DomainError) -> dict[str, str]:
+    """A field-to-message map for templates; unknown fields go under "_form"."""
+    return {exc.field or "_form": exc.message}
+
+
+# ------------------------------------------------------------------ paging
+
+
+@dataclass
+class Page:
+    """One page of a query's rows, with what the pager needs."""
+
+    items: Sequence[Any]
+    page: int
+    pages: int
+    total: int
+
+    @property
+    def has_prev(self) -> bool:
+        """Whether there is an earlier page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Whether there is a later page."""
+        return self.page < self.pages
+
+
+def page_number() -> int:
+    """The ?page= argument, at least 1."""
+    raw = flask_request.args.get("page", "1")
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
+    """One page of an ordered select."""
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    total = total or 0
+    pages = max(1, math.ceil(total / per_page))
+    page = min(page_number(), pages)
+    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(items=items, page=page, pages=pages, total=total)
+
+
+def page_url(page: int) -> str:
+    """This URL with ?page= changed."""
+    args = flask_request.args.to_dict(flat=True)
+    args["page"] = str(page)
+    return f"{flask_request.path}?{urlencode(args)}"
+
+
+def options(values: Iterable[tuple[Any, str]]) -> list[tuple[str, str]]:
+    """(value, label) pairs as strings, for selects."""
+    return [(str(value), label) for value, label in values]

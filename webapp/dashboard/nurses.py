@@ -1,0 +1,327 @@
+"""Nurses: list and search, create and edit, weekly hours, time off and extra hours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+from sqlalchemy import or_, select
+from werkzeug.wrappers import Response
+
+from core.errors import NotFound, ValidationError
+from core.models import Nurse, NurseAvailabilityOverride, OverrideKind, Role
+from core.services import access
+from core.services.availability import (
+    WEEKDAY_NAMES,
+    WeeklyWindowInput,
+    add_override,
+    remove_override,
+    set_weekly_availability,
+)
+from core.services.people import create_nurse, update_nurse
+from webapp import db
+from webapp.auth import now_utc, roles_required
+from webapp.dashboard.common import (
+    actor,
+    blueprint,
+    date_field,
+    errors_of,
+    finish,
+    int_field,
+    paginate,
+    render,
+    split_list,
+    text,
+    time_field,
+    viewer,
+)
+
+bp = blueprint("nurses", __name__, url_prefix="/nurses")
+STAFF = (Role.ADMIN, Role.COORDINATOR)
+COMMON_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "UTC",
+]
+SETTINGS_FIELDS = [
+    ("visit_minutes", "Visit length (minutes)"),
+    ("buffer_before_minutes", "Buffer before (minutes)"),
+    ("buffer_after_minutes", "Buffer after (minutes)"),
+    ("min_notice_minutes", "Minimum notice (minutes)"),
+    ("horizon_days", "Booking horizon (days)"),
+    ("slot_step_minutes", "Slot step (minutes)"),
+    ("daily_cap", "Daily cap (visits, blank = none)"),
+]
+
+
+def _nurse(nurse_id: int) -> Nurse:
+    return access.get_nurse(db.session, viewer(), nurse_id)
+
+
+@bp.get("/")
+@roles_required(*STAFF)
+def index() -> Response:
+    """All nurses, searchable by name or specialisation, a page at a time."""
+    query = request.args.get("q", "").strip()
+    stmt = access.nurses(viewer()).order_by(Nurse.last_name, Nurse.first_name, Nurse.id)
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(
+            or_(
+                Nurse.first_name.ilike(like),
+                Nurse.last_name.ilike(like),
+                Nurse.specializations.cast(db.String).ilike(like),
+            )
+        )
+    return render("nurses/page.html", "nurses/_table.html", page=paginate(stmt), q=query)
+
+
+def _form_values(editing: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "first_name": text("first_name"),
+        "last_name": text("last_name"),
+        "title": text("title"),
+        "specializations": split_list(text("specializations")),
+        "phone": text("phone") or None,
+        "email": text("email") or None,
+        "time_zone": text("time_zone"),
+    }
+    for name, label in SETTINGS_FIELDS:
+        required = name != "daily_cap"
+        number = int_field(name, label.split(" (")[0], required=required)
+        values[name] = number
+    if editing:
+        values["active"] = request.form.get("active") == "on"
+    return values
+
+
+def _form(nurse: Nurse | None, errors: dict[str, str], status: int = 200) -> Response:
+    return render(
+        "nurses/form.html",
+        "nurses/_form.html",
+        status=status,
+        nurse=nurse,
+        form=request.form if request.method == "POST" else None,
+        errors=errors,
+        zones=COMMON_ZONES,
+        settings_fields=SETTINGS_FIELDS,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def create() -> Response:
+    """Add a nurse."""
+    if request.method == "GET":
+        return _form(None, {})
+    try:
+        nurse = create_nurse(db.session, actor=actor(), now=now_utc(), **_form_values(False))
+    except ValidationError as exc:
+        db.session.rollback()
+        return _form(None, errors_of(exc), 422)
+    db.session.commit()
+    return finish(url_for("nurses.show", nurse_id=nurse.id), "Nurse added.")
+
+
+@bp.route("/<int:nurse_id>/edit", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def edit(nurse_id: int) -> Response:
+    """Change a nurse's details and visit settings (or deactivate them)."""
+    nurse = _nurse(nurse_id)
+    if request.method == "GET":
+        return _form(nurse, {})
+    try:
+        update_nurse(db.session, nurse.id, actor=actor(), now=now_utc(), **_form_values(True))
+    except ValidationError as exc:
+        db.session.rollback()
+        return _form(nurse, errors_of(exc), 422)
+    db.session.commit()
+    return finish(url_for("nurses.show", nurse_id=nurse.id), "Nurse saved.")
+
+
+@bp.post("/<int:nurse_id>/active")
+@roles_required(*STAFF)
+def toggle_active(nurse_id: int) -> Response:
+    """Deactivate or reactivate a nurse; answers with the nurse's row."""
+    nurse = _nurse(nurse_id)
+    update_nurse(db.session, nurse.id, actor=actor(), now=now_utc(), active=not nurse.active)
+    db.session.commit()
+    return render("nurses/_row.html", "nurses/_row.html", nurse=nurse)
+
+
+@bp.get("/<int:nurse_id>")
+@roles_required(*STAFF)
+def show(nurse_id: int) -> Response:
+    """A nurse's details, weekly hours and overrides."""
+    nurse = _nurse(nurse_id)
+    return render(
+        "nurses/show.html",
+        nurse=nurse,
+        grid=_grid_from_rows(nurse),
+        grid_errors={},
+        overrides=_overrides(nurse),
+        override_errors={},
+        collisions=None,
+        form=None,
+        weekdays=WEEKDAY_NAMES,
+        kinds=OverrideKind,
+    )
+
+
+# ------------------------------------------------------------------ weekly hours
+
+
+def _grid_from_rows(nurse: Nurse) -> dict[int, list[tuple[str, str]]]:
+    grid: dict[int, list[tuple[str, str]]] = {day: [] for day in range(7)}
+    for row in nurse.availability:
+        grid[row.weekday].append((f"{row.start_time:%H:%M}", f"{row.end_time:%H:%M}"))
+    return grid
+
+
+def _grid_from_form() -> dict[int, list[tuple[str, str]]]:
+    grid: dict[int, list[tuple[str, str]]] = {}
+    for day in range(7):
+        starts = request.form.getlist(f"start-{day}")
+        ends = request.form.getlist(f"end-{day}")
+        grid[day] = [(s.strip(), e.strip()) for s, e in zip(starts, ends, strict=False)]
+    return grid
+
+
+def _windows(grid: dict[int, list[tuple[str, str]]]) -> list[WeeklyWindowInput]:
+    windows = []
+    for day, pairs in grid.items():
+        for start, end in pairs:
+            if not start and not end:
+                continue
+            field = f"day-{day}"
+            label = WEEKDAY_NAMES[day]
+            begin = time_field(field, f"{label} start", raw=start)
+            finish_at = time_field(field, f"{label} end", raw=end)
+            assert begin is not None and finish_at is not None
+            windows.append(WeeklyWindowInput(day, begin, finish_at))
+    return windows
+
+
+def _grid_error(exc: ValidationError, windows: list[WeeklyWindowInput]) -> dict[str, str]:
+    field = exc.field or ""
+    if field.startswith("windows[") and field.endswith("]"):
+        index = int(field[len("windows[") : -1])
+        return {f"day-{windows[index].weekday}": exc.message}
+    if field.startswith("day-"):
+        return {field: exc.message}
+    for day, name in enumerate(WEEKDAY_NAMES):
+        if exc.message.startswith(name):
+            return {f"day-{day}": exc.message}
+    return {"_form": exc.message}
+
+
+@bp.post("/<int:nurse_id>/availability")
+@roles_required(*STAFF)
+def save_availability(nurse_id: int) -> Response:
+    """Replace the nurse's weekly hours with the grid's rows (blank rows are ignored)."""
+    nurse = _nurse(nurse_id)
+    grid = _grid_from_form()
+    windows: list[WeeklyWindowInput] = []
+    try:
+        windows = _windows(grid)
+        set_weekly_availability(db.session, nurse.id, windows, actor=actor(), now=now_utc())
+    except ValidationError as exc:
+        db.session.rollback()
+        return render(
+            "nurses/_availability.html",
+            "nurses/_availability.html",
+            status=422,
+            nurse=nurse,
+            grid=grid,
+            grid_errors=_grid_error(exc, windows),
+            weekdays=WEEKDAY_NAMES,
+            saved=False,
+        )
+    db.session.commit()
+    db.session.refresh(nurse)
+    return render(
+        "nurses/_availability.html",
+        "nurses/_availability.html",
+        nurse=nurse,
+        grid=_grid_from_rows(nurse),
+        grid_errors={},
+        weekdays=WEEKDAY_NAMES,
+        saved=True,
+    )
+
+
+# ------------------------------------------------------------------ overrides
+
+
+def _overrides(nurse: Nurse) -> list[NurseAvailabilityOverride]:
+    return list(
+        db.session.scalars(
+            select(NurseAvailabilityOverride)
+            .where(NurseAvailabilityOverride.nurse_id == nurse.id)
+            .order_by(NurseAvailabilityOverride.start_date, NurseAvailabilityOverride.id)
+        )
+    )
+
+
+def _overrides_partial(
+    nurse: Nurse,
+    *,
+    errors: dict[str, str] | None = None,
+    collisions: list[Any] | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        "nurses/_overrides.html",
+        "nurses/_overrides.html",
+        status=status,
+        nurse=nurse,
+        overrides=_overrides(nurse),
+        override_errors=errors or {},
+        collisions=collisions,
+        form=request.form if errors else None,
+        kinds=OverrideKind,
+    )
+
+
+@bp.post("/<int:nurse_id>/overrides")
+@roles_required(*STAFF)
+def add_override_view(nurse_id: int) -> Response:
+    """Add time off or extra hours; lists the booked visits that time off now covers."""
+    nurse = _nurse(nurse_id)
+    try:
+        _, collisions = add_override(
+            db.session,
+            nurse.id,
+            kind=text("kind"),
+            start_date=date_field("start_date", "First date"),  # type: ignore[arg-type]
+            end_date=date_field("end_date", "Last date", required=False),
+            start_time=time_field("start_time", "Start time", required=False),
+            end_time=time_field("end_time", "End time", required=False),
+            reason=text("reason"),
+            actor=actor(),
+            now=now_utc(),
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        return _overrides_partial(nurse, errors=errors_of(exc), status=422)
+    db.session.commit()
+    return _overrides_partial(nurse, collisions=collisions)
+
+
+@bp.post("/<int:nurse_id>/overrides/<int:override_id>/delete")
+@roles_required(*STAFF)
+def remove_override_view(nurse_id: int, override_id: int) -> Response:
+    """Remove one of this nurse's overrides."""
+    nurse = _nurse(nurse_id)
+    override = db.session.get(NurseAvailabilityOverride, override_id)
+    if override is None or override.nurse_id != nurse.id:
+        raise NotFound("No such override.")
+    remove_override(db.session, override.id, actor=actor(), now=now_utc())
+    db.session.commit()
+    return _overrides_partial(nurse)

@@ -1,0 +1,199 @@
+"""Patients: list and search, create and edit, primary and backup nurse assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response
+
+from core.errors import NotFound, ValidationError
+from core.models import (
+    Appointment,
+    AssignmentRole,
+    Nurse,
+    Patient,
+    Role,
+)
+from core.services import access
+from core.services.assignments import active_assignment, assign_nurse, patient_today, rank_nurses
+from core.services.people import LANGUAGES, create_patient, update_patient
+from webapp import db
+from webapp.auth import now_utc, roles_required
+from webapp.dashboard.common import (
+    actor,
+    blueprint,
+    date_field,
+    errors_of,
+    finish,
+    int_field,
+    paginate,
+    render,
+    split_list,
+    text,
+    viewer,
+)
+from webapp.dashboard.nurses import COMMON_ZONES
+
+bp = blueprint("patients", __name__, url_prefix="/patients")
+STAFF = (Role.ADMIN, Role.COORDINATOR)
+
+
+@bp.get("/")
+def index() -> Response:
+    """Patients the viewer may see, searchable by name or phone, a page at a time."""
+    query = request.args.get("q", "").strip()
+    stmt = access.patients(viewer(), now_utc()).order_by(
+        Patient.last_name, Patient.first_name, Patient.id
+    )
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(
+            or_(
+                Patient.first_name.ilike(like),
+                Patient.last_name.ilike(like),
+                (Patient.first_name + " " + Patient.last_name).ilike(like),
+                Patient.phone.ilike(f"%{query.replace(' ', '')}%"),
+            )
+        )
+    return render("patients/page.html", "patients/_table.html", page=paginate(stmt), q=query)
+
+
+def _form_values() -> dict[str, Any]:
+    return {
+        "first_name": text("first_name"),
+        "last_name": text("last_name"),
+        "date_of_birth": date_field("date_of_birth", "Date of birth"),
+        "phone": text("phone"),
+        "email": text("email") or None,
+        "time_zone": text("time_zone"),
+        "preferred_language": text("preferred_language") or "en",
+        "conditions": split_list(text("conditions")),
+        "sms_consent": request.form.get("sms_consent") == "on",
+        "notes": text("notes"),
+    }
+
+
+def _form(patient: Patient | None, errors: dict[str, str], status: int = 200) -> Response:
+    return render(
+        "patients/form.html",
+        "patients/_form.html",
+        status=status,
+        patient=patient,
+        form=request.form if request.method == "POST" else None,
+        errors=errors,
+        zones=COMMON_ZONES,
+        languages=sorted(LANGUAGES),
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def create() -> Response:
+    """Add a patient."""
+    if request.method == "GET":
+        return _form(None, {})
+    try:
+        patient = create_patient(db.session, actor=actor(), now=now_utc(), **_form_values())
+    except ValidationError as exc:
+        db.session.rollback()
+        return _form(None, errors_of(exc), 422)
+    db.session.commit()
+    return finish(url_for("patients.show", patient_id=patient.id), "Patient added.")
+
+
+@bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def edit(patient_id: int) -> Response:
+    """Change a patient's details."""
+    patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
+    if request.method == "GET":
+        return _form(patient, {})
+    try:
+        update_patient(db.session, patient.id, actor=actor(), now=now_utc(), **_form_values())
+    except ValidationError as exc:
+        db.session.rollback()
+        return _form(patient, errors_of(exc), 422)
+    db.session.commit()
+    return finish(url_for("patients.show", patient_id=patient.id), "Patient saved.")
+
+
+def _care_team_context(patient: Patient, errors: dict[str, str]) -> dict[str, Any]:
+    now = now_utc()
+    today = patient_today(patient, now)
+    primary = active_assignment(db.session, patient.id, on=today)
+    backup = active_assignment(db.session, patient.id, on=today, role=AssignmentRole.BACKUP)
+    staff = current_user.role in STAFF
+    proposals = (
+        rank_nurses(db.session, patient.id, now=now)[:5] if primary is None and staff else []
+    )
+    nurses = (
+        db.session.scalars(
+            select(Nurse).where(Nurse.active.is_(True)).order_by(Nurse.last_name, Nurse.id)
+        ).all()
+        if staff
+        else []
+    )
+    return {
+        "patient": patient,
+        "primary": primary,
+        "backup": backup,
+        "proposals": proposals,
+        "nurses": nurses,
+        "errors": errors,
+        "can_edit": staff,
+    }
+
+
+def _care_team(patient: Patient, errors: dict[str, str], status: int = 200) -> Response:
+    return render(
+        "patients/_care_team.html",
+        "patients/_care_team.html",
+        status=status,
+        **_care_team_context(patient, errors),
+    )
+
+
+@bp.get("/<int:patient_id>")
+def show(patient_id: int) -> Response:
+    """A patient's details, care team and appointments."""
+    now = now_utc()
+    patient = access.get_patient(db.session, viewer(), patient_id, now)
+    upcoming = db.session.scalars(
+        access.appointments(viewer())
+        .where(Appointment.patient_id == patient.id)
+        .options(joinedload(Appointment.nurse))
+        .order_by(Appointment.start_at.desc())
+        .limit(50)
+    ).all()
+    return render("patients/show.html", appointments=upcoming, **_care_team_context(patient, {}))
+
+
+@bp.post("/<int:patient_id>/assign")
+@roles_required(*STAFF)
+def assign(patient_id: int) -> Response:
+    """Make a nurse the patient's primary or backup; answers with the care team fragment."""
+    patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
+    try:
+        nurse_id = int_field("nurse_id", "Nurse")
+        assert nurse_id is not None
+        role = text("role") or AssignmentRole.PRIMARY
+        assign_nurse(
+            db.session,
+            patient_id=patient.id,
+            nurse_id=nurse_id,
+            role=role,
+            actor=actor(),
+            now=now_utc(),
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        return _care_team(patient, errors_of(exc), 422)
+    except NotFound:
+        db.session.rollback()
+        return _care_team(patient, {"nurse_id": "Choose a nurse."}, 422)
+    db.session.commit()
+    return _care_team(patient, {})
