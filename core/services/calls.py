@@ -1,0 +1,352 @@
+"""Phone calls: the Call row's lifecycle, conversation lines, transcripts and callback requests.
+
+Framework-free: the voice service calls these from worker threads, one short transaction each.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.models import (
+    Appointment,
+    AppointmentStatus,
+    Call,
+    CallbackRequest,
+    CallDirection,
+    CallStatus,
+    CallTranscript,
+    ConversationLog,
+    LogRole,
+    Patient,
+)
+from core.scheduling import require_aware
+from core.services.common import Actor, audit, get_or_raise
+from core.services.people import find_patient_by_phone
+
+TERMINAL_STATUSES = frozenset(
+    {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.FAILED, CallStatus.NO_ANSWER,
+     CallStatus.CANCELED}
+)  # fmt: skip
+# Outcomes a later, lesser event (a hang-up after booking) must not overwrite.
+SIGNIFICANT_OUTCOMES = frozenset(
+    {"booked", "rescheduled", "cancelled", "transferred", "callback_requested"}
+)
+
+
+def get_call_by_sid(session: Session, call_sid: str) -> Call | None:
+    """The call Twilio knows by `call_sid`, or None."""
+    return session.scalar(select(Call).where(Call.call_sid == call_sid))
+
+
+def answer_call(
+    session: Session,
+    *,
+    call_sid: str,
+    from_number: str,
+    to_number: str,
+    outbound: bool,
+    now: datetime,
+    stream_nonce: str,
+    simulated: bool = False,
+) -> Call:
+    """Record that Twilio asks how to answer a call, and remember its stream token's nonce.
+
+    Inbound calls get a new row with the patient matched by the caller's number; an outbound
+    call placed by `place_outbound_call` already has one (found by CallSid).
+    """
+    now = require_aware(now, "now")
+    call = get_call_by_sid(session, call_sid)
+    if call is None:
+        patient_phone = to_number if outbound else from_number
+        patient = find_patient_by_phone(session, patient_phone)
+        call = Call(
+            call_sid=call_sid,
+            direction=CallDirection.OUTBOUND if outbound else CallDirection.INBOUND,
+            from_number=from_number,
+            to_number=to_number,
+            patient_id=patient.id if patient is not None else None,
+            status=CallStatus.IN_PROGRESS,
+            created_at=now,
+            started_at=now,
+            answered_at=now,
+            simulated=simulated,
+        )
+        session.add(call)
+    else:
+        call.status = CallStatus.IN_PROGRESS
+        call.answered_at = call.answered_at or now
+        call.started_at = call.started_at or now
+    call.stream_nonce = stream_nonce
+    call.stream_started_at = None
+    session.flush()
+    return call
+
+
+def create_outbound_call(
+    session: Session,
+    *,
+    patient_id: int,
+    from_number: str,
+    now: datetime,
+    placed_by_user_id: int | None = None,
+    simulated: bool = False,
+) -> Call:
+    """A queued outbound call to a patient, before Twilio has given it a CallSid."""
+    now = require_aware(now, "now")
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    call = Call(
+        direction=CallDirection.OUTBOUND,
+        from_number=from_number,
+        to_number=patient.phone,
+        patient_id=patient.id,
+        status=CallStatus.QUEUED,
+        created_at=now,
+        placed_by_user_id=placed_by_user_id,
+        simulated=simulated,
+    )
+    session.add(call)
+    session.flush()
+    return call
+
+
+def consume_stream_token(session: Session, *, call_sid: str, nonce: str, now: datetime) -> bool:
+    """Mark the call's stream token used; False if it was never issued or already used.
+
+    One conditional UPDATE, so two sockets racing with the same token cannot both win.
+    """
+    result = session.execute(
+        update(Call)
+        .where(
+            Call.call_sid == call_sid,
+            Call.stream_nonce == nonce,
+            Call.stream_started_at.is_(None),
+        )
+        .values(stream_started_at=require_aware(now, "now"))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def update_call_status(
+    session: Session,
+    *,
+    call_sid: str,
+    status: str,
+    now: datetime,
+    duration_seconds: int | None = None,
+) -> Call | None:
+    """Apply a Twilio status callback; None when no call has that CallSid."""
+    now = require_aware(now, "now")
+    call = get_call_by_sid(session, call_sid)
+    if call is None:
+        return None
+    if status not in {s.value for s in CallStatus}:
+        return call
+    if call.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
+        return call  # callbacks can arrive out of order; an ended call stays ended
+    call.status = status
+    if status == CallStatus.IN_PROGRESS:
+        call.answered_at = call.answered_at or now
+    if status in TERMINAL_STATUSES:
+        call.ended_at = call.ended_at or now
+        if duration_seconds is not None and duration_seconds >= 0:
+            call.duration_seconds = duration_seconds
+        elif call.answered_at is not None and call.duration_seconds is None:
+            call.duration_seconds = max(0, int((now - call.answered_at).total_seconds()))
+        if call.outcome is None:
+            call.outcome = "completed" if status == CallStatus.COMPLETED else status
+    session.flush()
+    return call
+
+
+def set_outcome(session: Session, call_id: int, outcome: str, *, force: bool = False) -> None:
+    """Record what the call achieved, without letting a lesser outcome replace a significant one."""
+    call = get_or_raise(session, Call, call_id, "call")
+    if force or call.outcome not in SIGNIFICANT_OUTCOMES or outcome in SIGNIFICANT_OUTCOMES:
+        call.outcome = outcome[:40]
+    session.flush()
+
+
+def mark_verified(session: Session, call_id: int, patient_id: int) -> None:
+    """The caller proved who they are: the call now belongs to that patient."""
+    call = get_or_raise(session, Call, call_id, "call")
+    call.verified = True
+    call.patient_id = patient_id
+    session.flush()
+
+
+def append_log(
+    session: Session,
+    *,
+    call_id: int,
+    position: int,
+    role: str,
+    now: datetime,
+    text: str = "",
+    item_id: str | None = None,
+    interrupted: bool = False,
+    tool_name: str | None = None,
+    tool_arguments: dict[str, Any] | None = None,
+    tool_result: dict[str, Any] | None = None,
+    started_at: datetime | None = None,
+) -> ConversationLog:
+    """Store one line of the conversation at its place in conversation order."""
+    if role not in {r.value for r in LogRole}:
+        raise ValueError(f"unknown role {role!r}")
+    line = ConversationLog(
+        call_id=call_id,
+        position=position,
+        item_id=item_id[:64] if item_id else None,
+        role=role,
+        text=text,
+        started_at=started_at,
+        created_at=require_aware(now, "now"),
+        interrupted=interrupted,
+        tool_name=tool_name,
+        tool_arguments=tool_arguments,
+        tool_result=tool_result,
+    )
+    session.add(line)
+    session.flush()
+    return line
+
+
+def mark_interrupted(session: Session, *, call_id: int, item_id: str) -> int:
+    """Flag an assistant line (already stored) as cut off by the caller; returns rows changed."""
+    result = session.execute(
+        update(ConversationLog)
+        .where(
+            ConversationLog.call_id == call_id,
+            ConversationLog.item_id == item_id,
+            ConversationLog.role == LogRole.ASSISTANT,
+        )
+        .values(interrupted=True)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def conversation(session: Session, call_id: int) -> list[ConversationLog]:
+    """The call's lines in conversation order."""
+    return list(
+        session.scalars(
+            select(ConversationLog)
+            .where(ConversationLog.call_id == call_id)
+            .order_by(ConversationLog.position, ConversationLog.id)
+        )
+    )
+
+
+def lines_since(session: Session, call_id: int, after_id: int = 0) -> list[ConversationLog]:
+    """Lines committed after `after_id`, for a live view that polls (each line is its own
+    commit, so another process sees it as soon as it is said)."""
+    return list(
+        session.scalars(
+            select(ConversationLog)
+            .where(ConversationLog.call_id == call_id, ConversationLog.id > after_id)
+            .order_by(ConversationLog.id)
+        )
+    )
+
+
+def _transcript_line(line: ConversationLog) -> str:
+    if line.role == LogRole.TOOL:
+        result = line.tool_result or {}
+        verdict = f"error {result['error']}" if "error" in result else "ok"
+        return f"[{line.tool_name}: {verdict}]"
+    labels: dict[str, str] = {LogRole.USER: "Caller", LogRole.ASSISTANT: "Agent"}
+    label = labels.get(line.role, "System")
+    suffix = " [interrupted]" if line.interrupted else ""
+    return f"{label}: {line.text}{suffix}"
+
+
+def finish_call(session: Session, call_id: int, *, now: datetime) -> CallTranscript:
+    """Close the call's record: ended time, a default outcome, and the assembled transcript."""
+    now = require_aware(now, "now")
+    call = get_or_raise(session, Call, call_id, "call")
+    call.ended_at = call.ended_at or now
+    if call.outcome is None:
+        call.outcome = "completed"
+    if call.simulated and call.status not in TERMINAL_STATUSES:
+        # No telephone network sends a status callback for a simulated call.
+        call.status = CallStatus.COMPLETED
+        if call.answered_at is not None:
+            call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
+    text = "\n".join(_transcript_line(line) for line in conversation(session, call_id))
+    transcript = session.scalar(select(CallTranscript).where(CallTranscript.call_id == call_id))
+    if transcript is None:
+        transcript = CallTranscript(call_id=call_id, text=text, created_at=now)
+        session.add(transcript)
+    else:
+        transcript.text = text
+    session.flush()
+    return transcript
+
+
+def record_callback_request(
+    session: Session,
+    *,
+    call_id: int | None,
+    patient_id: int | None,
+    phone: str,
+    reason: str,
+    now: datetime,
+) -> CallbackRequest:
+    """A caller who needs a person and could not be transferred: coordinators call back."""
+    now = require_aware(now, "now")
+    request = CallbackRequest(
+        call_id=call_id,
+        patient_id=patient_id,
+        phone=phone[:32],
+        reason=(reason or "").strip()[:500],
+        created_at=now,
+    )
+    session.add(request)
+    session.flush()
+    audit(
+        session,
+        actor=Actor.agent(call_id),
+        action="callback.requested",
+        entity_type="callback_request",
+        entity_id=request.id,
+        now=now,
+        call_id=call_id,
+        patient_id=patient_id,
+    )
+    return request
+
+
+def upcoming_appointments(
+    session: Session, patient_id: int, *, now: datetime, limit: int = 10
+) -> list[Appointment]:
+    """The patient's scheduled visits that have not ended yet, soonest first."""
+    return list(
+        session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.patient_id == patient_id,
+                Appointment.status == AppointmentStatus.SCHEDULED,
+                Appointment.end_at > require_aware(now, "now"),
+            )
+            .order_by(Appointment.start_at)
+            .limit(limit)
+        )
+    )
+
+
+def patient_appointment(session: Session, patient_id: int, appointment_id: int) -> Appointment:
+    """One of this patient's appointments; another patient's is reported as not found."""
+    appointment = session.get(Appointment, appointment_id)
+    if appointment is None or appointment.patient_id != patient_id:
+        raise NotFound(f"No appointment with id {appointment_id}.", field="appointment_id")
+    return appointment
+
+
+def count_calls(session: Session) -> int:
+    """How many calls are recorded."""
+    return session.scalar(select(func.count()).select_from(Call)) or 0
