@@ -18,7 +18,7 @@ TEST_STAMP := $(abspath $(VENV))/.carematix-install-test
 # Steps of `run` must happen in order even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help venv install install-test run migrate seed banner test lint format bench clean distclean
+.PHONY: help venv install install-test run migrate seed banner screenshots simulate-call test lint format bench clean distclean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -58,6 +58,13 @@ banner: $(INSTALL_STAMP)
 run: seed banner ## Migrate, seed, print URLs and logins, then start every Procfile process
 	@eval "$$($(BIN)/python scripts/dotenv_exports.py)"; \
 	  exec $(BIN)/honcho start --env /dev/null --procfile Procfile
+
+screenshots: $(TEST_STAMP) ## Refresh docs/screenshots/ from the browser tests
+	@bash scripts/ensure_chromium.sh
+	SAVE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e
+
+simulate-call: $(INSTALL_STAMP) ## Place a simulated call against the running voice service (make run)
+	$(BIN)/python -m voice.simulate_call
 
 test: $(TEST_STAMP) ## Lint, check import contracts, run the whole test suite
 	@bash scripts/ensure_chromium.sh

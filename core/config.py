@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "carematix.db"
+DEV_SECRET_KEY_PATH = PROJECT_ROOT / "instance" / "dev-secret-key"
+
+logger = logging.getLogger(__name__)
+
+
+def development_secret_key(key_file: Path = DEV_SECRET_KEY_PATH) -> str:
+    """A random key kept in the instance folder, so every process, worker and restart shares it.
+
+    Only for running without SECRET_KEY (development): the dashboard, the voice service and
+    the worker must agree on it, or sessions and signed tokens break between them.
+    """
+    logger.warning(
+        "SECRET_KEY is not set: using a generated development key (set SECRET_KEY in production)"
+    )
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            # Write then link: link fails if another process won the race, and readers never
+            # see a half-written file.
+            temp = key_file.with_name(f".{key_file.name}.{os.getpid()}")
+            temp.write_text(secrets.token_hex(32))
+            temp.chmod(0o600)
+            try:
+                os.link(temp, key_file)
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink(missing_ok=True)
+        key = key_file.read_text().strip()
+        if key:
+            return key
+    except OSError as exc:
+        logger.warning("cannot keep the development key in %s: %s", key_file, exc.strerror)
+    return secrets.token_hex(32)
+
+
+def with_shared_secrets(settings: Settings, key_file: Path = DEV_SECRET_KEY_PATH) -> Settings:
+    """Settings whose SECRET_KEY and INTERNAL_API_TOKEN are filled in for a running service.
+
+    Without SECRET_KEY every process falls back to the same generated key file; without
+    INTERNAL_API_TOKEN the token is derived from the key. So `make run` works with nothing
+    configured, and the dashboard can still reach the voice service.
+    """
+    secret_key = settings.secret_key or development_secret_key(key_file)
+    internal = settings.internal_api_token or derive_internal_token(secret_key)
+    return replace(settings, secret_key=secret_key, internal_api_token=internal)
+
+
+def derive_internal_token(secret_key: str) -> str:
+    """The dashboard-to-voice-service bearer token when INTERNAL_API_TOKEN is not set.
+
+    Both processes read the same SECRET_KEY, so both derive the same token; a separate
+    INTERNAL_API_TOKEN still wins when configured.
+    """
+    return hmac.new(secret_key.encode(), b"carematix:internal-api:v1", hashlib.sha256).hexdigest()
 
 
 def resolve_database_url(url: str | None, base_dir: Path = PROJECT_ROOT) -> str:

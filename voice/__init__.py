@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import Settings
+from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from voice.session import PreopenedModels
+    from voice.twilio_rest import TwilioRest
 
 logger = logging.getLogger(__name__)
 
 DATABASE_EXTENSION = "carematix.database"
+TWILIO_EXTENSION = "carematix.twilio"
+MODELS_EXTENSION = "carematix.preopened_models"
+SIMULATOR_EXTENSION = "carematix.simulator"
+SIMULATED_CALLS_EXTENSION = "carematix.simulated_calls"  # tasks of /simulate-call
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     overrides = dict(test_config or {})
     settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()
 
+    if not overrides.get("TESTING"):
+        # Same key file and derived internal token as the dashboard, so they trust each other.
+        settings = with_shared_secrets(settings)
     app = Quart(__name__)
     app.config.from_mapping(SETTINGS=settings, DATABASE_URL=settings.database_url)
     app.config.update(overrides)
@@ -46,14 +57,75 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.after_serving
     async def close_database() -> None:
+        models = app.extensions.get(MODELS_EXTENSION)
+        if models is not None:
+            await models.close_all()
+        for task in list(app.extensions.get(SIMULATED_CALLS_EXTENSION, ())):
+            task.cancel()
         database = app.extensions.pop(DATABASE_EXTENSION, None)
         if database is not None:
             database.engine.dispose()
 
-    from voice import health
+    _warn_about_signatures(settings)
+    from voice import health, media, webhooks
+    from voice.session import ModelConnector, PreopenedModels
+    from voice.simulator import SimulatedRealtime
+    from voice.twilio_rest import TwilioRest
 
+    app.extensions[TWILIO_EXTENSION] = TwilioRest(settings)
+    # Without an OpenAI key (and no Twilio account, so no real caller can reach it), calls are
+    # answered by the built-in simulator and recorded as simulated. With Twilio configured but
+    # no key, real callers get an apology and a callback request instead of a fake agent.
+    app.config.setdefault(
+        "SIMULATED", not settings.openai_api_key and not settings.twilio_account_sid
+    )
+    if app.config["SIMULATED"]:
+        simulator = SimulatedRealtime(pace=app.config.get("SIMULATOR_PACE", 1.0))
+        app.extensions[SIMULATOR_EXTENSION] = simulator
+        app.before_serving(simulator.start)
+        app.after_serving(simulator.stop)
+        app.config.setdefault("REALTIME_CONNECT", simulator.connect)
+    # REALTIME_CONNECT (the simulator, tests) replaces how model sockets are opened.
+    app.config.setdefault("REALTIME_CONNECT", ModelConnector())
+    app.config.setdefault("PREOPEN_MODEL", True)
+    app.config.setdefault("PREOPEN_TTL_SECONDS", 60)
+    app.extensions[MODELS_EXTENSION] = PreopenedModels(
+        settings, app.config["REALTIME_CONNECT"], app.config["PREOPEN_TTL_SECONDS"]
+    )
     app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(media.bp)
     return app
+
+
+def _warn_about_signatures(settings: Settings) -> None:
+    if settings.twilio_auth_token:
+        return
+    if settings.allow_unsigned_webhooks:
+        logger.warning(
+            "!!! ALLOW_UNSIGNED_WEBHOOKS is set and TWILIO_AUTH_TOKEN is empty: the voice "
+            "service accepts UNSIGNED webhooks and media streams. Local development only !!!"
+        )
+    elif settings.openai_api_key or settings.twilio_account_sid:
+        logger.warning("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused")
+
+
+def get_settings(app: Quart) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = app.config["SETTINGS"]
+    return settings
+
+
+def get_twilio(app: Quart) -> TwilioRest:
+    """The app's Twilio REST wrapper."""
+    rest: TwilioRest = app.extensions[TWILIO_EXTENSION]
+    return rest
+
+
+def get_preopened_models(app: Quart) -> PreopenedModels:
+    """Model sockets opened during /incoming-call, waiting for their stream."""
+    models: PreopenedModels = app.extensions[MODELS_EXTENSION]
+    return models
 
 
 def get_database(app: Quart) -> Database | None:

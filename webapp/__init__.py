@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
 
-from core.config import PROJECT_ROOT, Settings
+from core.config import PROJECT_ROOT, Settings, development_secret_key, with_shared_secrets
 from core.db import Base
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = _development_secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY"] = development_secret_key(
+            Path(app.instance_path) / DEV_SECRET_KEY_FILE
+        )
+    if not app.testing:
+        # The voice service derives the same internal token from the same key.
+        settings = with_shared_secrets(
+            replace(app.config["SETTINGS"], secret_key=app.config["SECRET_KEY"])
+        )
+        app.config["SETTINGS"] = settings
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
 
     db.init_app(app)
@@ -93,31 +100,3 @@ def _ensure_sqlite_directory(url: str) -> None:
     except OSError as exc:
         # Not fatal here: /health reports the database as unreachable instead.
         logger.warning("cannot create the SQLite folder %s: %s", folder, exc.strerror)
-
-
-def _development_secret_key(instance_path: Path) -> str:
-    """A random key kept in the instance folder, so every worker and restart shares it."""
-    logger.warning(
-        "SECRET_KEY is not set: using a generated development key (set SECRET_KEY in production)"
-    )
-    key_file = instance_path / DEV_SECRET_KEY_FILE
-    try:
-        instance_path.mkdir(parents=True, exist_ok=True)
-        if not key_file.exists():
-            # Write then link: link fails if another worker won the race, and readers never
-            # see a half-written file.
-            temp = instance_path / f".{DEV_SECRET_KEY_FILE}.{os.getpid()}"
-            temp.write_text(secrets.token_hex(32))
-            temp.chmod(0o600)
-            try:
-                os.link(temp, key_file)
-            except FileExistsError:
-                pass
-            finally:
-                temp.unlink(missing_ok=True)
-        key = key_file.read_text().strip()
-        if key:
-            return key
-    except OSError as exc:
-        logger.warning("cannot keep the development key in %s: %s", instance_path, exc.strerror)
-    return secrets.token_hex(32)

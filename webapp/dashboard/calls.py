@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 from flask import current_app, request, url_for
@@ -153,3 +154,48 @@ def place_call(patient_id: int) -> Response:
         message = body.get("message") or f"The voice service answered {answer.status_code}."
         return finish(back, f"The call was not placed: {message}", "error")
     return finish(url_for("calls.show", call_id=int(body["call_id"])), "Calling the patient.")
+
+
+SIMULATED_CALL_WAIT_SECONDS = 3.0
+
+
+@bp.post("/calls/simulate")
+@roles_required(*STAFF)
+def simulate_call() -> Response:
+    """Place a call with the built-in simulator (no OpenAI or Twilio needed) and open it live."""
+    back = url_for("calls.index")
+    settings = current_app.config["SETTINGS"]
+    if not settings.internal_api_token:
+        return finish(back, "Calling is not configured (INTERNAL_API_TOKEN is not set).", "error")
+    try:
+        answer = httpx.post(
+            f"{settings.voice_service_url}/simulate-call",
+            headers={"Authorization": f"Bearer {settings.internal_api_token}"},
+            timeout=VOICE_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as exc:
+        logger.warning("voice service unreachable: %s", type(exc).__name__)
+        return finish(back, "The voice service is not reachable.", "error")
+    body = (
+        answer.json()
+        if answer.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
+    if answer.status_code != 202 or "call_sid" not in body:
+        message = body.get("message") or f"The voice service answered {answer.status_code}."
+        return finish(back, f"The simulated call was not placed: {message}", "error")
+    call_id = _wait_for_call(str(body["call_sid"]))
+    if call_id is None:
+        return finish(back, "Simulated call placed; it will appear here in a moment.")
+    return finish(url_for("calls.show", call_id=call_id), "Simulated call in progress.")
+
+
+def _wait_for_call(call_sid: str) -> int | None:
+    """The id of the call the voice service records for `call_sid`, once it has (briefly)."""
+    deadline = time.monotonic() + SIMULATED_CALL_WAIT_SECONDS
+    while True:
+        call_id = db.session.scalar(select(Call.id).where(Call.call_sid == call_sid))
+        db.session.rollback()  # end the read, so the next look sees the voice service's commit
+        if call_id is not None or time.monotonic() > deadline:
+            return call_id
+        time.sleep(0.1)

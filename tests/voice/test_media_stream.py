@@ -1,0 +1,149 @@
+"""WS /media-stream security and lifecycle over real sockets, with the fake Realtime server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+import websockets
+from sqlalchemy import select
+
+from core.models import Call
+from tests.services.world import build_world
+from tests.voice.fakes import FakeModelSession, idle
+from tests.voice.stack import open_factory, voice_stack
+from voice.security import make_stream_token
+
+JOHN = "+12025550101"
+
+
+async def greet_then_idle(model: FakeModelSession) -> None:
+    """Handshake, say hello, then wait for the bridge to close the socket."""
+    await model.handshake()
+    await model.say("Hello, this is the Carematix scheduling assistant.")
+    await model.closed.wait()
+
+
+def _nothing_sent_to_the_model(sessions: list[FakeModelSession]) -> bool:
+    """At most the socket pre-opened for the genuine call, and nothing sent on it."""
+    return len(sessions) <= 1 and all(s.received == [] for s in sessions)
+
+
+def test_an_unsigned_upgrade_is_refused_before_any_model_session(sqlite_url: str) -> None:
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, idle) as stack:
+            await stack.incoming_call(from_number=JOHN)
+            for signature in (None, "forged"):
+                with pytest.raises(websockets.InvalidStatus) as refused:
+                    await websockets.connect(
+                        stack.ws_url,
+                        additional_headers={"X-Twilio-Signature": signature} if signature else {},
+                    )
+                assert refused.value.response.status_code == 403
+            await asyncio.sleep(0.1)
+            assert _nothing_sent_to_the_model(stack.realtime.sessions)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("problem", ["missing", "other_call", "tampered", "expired"])
+def test_a_bad_stream_token_closes_the_socket_before_any_model_session(
+    sqlite_url: str, problem: str
+) -> None:
+    factory = open_factory(sqlite_url)
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, idle) as stack:
+            call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            token = answer.params["token"]
+            sid = call_sid
+            if problem == "missing":
+                params: dict[str, str] = {}
+            elif problem == "other_call":
+                sid, params = "CA" + "9" * 32, {"token": token}
+            elif problem == "tampered":
+                params = {"token": token[:-2] + ("AA" if token[-2:] != "AA" else "BB")}
+            else:
+                with factory() as session:
+                    nonce = session.scalar(select(Call.stream_nonce).where(Call.call_sid == sid))
+                old = make_stream_token(
+                    stack.settings, call_sid=sid, nonce=nonce or "", now=time.time() - 61
+                )
+                params = {"token": old}
+            call = await stack.open_stream(sid, params)
+            await call.wait_closed()
+            assert call.close_code == 1008
+            assert _nothing_sent_to_the_model(stack.realtime.sessions)
+            with factory() as session:
+                assert session.scalar(select(Call.stream_started_at)) is None
+            await call.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_replayed_token_is_refused(sqlite_url: str) -> None:
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle) as stack:
+            call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            first = await stack.open_stream(call_sid, answer.params)
+            await first.wait_for(lambda: bool(first.sent_events("media")))
+            second = await stack.open_stream(call_sid, answer.params)
+            await second.wait_closed()
+            assert second.close_code == 1008
+            assert len(stack.realtime.sessions) == 1
+            await first.stop()
+            await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_stop_closes_the_model_socket_within_a_second(sqlite_url: str) -> None:
+    factory = open_factory(sqlite_url)
+    build_world(factory, datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: len(call.sent_events("mark")) >= 3)
+            [model] = stack.realtime.sessions
+            await call.wait_for(lambda: model.appended_ms >= 100)
+            stopped = time.monotonic()
+            await call.stop()
+            await asyncio.wait_for(model.closed.wait(), 2)
+            assert model.closed_at is not None and model.closed_at - stopped < 1.0
+            assert stack.realtime.errors == []
+            # The caller's audio reached the model untouched (same mu-law bytes).
+            assert model.audio_bytes == {0x7F}
+        with factory() as session:
+            call_row = session.scalar(select(Call))
+            assert call_row is not None and call_row.ended_at is not None
+            assert call_row.transcript is not None
+            assert "Agent: Hello, this is the Carematix" in call_row.transcript.text
+
+    asyncio.run(scenario())
+
+
+def test_two_streams_racing_with_one_token_get_one_model_session(sqlite_url: str) -> None:
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle) as stack:
+            call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            first, second = await asyncio.gather(
+                stack.open_stream(call_sid, answer.params),
+                stack.open_stream(call_sid, answer.params),
+            )
+            await asyncio.wait(
+                [asyncio.create_task(c.closed.wait()) for c in (first, second)],
+                return_when=asyncio.FIRST_COMPLETED,
+                timeout=5,
+            )
+            loser = first if first.closed.is_set() else second
+            winner = second if loser is first else first
+            assert loser.close_code == 1008
+            await winner.wait_for(lambda: bool(winner.sent_events("media")))
+            assert len([s for s in stack.realtime.sessions if s.received]) == 1
+            await winner.stop()
+            await loser.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,144 @@
+"""The agent's tools against a real database (no sockets): arguments, errors, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import Appointment, Call, ConversationLog, PatientNurseAssignment
+from core.services import calls
+from core.services.people import create_patient
+from tests.services.world import ACTOR, NY, build_world
+from voice.tools import CallContext, ToolBox
+
+JOHN = "+12025550101"
+
+
+def _toolbox(factory: sessionmaker[Session], phone: str = JOHN, **options: object) -> ToolBox:
+    with factory() as session:
+        call = calls.answer_call(
+            session,
+            call_sid="CA" + phone[-4:] + "0" * 28,
+            from_number=phone,
+            to_number="+12025550199",
+            outbound=False,
+            now=datetime.now(UTC),
+            stream_nonce="n",
+        )
+        session.commit()
+        context = CallContext(call.id, call.call_sid or "", "inbound", phone, "+12025550199")
+    return ToolBox(factory, context, **options)  # type: ignore[arg-type]
+
+
+def _run(box: ToolBox, name: str, tool_call_id: str = "call_1", **arguments: object) -> dict:
+    return box.run_sync(name, dict(arguments), tool_call_id, position=0)
+
+
+def _appointments(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Appointment)) or 0
+
+
+def _next_weekday() -> date:
+    day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=2)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def test_a_patient_without_a_nurse_gets_one_assigned_by_the_agent(
+    session_factory: sessionmaker[Session],
+) -> None:
+    now = datetime.now(UTC)
+    build_world(session_factory, now)
+    with session_factory() as session:
+        create_patient(
+            session, actor=ACTOR, now=now, first_name="Ann", last_name="Lee",
+            date_of_birth=date(1970, 1, 2), phone="+12025550177", time_zone=NY,
+        )  # fmt: skip
+        session.commit()
+    box = _toolbox(session_factory, "+12025550177")
+    assert _run(box, "verify_patient", date_of_birth="1970-01-02", full_name="ann lee")["verified"]
+    result = _run(box, "get_assigned_nurse")
+    assert result["newly_assigned"] is True and result["nurse_name"]
+    with session_factory() as session:
+        assignment = session.scalar(
+            select(PatientNurseAssignment).order_by(PatientNurseAssignment.id.desc())
+        )
+        assert assignment is not None and assignment.source == "agent"
+    assert _run(box, "get_assigned_nurse")["newly_assigned"] is False
+
+
+def test_a_wrong_name_fails_verification_even_with_the_right_birth_date(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)
+    failed = _run(box, "verify_patient", date_of_birth="1958-04-12", full_name="Sarah Johnson")
+    assert failed["error"] == "verification_failed"
+    assert _run(box, "verify_patient", date_of_birth="12/04/1958")["error"] == "invalid_argument"
+    assert box.failed_attempts == 1  # a malformed date is not an attempt
+
+
+def test_booking_is_idempotent_per_tool_call(session_factory: sessionmaker[Session]) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    start = f"{_next_weekday().isoformat()}T11:00"
+    first = _run(box, "book_appointment", "call_7", start=start, duration_minutes=45)
+    again = _run(box, "book_appointment", "call_7", start=start, duration_minutes=45)
+    assert first["booked"] and again["appointment_id"] == first["appointment_id"]
+    other = _run(box, "book_appointment", "call_8", start=start)
+    assert other["error"] == "slot_unavailable"
+    assert _appointments(session_factory) == 1
+    with session_factory() as session:
+        logged = session.scalars(select(ConversationLog.tool_name)).all()
+        assert logged.count("book_appointment") == 3
+
+
+def test_bad_arguments_return_recoverable_errors_and_write_nothing(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    day = _next_weekday().isoformat()
+    cases = {
+        ("book_appointment", "start", "2020-01-06T10:00"): "slot_unavailable",
+        ("book_appointment", "start", f"{day} at ten"): "invalid_argument",
+        ("book_appointment", "start", f"{day}T25:00"): "invalid_argument",
+        ("book_appointment", "duration_minutes", "forty"): "invalid_argument",
+        ("check_availability", "date", "2020-01-06"): "in_the_past",
+        ("check_availability", "date", "2026-02-30"): "invalid_argument",
+        ("cancel_appointment", "appointment_id", 4242): "not_found",
+        ("cancel_appointment", "appointment_id", "abc"): "invalid_argument",
+    }
+    for (tool, field, value), code in cases.items():
+        arguments: dict[str, object] = {field: value}
+        if tool == "book_appointment" and field != "start":
+            arguments["start"] = f"{day}T10:00"
+        result = box.run_sync(tool, arguments, "c", 0)
+        assert result["error"] == code, (tool, field, value, result)
+        assert result["message"]
+    assert _run(box, "no_such_tool")["error"] == "unknown_tool"
+    assert _run(box, "list_appointments", surprise=1)["error"] == "invalid_argument"
+    # 02:30 does not exist in New York on the spring-forward night.
+    skipped = _run(box, "book_appointment", start="2027-03-14T02:30")
+    assert skipped["error"] == "invalid_argument"
+    assert _appointments(session_factory) == 0
+
+
+def test_transfer_waits_for_the_goodbye_when_a_staff_line_exists(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory, staff_phone_number="+12025550150", can_transfer=True)
+    result = _run(box, "transfer_to_staff", reason="wants a person")
+    assert result["transferring"] is True
+    assert box.pending_action is not None and box.pending_action.number == "+12025550150"
+    with session_factory() as session:
+        call = session.get(Call, box.context.call_id)
+        assert call is not None and call.outcome == "transferred"

@@ -1,0 +1,705 @@
+"""One live call: the Twilio media stream bridged to an OpenAI Realtime session.
+
+Each call gets its own `CallSession` (its own model socket, playout accounting, tools and
+verification state); nothing here is shared between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from openai import AsyncOpenAI
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+from core.db import transaction
+from core.models import LogRole
+from core.scheduling import zone
+from core.services import calls
+from voice import protocol
+from voice.logs import log_failure
+from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
+from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
+from voice.twilio_rest import TwilioRest
+
+logger = logging.getLogger(__name__)
+
+MODEL_CLOSE_TIMEOUT_SECONDS = 0.8
+MAX_BAD_FRAMES = 20
+# After end_call or a transfer, act at the latest this long after the tool ran.
+ACTION_DEADLINE_SECONDS = 20.0
+# Realtime sessions are capped at 60 minutes; recycle well before.
+MODEL_RECYCLE_SECONDS = 55 * 60
+NON_FATAL_ERRORS = frozenset(
+    {"conversation_already_has_active_response", "response_cancel_not_active"}
+)
+
+SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."
+SORRY_CALLBACK = (
+    "Sorry, we are having technical trouble. A care coordinator will call you back soon. Goodbye."
+)
+
+INSTRUCTIONS = """\
+You are the Carematix scheduling assistant for a home-care nursing team, speaking on the phone.
+Be professional, warm and brief. Speak the caller's preferred language (switch if they do).
+Today is {today} ({zone}). Greet the caller first: say you are the Carematix scheduling assistant.
+Before disclosing or changing anything, verify the caller with verify_patient (date of birth, and
+name if offered). Disclose nothing about any patient before that succeeds. After three failed
+attempts, offer to transfer to staff.
+Times you pass to tools are the patient's local wall-clock time (YYYY-MM-DD, HH:MM 24 h). Use
+the `spoken` phrases from tool results when reading times aloud.
+Before booking, cancelling or rescheduling, read the details back and wait for an explicit yes.
+If a time is taken, offer the alternatives the tool returns. If the caller asks for a person,
+or you cannot help, use transfer_to_staff. When the caller is done, say goodbye and then call
+end_call.
+{direction_note}"""
+
+
+class TwilioSocket(Protocol):
+    """The Twilio side of the bridge (a Quart websocket)."""
+
+    async def send(self, data: str) -> None: ...
+    async def receive(self) -> str | bytes: ...
+
+
+class ModelConnection(Protocol):
+    """The parts of the SDK's AsyncRealtimeConnection the bridge uses."""
+
+    async def send(self, event: Any) -> None: ...
+    async def send_raw(self, data: bytes | str) -> None: ...
+    async def recv_bytes(self) -> bytes: ...
+    async def close(self, *, code: int = 1000, reason: str = "") -> None: ...
+
+
+class ModelConnector:
+    """Opens Realtime sockets through the official SDK (honours OPENAI_BASE_URL).
+
+    One SDK client per app: building one loads the CA bundle (tens of ms of CPU), which per
+    call would add to the caller's wait for the first greeting.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
+
+    def client(self, api_key: str, base_url: str) -> AsyncOpenAI:
+        """The SDK client for that key and base URL, created once."""
+        key = (api_key, base_url)
+        if key not in self._clients:
+            self._clients[key] = AsyncOpenAI(
+                api_key=api_key, base_url=base_url or None, max_retries=0
+            )
+        return self._clients[key]
+
+    async def __call__(self, settings: Settings) -> ModelConnection:
+        """Open one model socket for one call."""
+        if not settings.openai_api_key:
+            raise RuntimeError("OPENAI_API_KEY is not configured")
+        client = self.client(settings.openai_api_key, settings.openai_base_url)
+        connection = await client.realtime.connect(model=settings.openai_realtime_model).enter()
+        return connection  # type: ignore[return-value]
+
+
+async def connect_model(settings: Settings) -> ModelConnection:
+    """Open a Realtime socket with a client of its own (prefer one ModelConnector per app)."""
+    return await ModelConnector()(settings)
+
+
+class PreopenedModels:
+    """Model sockets opened while answering /incoming-call, waiting for their media stream.
+
+    Opening the socket during the webhook hides the handshake from the caller's first turn; a
+    socket nobody claims within the stream token's lifetime is closed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        connect: Callable[[Settings], Awaitable[ModelConnection]],
+        ttl_seconds: float = 60,
+    ) -> None:
+        self.settings = settings
+        self.connect = connect
+        self.ttl_seconds = ttl_seconds
+        self._pending: dict[str, asyncio.Task[ModelConnection]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def open(self, call_sid: str) -> None:
+        """Start connecting a model socket for `call_sid` (in the background)."""
+        if call_sid in self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        self._pending[call_sid] = loop.create_task(self._connect())
+        self._timers[call_sid] = loop.call_later(self.ttl_seconds, self._expire, call_sid)
+
+    async def _connect(self) -> ModelConnection:
+        return await self.connect(self.settings)
+
+    def take(self, call_sid: str) -> asyncio.Task[ModelConnection] | None:
+        """The pending socket for `call_sid`, handed over to its CallSession (or None)."""
+        timer = self._timers.pop(call_sid, None)
+        if timer is not None:
+            timer.cancel()
+        return self._pending.pop(call_sid, None)
+
+    def _expire(self, call_sid: str) -> None:
+        task = self.take(call_sid)
+        if task is not None:
+            asyncio.get_running_loop().create_task(self._discard(task))
+
+    @staticmethod
+    async def _discard(task: asyncio.Task[ModelConnection]) -> None:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            model = await task
+            await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def close_all(self) -> None:
+        """Close every socket still waiting (the server is stopping)."""
+        for call_sid in list(self._pending):
+            task = self.take(call_sid)
+            if task is not None:
+                await self._discard(task)
+
+
+class CallSession:
+    """Bridges one call: relays audio both ways, runs tools, keeps the transcript."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        twilio: TwilioSocket,
+        stream_sid: str,
+        toolbox: ToolBox,
+        rest: TwilioRest,
+        connect: Callable[[Settings], Awaitable[ModelConnection]] = connect_model,
+        preopened: asyncio.Task[ModelConnection] | None = None,
+        recycle_after: float | None = MODEL_RECYCLE_SECONDS,
+        simulated: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.twilio = twilio
+        self.stream_sid = stream_sid
+        self.tools = toolbox
+        self.rest = rest
+        self.connect = connect
+        self.preopened = preopened
+        self.recycle_after = recycle_after
+        self.simulated = simulated
+        self.call_id = toolbox.context.call_id
+        self.call_sid = toolbox.context.call_sid
+        self.model: ModelConnection | None = None
+        self.model_ready = False
+        self.greeted = False
+        self.closing = False
+        self.reconnected = False
+        # Conversation order: a position is reserved when an item first appears.
+        self._positions: dict[str, int] = {}
+        self._next_position = 0
+        self.history: dict[int, tuple[str, str]] = {}
+        # Playout accounting for barge-in (per assistant item, in ms of mu-law audio).
+        self.sent_ms: dict[str, float] = {}
+        self.played_ms: dict[str, float] = {}
+        self.marks: dict[str, tuple[str, float]] = {}
+        self._mark_counter = 0
+        self.current_item: str | None = None
+        self.current_response: str | None = None
+        self.item_response: dict[str, str | None] = {}
+        self.response_active = False
+        self.needs_response = False
+        self.dropped_responses: set[str] = set()
+        self.dropped_items: set[str] = set()
+        self.interrupted_items: set[str] = set()
+        self.stored_assistant_items: set[str] = set()
+        self.tools_running = 0
+        self.action_started = False
+        self._deadline: asyncio.Future[None] | None = None
+        self.ended = asyncio.Event()
+        self.bad_frames = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._db_tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def instructions(self) -> str:
+        """The agent's instructions for this call."""
+        tz = self.settings.default_time_zone
+        today = datetime.now(UTC).astimezone(zone(tz))
+        note = (
+            "This is an outbound call Carematix placed to the patient: say who you are and why."
+            if self.tools.context.direction == "outbound"
+            else ""
+        )
+        return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
+
+    async def run(self) -> None:
+        """Bridge until the stream stops (or the Twilio socket goes), then close everything."""
+        try:
+            try:
+                await self._open_model()
+            except Exception as exc:
+                logger.error(
+                    "call %s: model connection failed (%s)", self.call_id, type(exc).__name__
+                )
+                await self._model_lost()
+                return
+            twilio_task = asyncio.create_task(self._pump_twilio())
+            model_task = asyncio.create_task(self._pump_model())
+            ended_task = asyncio.create_task(self.ended.wait())
+            tasks = [twilio_task, model_task, ended_task]
+            if self.recycle_after:
+                tasks.append(asyncio.create_task(self._recycle_periodically()))
+            try:
+                await asyncio.wait(
+                    {twilio_task, model_task, ended_task}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                self.closing = True
+                for task in tasks:
+                    task.cancel()
+                await self._close_model()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self.closing = True
+            await asyncio.shield(self._finish())
+
+    async def _open_model(self) -> None:
+        preopened, self.preopened = self.preopened, None
+        model: ModelConnection | None = None
+        if preopened is not None:
+            try:
+                model = await preopened
+            except Exception as exc:  # fall back to connecting now
+                logger.info(
+                    "call %s: pre-opened model socket failed (%s)", self.call_id, type(exc).__name__
+                )
+        self.model = model or await self.connect(self.settings)
+        await self.model.send(self._session_update())
+        self.model_ready = True
+
+    def _session_update(self) -> dict[str, Any]:
+        return protocol.session_update(
+            instructions=self.instructions(),
+            voice=self.settings.openai_voice,
+            tools=TOOL_DEFINITIONS,
+        )
+
+    async def _replace_model(self, *, prompt: bool) -> bool:
+        """Open a fresh model session, replay the conversation so far as text, and swap it in.
+
+        Used once after the socket drops (then the agent speaks again at once) and to recycle
+        the session before the provider's time limit (then it waits for the caller).
+        """
+        old = self.model
+        new: ModelConnection | None = None
+        try:
+            new = await self.connect(self.settings)
+            await new.send(self._session_update())
+            for position in sorted(self.history):
+                role, text = self.history[position]
+                await new.send(protocol.text_message(role, text))
+            state = "has been verified" if self.tools.verified else "is not verified yet"
+            await new.send(
+                protocol.text_message(
+                    "system", f"The call resumes after a reconnection. The caller {state}."
+                )
+            )
+        except Exception as exc:
+            logger.error("call %s: model reconnect failed (%s)", self.call_id, type(exc).__name__)
+            if new is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(new.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+            return False
+        self.model, self.model_ready = new, True
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+        self.response_active = False
+        self.current_item = None
+        self.marks.clear()
+        self.greeted = True  # the replayed conversation already has the greeting
+        if prompt:
+            self.needs_response = True
+            await self._maybe_create_response()
+        return True
+
+    async def _recycle_periodically(self) -> None:
+        """Swap in a fresh model session before the provider closes this one (60 min in GA)."""
+        assert self.recycle_after is not None
+        while not self.closing:
+            await asyncio.sleep(self.recycle_after)
+            # Between turns, so no answer is cut off: nothing playing, generating or running.
+            for _ in range(300):
+                if not (self.response_active or self.tools_running or self.marks):
+                    break
+                await asyncio.sleep(0.1)
+            if self.closing:
+                return
+            if await self._replace_model(prompt=False):
+                logger.info("call %s: model session recycled", self.call_id)
+
+    async def _close_model(self) -> None:
+        model, self.model, self.model_ready = self.model, None, False
+        if model is None:
+            return
+        try:
+            await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+        except (TimeoutError, Exception):  # closing is best effort; the socket is gone either way
+            logger.info("call %s: model socket close did not complete cleanly", self.call_id)
+
+    async def _finish(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        if self._db_tasks:
+            await asyncio.wait(list(self._db_tasks), timeout=10)
+        try:
+            await asyncio.to_thread(self._finish_sync)
+        except Exception:
+            log_failure(logger, "call %s: could not assemble the transcript", self.call_id)
+
+    def _finish_sync(self) -> None:
+        with transaction(self.sessions) as session:
+            calls.finish_call(session, self.call_id, now=datetime.now(UTC))
+
+    # ------------------------------------------------------------ Twilio -> model
+
+    async def _pump_twilio(self) -> None:
+        while True:
+            frame = await self.twilio.receive()
+            try:
+                event = protocol.parse_twilio(frame)
+            except ProtocolError as exc:
+                self.bad_frames += 1
+                logger.warning("call %s: bad Twilio frame (%s)", self.call_id, exc)
+                if self.bad_frames > MAX_BAD_FRAMES or str(exc) == "frame too large":
+                    return
+                continue
+            if isinstance(event, Media):
+                if self.model_ready and self.model is not None:
+                    # A failed send means the model dropped: its pump notices and reconnects.
+                    with contextlib.suppress(Exception):
+                        await self.model.send_raw(protocol.audio_append(event.payload))
+            elif isinstance(event, Mark):
+                self._on_mark(event.name)
+            elif isinstance(event, Dtmf):
+                if event.digit == "0":
+                    self._spawn(self._dtmf_transfer())
+            elif isinstance(event, Stop):
+                return
+
+    def _on_mark(self, name: str) -> None:
+        entry = self.marks.pop(name, None)
+        if entry is None:
+            return  # stale: its audio was cleared by a barge-in
+        item_id, ms = entry
+        if ms > self.played_ms.get(item_id, 0.0):
+            self.played_ms[item_id] = ms
+        self._maybe_run_pending_action()
+
+    async def _dtmf_transfer(self) -> None:
+        result = await asyncio.to_thread(self.tools.transfer, "caller pressed 0")
+        if "transferring" in result:
+            # The caller asked for a person: transfer now, without waiting for the agent.
+            if not self.action_started:
+                self.action_started = True
+                await self._run_action(PendingAction("transfer", self.settings.staff_phone_number))
+        elif self.model is not None:
+            await self._send_model(
+                protocol.response_create(
+                    "Tell the caller briefly that no one is free right now and a care "
+                    "coordinator will call them back."
+                )
+            )
+
+    # ------------------------------------------------------------ model -> Twilio
+
+    async def _pump_model(self) -> None:
+        while True:
+            model = self.model
+            if model is None:
+                return
+            try:
+                raw = await model.recv_bytes()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.closing:
+                    return
+                if model is not self.model:
+                    continue  # replaced on purpose (recycled): read from the new one
+                logger.warning(
+                    "call %s: model socket dropped (%s)", self.call_id, type(exc).__name__
+                )
+                if not self.reconnected:
+                    self.reconnected = True
+                    self.model_ready = False
+                    if await self._replace_model(prompt=True):
+                        continue
+                await self._model_lost()
+                return
+            try:
+                event = protocol.parse_server_event(raw)
+            except ProtocolError:
+                logger.warning("call %s: unreadable model event", self.call_id)
+                continue
+            await self._on_model_event(event)
+
+    async def _model_lost(self) -> None:
+        """The model is gone for good: hand the caller to a person (or record a callback)."""
+        self.model_ready = False
+        try:
+            result = await asyncio.to_thread(self.tools.transfer, "voice agent connection lost")
+            if self.simulated:
+                return
+            if "transferring" in result:
+                await asyncio.to_thread(
+                    self.rest.transfer,
+                    self.call_sid,
+                    self.settings.staff_phone_number,
+                    say=SORRY_TRANSFER,
+                )
+            else:
+                await asyncio.to_thread(self.rest.say_and_hang_up, self.call_sid, SORRY_CALLBACK)
+        except Exception:
+            log_failure(logger, "call %s: could not hand over after losing the model", self.call_id)
+
+    async def _on_model_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "response.output_audio.delta":
+            await self._on_audio_delta(event)
+        elif kind == "input_audio_buffer.speech_started":
+            await self._on_speech_started(event)
+        elif kind == "response.created":
+            response = event.get("response") or {}
+            self.response_active = True
+            self.current_response = response.get("id")
+        elif kind == "response.done":
+            self.response_active = False
+            await self._maybe_create_response()
+            self._maybe_run_pending_action()
+        elif kind == "response.output_item.added":
+            item = event.get("item") or {}
+            if item.get("id"):
+                self._position(item["id"])
+        elif kind in {"input_audio_buffer.committed", "conversation.item.added"}:
+            item_id = event.get("item_id") or (event.get("item") or {}).get("id")
+            if item_id:
+                self._position(item_id)
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self._store_line(event.get("item_id") or "", LogRole.USER, event.get("transcript", ""))
+        elif kind == "response.output_audio_transcript.done":
+            item_id = event.get("item_id") or ""
+            self.stored_assistant_items.add(item_id)
+            self._store_line(
+                item_id,
+                LogRole.ASSISTANT,
+                event.get("transcript", ""),
+                interrupted=item_id in self.interrupted_items,
+            )
+        elif kind == "response.function_call_arguments.done":
+            self._start_tool(event)
+        elif kind == "session.updated":
+            if not self.greeted:
+                self.greeted = True
+                await self._send_model(protocol.response_create())
+        elif kind == "error":
+            error = event.get("error") or {}
+            code = error.get("code") or error.get("type")
+            level = logging.INFO if code in NON_FATAL_ERRORS else logging.WARNING
+            logger.log(level, "call %s: model error %s", self.call_id, code)
+
+    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id") or ""
+        delta = event.get("delta")
+        if (
+            not isinstance(delta, str)
+            or event.get("response_id") in self.dropped_responses
+            or item_id in self.dropped_items
+        ):
+            return
+        self._position(item_id)
+        self.current_item = item_id
+        self.item_response[item_id] = event.get("response_id")
+        sent = self.sent_ms.get(item_id, 0.0) + protocol.mulaw_ms(delta)
+        self.sent_ms[item_id] = sent
+        self._mark_counter += 1
+        name = f"a{self._mark_counter}"
+        self.marks[name] = (item_id, sent)
+        await self.twilio.send(protocol.twilio_media(self.stream_sid, delta))
+        await self.twilio.send(protocol.twilio_mark(self.stream_sid, name))
+
+    async def _on_speech_started(self, event: dict[str, Any]) -> None:
+        if event.get("item_id"):
+            self._position(event["item_id"])
+        item_id = self.current_item
+        if item_id is None:
+            return
+        sent = self.sent_ms.get(item_id, 0.0)
+        played = self.played_ms.get(item_id, 0.0)
+        still_generating = (
+            self.response_active and self.item_response.get(item_id) == self.current_response
+        )
+        if played >= sent and not still_generating:
+            return  # everything the agent said has been heard: nothing to cut
+        audio_end_ms = int(min(sent, played))
+        await self.twilio.send(protocol.twilio_clear(self.stream_sid))
+        await self._send_model(protocol.truncate(item_id, audio_end_ms))
+        self.dropped_items.add(item_id)
+        if self.response_active and self.current_response:
+            self.dropped_responses.add(self.current_response)
+        self.marks.clear()  # Twilio echoes the cleared marks; they are stale now
+        self.current_item = None
+        self.interrupted_items.add(item_id)
+        if item_id in self.stored_assistant_items:
+            self._db(self._mark_interrupted_sync, item_id)
+
+    # ------------------------------------------------------------ tools
+
+    def _start_tool(self, event: dict[str, Any]) -> None:
+        call_id = str(event.get("call_id") or "")
+        name = str(event.get("name") or "")
+        position = self._position(event.get("item_id") or call_id)
+        try:
+            arguments = protocol.function_arguments(event.get("arguments"))
+        except ProtocolError:
+            arguments = None
+        self.tools_running += 1
+        self._spawn(self._run_tool(call_id, name, arguments, position))
+
+    async def _run_tool(
+        self, call_id: str, name: str, arguments: dict[str, Any] | None, position: int
+    ) -> None:
+        try:
+            if arguments is None:
+                result: dict[str, Any] = {
+                    "error": "invalid_argument",
+                    "message": "The arguments were not a JSON object.",
+                }
+            else:
+                result = await self.tools.run(
+                    name, arguments, tool_call_id=call_id, position=position
+                )
+            logger.info("call %s: tool %s -> %s", self.call_id, name, result.get("error", "ok"))
+            if self.model is not None and not self.closing:
+                await self._send_model(protocol.function_output(call_id, result))
+                if name != "end_call":
+                    self.needs_response = True
+            if self.tools.pending_action is not None and self._deadline is None:
+                self._deadline = asyncio.ensure_future(self._action_deadline())
+        finally:
+            self.tools_running -= 1
+        await self._maybe_create_response()
+        self._maybe_run_pending_action()
+
+    async def _maybe_create_response(self) -> None:
+        if self.needs_response and not self.response_active and self.tools_running == 0:
+            self.needs_response = False
+            self.response_active = True  # until response.created/done say otherwise
+            await self._send_model(protocol.response_create())
+
+    def _maybe_run_pending_action(self) -> None:
+        action = self.tools.pending_action
+        if (
+            action is None
+            or self.action_started
+            or self.response_active
+            or self.needs_response
+            or self.tools_running
+            or self.marks
+        ):
+            return
+        self.action_started = True
+        self._spawn(self._run_action(action))
+
+    async def _run_action(self, action: PendingAction) -> None:
+        if self.simulated:
+            # No telephone network behind a simulated call: ending the stream is the hang-up.
+            logger.info("call %s: simulated %s", self.call_id, action.kind)
+            self.ended.set()
+            return
+        try:
+            if action.kind == "transfer":
+                await asyncio.to_thread(self.rest.transfer, self.call_sid, action.number)
+            else:
+                await asyncio.to_thread(self.rest.hang_up, self.call_sid)
+            logger.info("call %s: %s requested", self.call_id, action.kind)
+        except Exception:
+            log_failure(logger, "call %s: Twilio %s failed", self.call_id, action.kind)
+            # Ending the stream ourselves makes Twilio move past <Connect>: the call ends.
+            self.ended.set()
+
+    async def _action_deadline(self) -> None:
+        """Hang up (or transfer) even if Twilio never echoes the last marks."""
+        await asyncio.sleep(ACTION_DEADLINE_SECONDS)
+        action = self.tools.pending_action
+        if action is not None and not self.action_started and not self.closing:
+            logger.info("call %s: %s forced after the deadline", self.call_id, action.kind)
+            self.action_started = True
+            await self._run_action(action)
+
+    # ------------------------------------------------------------ helpers
+
+    def _position(self, key: str) -> int:
+        if key not in self._positions:
+            self._positions[key] = self._next_position
+            self._next_position += 1
+        return self._positions[key]
+
+    async def _send_model(self, event: dict[str, Any]) -> None:
+        if self.model is None:
+            return
+        try:
+            await self.model.send_raw(json.dumps(event))
+        except Exception as exc:
+            logger.info("call %s: model send failed (%s)", self.call_id, type(exc).__name__)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _db(self, function: Callable[..., Any], *args: Any) -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self._db_tasks.add(task)
+        task.add_done_callback(self._db_tasks.discard)
+
+    def _store_line(self, item_id: str, role: str, text: str, *, interrupted: bool = False) -> None:
+        if not isinstance(text, str):
+            text = ""
+        position = self._position(item_id)
+        self.history[position] = (role, text)
+        self._db(self._store_line_sync, item_id, role, text, position, interrupted)
+
+    def _store_line_sync(
+        self, item_id: str, role: str, text: str, position: int, interrupted: bool
+    ) -> None:
+        with transaction(self.sessions) as session:
+            calls.append_log(
+                session,
+                call_id=self.call_id,
+                position=position,
+                role=role,
+                text=text,
+                item_id=item_id or None,
+                interrupted=interrupted,
+                now=datetime.now(UTC),
+            )
+
+    def _mark_interrupted_sync(self, item_id: str) -> None:
+        with transaction(self.sessions) as session:
+            calls.mark_interrupted(session, call_id=self.call_id, item_id=item_id)

@@ -1,0 +1,573 @@
+"""The phone agent's tools: thin wrappers over core services, one short transaction each.
+
+Every tool returns a JSON object. Times carry ISO 8601 offsets plus a `spoken` phrase in the
+patient's zone. A bad argument or refused change returns {"error": code, "message": ...} and
+writes nothing. Nothing about a patient is disclosed or changed before `verify_patient`
+succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction
+from core.errors import DomainError, Slot, SlotUnavailable
+from core.models import CallDirection, LogRole, Nurse, Patient
+from core.scheduling import local_to_utc, wall_time_exists, zone
+from core.services import booking, calls
+from core.services.assignments import active_assignment, auto_assign_best, patient_today
+from core.services.common import Actor
+from core.services.people import find_patient_by_phone
+from core.timefmt import local_iso, spoken
+from voice.logs import log_failure
+
+logger = logging.getLogger(__name__)
+
+MAX_VERIFICATION_ATTEMPTS = 3
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_LOCAL_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})(?::00)?$")
+
+
+def _fn(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        },
+    }
+
+
+_STR = {"type": "string"}
+TOOL_DEFINITIONS: list[dict[str, Any]] = [
+    _fn(
+        "verify_patient",
+        "Verify the caller's identity with their date of birth (and name if given). "
+        "Must succeed before any other tool except transfer_to_staff and end_call.",
+        {
+            "date_of_birth": {**_STR, "description": "YYYY-MM-DD"},
+            "full_name": {**_STR, "description": "The caller's first and last name"},
+        },
+        ["date_of_birth"],
+    ),
+    _fn("get_assigned_nurse", "The patient's assigned nurse (assigns one if none).", {}, []),
+    _fn(
+        "check_availability",
+        "Whether a date (and time) is free with the patient's nurse; alternatives if not.",
+        {
+            "date": {**_STR, "description": "YYYY-MM-DD in the patient's time zone"},
+            "time": {**_STR, "description": "HH:MM (24 h) in the patient's time zone"},
+            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
+        },
+        ["date"],
+    ),
+    _fn(
+        "book_appointment",
+        "Book a visit after the caller explicitly said yes to the read-back.",
+        {
+            "start": {**_STR, "description": "YYYY-MM-DDTHH:MM, patient's local time"},
+            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
+            "reason": _STR,
+        },
+        ["start"],
+    ),
+    _fn("list_appointments", "The patient's upcoming appointments.", {}, []),
+    _fn(
+        "cancel_appointment",
+        "Cancel one of the patient's appointments (after an explicit yes).",
+        {"appointment_id": {"type": "integer"}, "reason": _STR},
+        ["appointment_id"],
+    ),
+    _fn(
+        "reschedule_appointment",
+        "Move one of the patient's appointments (after an explicit yes).",
+        {
+            "appointment_id": {"type": "integer"},
+            "new_start": {**_STR, "description": "YYYY-MM-DDTHH:MM, patient's local time"},
+        },
+        ["appointment_id", "new_start"],
+    ),
+    _fn(
+        "transfer_to_staff",
+        "Hand the caller to a person (or record a callback request when none is available).",
+        {"reason": _STR},
+        ["reason"],
+    ),
+    _fn(
+        "end_call",
+        "Hang up after saying goodbye.",
+        {"reason": _STR},
+        [],
+    ),
+]
+TOOL_NAMES = frozenset(t["name"] for t in TOOL_DEFINITIONS)
+OPEN_BEFORE_VERIFICATION = frozenset({"verify_patient", "transfer_to_staff", "end_call"})
+
+
+class ToolError(Exception):
+    """A refusal the model can recover from; nothing was written."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.payload = {"error": code, "message": message, **details}
+
+
+@dataclass
+class CallContext:
+    """What the tools know about the call they serve."""
+
+    call_id: int
+    call_sid: str
+    direction: str
+    from_number: str
+    to_number: str
+
+    @property
+    def patient_phone(self) -> str:
+        """The patient's side of the call: the caller inbound, the callee outbound."""
+        return self.to_number if self.direction == CallDirection.OUTBOUND else self.from_number
+
+
+@dataclass
+class PendingAction:
+    """Something to do to the live call once the agent has finished speaking."""
+
+    kind: str  # "hang_up" or "transfer"
+    number: str = ""
+
+
+def _slot(slot: Slot, tz: str) -> dict[str, Any]:
+    return {
+        "start": local_iso(slot.start, tz),
+        "end": local_iso(slot.end, tz),
+        "spoken": spoken(slot.start, tz),
+        "nurse_id": slot.nurse_id,
+    }
+
+
+def _parse_date(value: Any, field: str) -> date:
+    if not isinstance(value, str) or not _DATE.match(value.strip()):
+        raise ToolError("invalid_argument", f"{field} must be YYYY-MM-DD.", field=field)
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ToolError("invalid_argument", f"{field} is not a real date.", field=field) from exc
+
+
+def _parse_minute(value: Any, field: str) -> int:
+    match = _TIME.match(value.strip()) if isinstance(value, str) else None
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ToolError("invalid_argument", f"{field} must be HH:MM (24 hour).", field=field)
+    return int(match[1]) * 60 + int(match[2])
+
+
+def _local_instant(day: date, minute: int, tz: str, field: str) -> datetime:
+    zone_info = zone(tz)
+    if not wall_time_exists(day, minute, zone_info):
+        raise ToolError("invalid_argument", "That clock time does not exist that day.", field=field)
+    return local_to_utc(day, minute, zone_info)
+
+
+def _parse_local_start(value: Any, tz: str, field: str) -> datetime:
+    match = _LOCAL_START.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ToolError("invalid_argument", f"{field} must be YYYY-MM-DDTHH:MM.", field=field)
+    return _local_instant(_parse_date(match[1], field), _parse_minute(match[2], field), tz, field)
+
+
+def _minutes(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ToolError("invalid_argument", "duration_minutes must be a whole number.")
+    return value
+
+
+def _names_match(given: str, patient: Patient) -> bool:
+    words = given.casefold().split()
+    return " ".join(words) == patient.full_name.casefold() or (
+        patient.last_name.casefold() in words and patient.first_name.casefold() in words
+    )
+
+
+class ToolBox:
+    """The tools of one call, with its verification state; not shared between calls."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        context: CallContext,
+        *,
+        staff_phone_number: str = "",
+        can_transfer: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions = sessions
+        self.context = context
+        self.staff_phone_number = staff_phone_number
+        self.can_transfer = can_transfer
+        self.clock = clock
+        self.patient_id: int | None = None
+        self.time_zone: str = "UTC"
+        self.failed_attempts = 0
+        self.pending_action: PendingAction | None = None
+        self.actor = Actor.agent(context.call_id)
+        self._lock = threading.Lock()
+
+    @property
+    def verified(self) -> bool:
+        """Whether the caller has proved who they are on this call."""
+        return self.patient_id is not None
+
+    @property
+    def locked(self) -> bool:
+        """Whether verification failed too often on this call."""
+        return self.failed_attempts >= MAX_VERIFICATION_ATTEMPTS
+
+    async def run(
+        self, name: str, arguments: dict[str, Any], *, tool_call_id: str, position: int
+    ) -> dict[str, Any]:
+        """Run one tool in a worker thread and store the call and its result in the log."""
+        return await asyncio.to_thread(self.run_sync, name, arguments, tool_call_id, position)
+
+    def run_sync(
+        self, name: str, arguments: dict[str, Any], tool_call_id: str, position: int
+    ) -> dict[str, Any]:
+        """Run one tool and log it (blocking: call from a worker thread)."""
+        # One tool at a time per call: parallel calls in one response would otherwise race on
+        # the verification state (and queue on SQLite's write lock anyway).
+        with self._lock:
+            result = self._dispatch(name, arguments, tool_call_id)
+        try:
+            with transaction(self.sessions) as session:
+                calls.append_log(
+                    session,
+                    call_id=self.context.call_id,
+                    position=position,
+                    role=LogRole.TOOL,
+                    now=self.clock(),
+                    item_id=tool_call_id[:64],
+                    tool_name=name[:64],
+                    tool_arguments=arguments,
+                    tool_result=result,
+                )
+        except Exception:
+            log_failure(logger, "call %s: could not store a tool log line", self.context.call_id)
+        return result
+
+    def _dispatch(self, name: str, arguments: dict[str, Any], tool_call_id: str) -> dict[str, Any]:
+        if name not in TOOL_NAMES:
+            return {"error": "unknown_tool", "message": f"There is no tool called {name[:40]}."}
+        if name not in OPEN_BEFORE_VERIFICATION and not self.verified:
+            return {
+                "error": "not_verified",
+                "message": "Verify the caller with verify_patient before anything else.",
+            }
+        method = getattr(self, f"tool_{name}")
+        try:
+            return method(tool_call_id=tool_call_id, **arguments)
+        except ToolError as exc:
+            return exc.payload
+        except SlotUnavailable as exc:
+            return {
+                "error": exc.code,
+                "reason": exc.reason,
+                "message": exc.message,
+                "alternatives": [_slot(s, self.time_zone) for s in exc.alternatives],
+                "escalate": exc.escalate,
+            }
+        except DomainError as exc:
+            return {"error": exc.code, "message": exc.message}
+        except TypeError:
+            return {"error": "invalid_argument", "message": f"Wrong arguments for {name}."}
+        except Exception:
+            log_failure(logger, "call %s: tool %s failed", self.context.call_id, name)
+            return {"error": "internal", "message": "Something went wrong; offer a transfer."}
+
+    # ------------------------------------------------------------ tools
+
+    def tool_verify_patient(
+        self, *, tool_call_id: str, date_of_birth: Any = None, full_name: Any = None
+    ) -> dict[str, Any]:
+        """Match the patient's phone on this call plus date of birth (and name if given)."""
+        if self.verified:
+            return {"verified": True, "message": "Already verified."}
+        if self.locked:
+            raise ToolError(
+                "verification_locked",
+                "Too many failed attempts; offer to transfer the caller to staff.",
+            )
+        dob = _parse_date(date_of_birth, "date_of_birth")
+        with transaction(self.sessions) as session:
+            patient = find_patient_by_phone(session, self.context.patient_phone)
+            ok = patient is not None and patient.date_of_birth == dob
+            if ok and isinstance(full_name, str) and full_name.strip():
+                ok = _names_match(full_name, patient)  # type: ignore[arg-type]
+            if ok:
+                assert patient is not None
+                calls.mark_verified(session, self.context.call_id, patient.id)
+                self.patient_id, self.time_zone = patient.id, patient.time_zone
+                return {
+                    "verified": True,
+                    "first_name": patient.first_name,
+                    "preferred_language": patient.preferred_language,
+                    "time_zone": patient.time_zone,
+                }
+            self.failed_attempts += 1
+            if self.locked:
+                calls.set_outcome(session, self.context.call_id, "verification_failed")
+        left = MAX_VERIFICATION_ATTEMPTS - self.failed_attempts
+        if left <= 0:
+            raise ToolError(
+                "verification_locked",
+                "Verification failed three times; offer to transfer the caller to staff.",
+            )
+        raise ToolError(
+            "verification_failed",
+            "Those details do not match our records.",
+            attempts_left=left,
+        )
+
+    def tool_get_assigned_nurse(self, *, tool_call_id: str) -> dict[str, Any]:
+        """The patient's primary nurse; one is assigned (by the agent) if there is none."""
+        assert self.patient_id is not None
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            patient = session.get(Patient, self.patient_id)
+            assert patient is not None
+            current = active_assignment(session, patient.id, on=patient_today(patient, now))
+            auto = current is None
+            if current is None:
+                current = auto_assign_best(session, patient.id, actor=self.actor, now=now)
+            if current is None:
+                raise ToolError(
+                    "no_nurse_available",
+                    "No nurse can take this patient now; offer a transfer to staff.",
+                )
+            nurse = session.get(Nurse, current.nurse_id)
+            assert nurse is not None
+            return {
+                "nurse_id": nurse.id,
+                "nurse_name": nurse.display_name,
+                "newly_assigned": auto,
+            }
+
+    def tool_check_availability(
+        self,
+        *,
+        tool_call_id: str,
+        date: Any = None,
+        time: Any = None,
+        duration_minutes: Any = None,
+    ) -> dict[str, Any]:
+        """Whether the asked time is free; alternatives if not; a day's free slots if no time."""
+        assert self.patient_id is not None
+        tz, now = self.time_zone, self.clock()
+        day = _parse_date(date, "date")
+        minutes = _minutes(duration_minutes)
+        if day < now.astimezone(zone(tz)).date():
+            raise ToolError("in_the_past", "That date has already passed.", field="date")
+        with transaction(self.sessions) as session:
+            if time is not None and time != "":
+                start = _local_instant(day, _parse_minute(time, "time"), tz, "time")
+                answer = booking.check_availability(
+                    session,
+                    patient_id=self.patient_id,
+                    start=start,
+                    now=now,
+                    duration_minutes=minutes,
+                )
+                result: dict[str, Any] = {
+                    "available": answer.available,
+                    "start": local_iso(answer.start, tz),
+                    "end": local_iso(answer.end, tz),
+                    "spoken": spoken(answer.start, tz),
+                }
+                if not answer.available:
+                    result.update(
+                        reason=answer.refusal,
+                        message=answer.message,
+                        alternatives=[_slot(s, tz) for s in answer.alternatives],
+                        escalate=answer.escalate,
+                    )
+                session.rollback()
+                return result
+            first = _local_instant(day, 0, tz, "date")
+            last = _local_instant(day + timedelta(days=1), 0, tz, "date")
+            nurse = booking.resolve_nurse(
+                session,
+                session.get(Patient, self.patient_id),  # type: ignore[arg-type]
+                nurse_id=None,
+                start=first,
+                now=now,
+            )
+            slots = booking.free_slots(
+                session, nurse.id, start=first, end=last, now=now, duration_minutes=minutes
+            )
+            session.rollback()
+        return {"date": day.isoformat(), "slots": [_slot(s, tz) for s in slots[:8]]}
+
+    def tool_book_appointment(
+        self,
+        *,
+        tool_call_id: str,
+        start: Any = None,
+        duration_minutes: Any = None,
+        reason: Any = "",
+    ) -> dict[str, Any]:
+        """Book with the patient's nurse; the tool call id makes a retry return the same visit."""
+        assert self.patient_id is not None
+        tz, now = self.time_zone, self.clock()
+        begin = _parse_local_start(start, tz, "start")
+        with transaction(self.sessions) as session:
+            appointment = booking.book_appointment(
+                session,
+                patient_id=self.patient_id,
+                start=begin,
+                actor=self.actor,
+                now=now,
+                duration_minutes=_minutes(duration_minutes),
+                reason=str(reason or ""),
+                idempotency_key=f"call:{self.context.call_id}:{tool_call_id}"[:200],
+                call_id=self.context.call_id,
+            )
+            calls.set_outcome(session, self.context.call_id, "booked")
+            return {
+                "booked": True,
+                "appointment_id": appointment.id,
+                "start": local_iso(appointment.start_at, tz),
+                "end": local_iso(appointment.end_at, tz),
+                "spoken": spoken(appointment.start_at, tz),
+                "nurse_name": appointment.nurse.display_name,
+            }
+
+    def tool_list_appointments(self, *, tool_call_id: str) -> dict[str, Any]:
+        """The patient's upcoming scheduled visits."""
+        assert self.patient_id is not None
+        tz = self.time_zone
+        with transaction(self.sessions) as session:
+            found = calls.upcoming_appointments(session, self.patient_id, now=self.clock())
+            return {
+                "appointments": [
+                    {
+                        "appointment_id": a.id,
+                        "start": local_iso(a.start_at, tz),
+                        "spoken": spoken(a.start_at, tz),
+                        "duration_minutes": a.duration_minutes,
+                        "nurse_name": a.nurse.display_name,
+                    }
+                    for a in found
+                ]
+            }
+
+    def tool_cancel_appointment(
+        self, *, tool_call_id: str, appointment_id: Any = None, reason: Any = ""
+    ) -> dict[str, Any]:
+        """Cancel one of this patient's visits."""
+        assert self.patient_id is not None
+        tz = self.time_zone
+        appointment_id = _appointment_id(appointment_id)
+        with transaction(self.sessions) as session:
+            calls.patient_appointment(session, self.patient_id, appointment_id)
+            appointment = booking.cancel_appointment(
+                session,
+                appointment_id,
+                actor=self.actor,
+                now=self.clock(),
+                reason_code="patient_request",
+                note=str(reason or "")[:500],
+            )
+            calls.set_outcome(session, self.context.call_id, "cancelled")
+            return {
+                "cancelled": True,
+                "appointment_id": appointment.id,
+                "start": local_iso(appointment.start_at, tz),
+                "spoken": spoken(appointment.start_at, tz),
+            }
+
+    def tool_reschedule_appointment(
+        self, *, tool_call_id: str, appointment_id: Any = None, new_start: Any = None
+    ) -> dict[str, Any]:
+        """Move one of this patient's visits to a new local start time."""
+        assert self.patient_id is not None
+        tz, now = self.time_zone, self.clock()
+        appointment_id = _appointment_id(appointment_id)
+        begin = _parse_local_start(new_start, tz, "new_start")
+        with transaction(self.sessions) as session:
+            calls.patient_appointment(session, self.patient_id, appointment_id)
+            new = booking.reschedule_appointment(
+                session,
+                appointment_id,
+                new_start=begin,
+                actor=self.actor,
+                now=now,
+                idempotency_key=f"call:{self.context.call_id}:{tool_call_id}"[:200],
+            )
+            calls.set_outcome(session, self.context.call_id, "rescheduled")
+            return {
+                "rescheduled": True,
+                "appointment_id": new.id,
+                "previous_appointment_id": appointment_id,
+                "start": local_iso(new.start_at, tz),
+                "end": local_iso(new.end_at, tz),
+                "spoken": spoken(new.start_at, tz),
+            }
+
+    def tool_transfer_to_staff(self, *, tool_call_id: str, reason: Any = "") -> dict[str, Any]:
+        """Transfer to the staff line after the agent's next words, or record a callback."""
+        return self.transfer(str(reason or ""))
+
+    def transfer(self, reason: str) -> dict[str, Any]:
+        """Arrange a transfer (or a callback request when no staff line is configured)."""
+        with transaction(self.sessions) as session:
+            if self.staff_phone_number and self.can_transfer:
+                calls.set_outcome(session, self.context.call_id, "transferred")
+                self.pending_action = PendingAction("transfer", self.staff_phone_number)
+                return {
+                    "transferring": True,
+                    "message": "Tell the caller you are connecting them to a staff member now.",
+                }
+            calls.record_callback_request(
+                session,
+                call_id=self.context.call_id,
+                patient_id=self.patient_id,
+                phone=self.context.patient_phone,
+                reason=reason,
+                now=self.clock(),
+            )
+            calls.set_outcome(session, self.context.call_id, "callback_requested")
+        return {
+            "callback_requested": True,
+            "message": "No one can take the call right now; a care coordinator will call back.",
+        }
+
+    def tool_end_call(self, *, tool_call_id: str, reason: Any = "") -> dict[str, Any]:
+        """Hang up once the goodbye has played."""
+        self.pending_action = self.pending_action or PendingAction("hang_up")
+        return {"ending": True}
+
+
+def _appointment_id(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ToolError(
+            "invalid_argument", "appointment_id must be a number.", field="appointment_id"
+        )
+    return value

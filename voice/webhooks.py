@@ -1,0 +1,299 @@
+"""Twilio webhooks (/incoming-call, /call-status, text delivery) and the dashboard's /make-call.
+
+Every Twilio request is checked against X-Twilio-Signature over the URL rebuilt from
+PUBLIC_BASE_URL; an unsigned or forged one gets 403 and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Blueprint, Response, current_app, request
+
+from core.config import Settings
+from core.db import transaction
+from core.errors import DomainError
+from core.models import Call, CallStatus
+from core.notifications.callbacks import apply_status_callback
+from core.notifications.settings import STATUS_CALLBACK_PATH
+from core.services import calls
+from voice import (
+    SIMULATED_CALLS_EXTENSION,
+    get_database,
+    get_preopened_models,
+    get_settings,
+    get_twilio,
+)
+from voice.logs import log_failure
+from voice.security import (
+    bearer_ok,
+    make_stream_token,
+    media_stream_url,
+    new_nonce,
+    public_url,
+    twilio_signature_ok,
+)
+from voice.twilio_rest import say_twiml, stream_twiml
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__)
+
+XML = "text/xml"
+_SORRY = "Sorry, Carematix cannot take your call right now. Please call again later."
+
+
+def _forbidden() -> Response:
+    return Response("Forbidden", status=403, mimetype="text/plain")
+
+
+async def _signed_form() -> dict[str, Any] | None:
+    """The POST params if the request carries a valid Twilio signature, else None."""
+    settings = get_settings(current_app)
+    form = await request.form
+    url = public_url(settings, request.path, request.query_string.decode("latin-1"))
+    signature = request.headers.get("X-Twilio-Signature")
+    simulated = bool(current_app.config.get("SIMULATED"))
+    if not twilio_signature_ok(settings, url, form, signature, simulated=simulated):
+        logger.warning("refused %s: missing or invalid Twilio signature", request.path)
+        return None
+    return {key: form.get(key, "") for key in form}
+
+
+@bp.post("/incoming-call")
+async def incoming_call() -> Response:
+    """Answer a call (inbound, or an outbound one we placed) by connecting it to our stream."""
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    settings = get_settings(current_app)
+    database = get_database(current_app)
+    call_sid = params.get("CallSid", "")
+    if not call_sid or len(call_sid) > 64:
+        return Response("Missing CallSid", status=400, mimetype="text/plain")
+    if database is None:
+        return Response(say_twiml(_SORRY), mimetype=XML)
+    nonce = new_nonce()
+    outbound = params.get("Direction", "inbound").startswith("outbound")
+    simulated = bool(current_app.config.get("SIMULATED"))
+
+    def answer() -> int:
+        with transaction(database.sessions) as session:
+            call = calls.answer_call(
+                session,
+                call_sid=call_sid,
+                from_number=params.get("From", "")[:32],
+                to_number=params.get("To", "")[:32],
+                outbound=outbound,
+                now=datetime.now(UTC),
+                stream_nonce=nonce,
+                simulated=simulated,
+            )
+            return call.id
+
+    try:
+        call_id = await asyncio.to_thread(answer)
+    except Exception:
+        log_failure(logger, "could not record an incoming call")
+        return Response(say_twiml(_SORRY), mimetype=XML)
+    logger.info("call %s answered (%s)", call_id, "outbound" if outbound else "inbound")
+    if current_app.config.get("PREOPEN_MODEL"):
+        get_preopened_models(current_app).open(call_sid)
+    token = make_stream_token(settings, call_sid=call_sid, nonce=nonce)
+    return Response(stream_twiml(_stream_url(settings), token), mimetype=XML)
+
+
+def _stream_url(settings: Settings) -> str:
+    if settings.public_base_url:
+        return media_stream_url(settings)
+    # Local development without a public URL: the host the request came to.
+    return f"wss://{request.host}/media-stream"
+
+
+@bp.post(STATUS_CALLBACK_PATH)
+async def message_status() -> Response:
+    """Twilio's delivery report for a text we sent: the notification becomes delivered or failed.
+
+    204 when applied (or already settled), 400 for a malformed report, 404 for a message sid
+    we never sent; a forged one gets 403 and changes nothing.
+    """
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    database = get_database(current_app)
+    if database is None:
+        return Response("", status=503)
+
+    def apply() -> tuple[bool, str]:
+        with transaction(database.sessions) as session:
+            result = apply_status_callback(session, params, datetime.now(UTC))
+            return result.ok, result.outcome
+
+    ok, outcome = await asyncio.to_thread(apply)
+    if ok:
+        return Response("", status=204)
+    return Response(
+        outcome, status=404 if outcome == "unknown message" else 400, mimetype="text/plain"
+    )
+
+
+@bp.post("/call-status")
+async def call_status() -> Response:
+    """Twilio status callback: 204 always (an unknown CallSid is logged and ignored)."""
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    database = get_database(current_app)
+    if database is None:
+        return Response("", status=503)
+    call_sid = params.get("CallSid", "")
+    status = params.get("CallStatus", "")
+    try:
+        duration = int(params["CallDuration"]) if params.get("CallDuration") else None
+    except ValueError:
+        duration = None
+
+    def apply() -> int | None:
+        with transaction(database.sessions) as session:
+            call = calls.update_call_status(
+                session,
+                call_sid=call_sid,
+                status=status,
+                now=datetime.now(UTC),
+                duration_seconds=duration,
+            )
+            return call.id if call is not None else None
+
+    call_id = await asyncio.to_thread(apply)
+    if call_id is None:
+        logger.info("status callback for an unknown call ignored")
+    else:
+        logger.info("call %s status %s", call_id, status[:16])
+    return Response("", status=204)
+
+
+@bp.post("/make-call")
+async def make_call() -> tuple[dict[str, Any], int]:
+    """Place an outbound call to a patient (dashboard only: bearer INTERNAL_API_TOKEN)."""
+    settings = get_settings(current_app)
+    if not bearer_ok(settings, request.headers.get("Authorization")):
+        return {"error": "unauthorized", "message": "A valid bearer token is required."}, 401
+    database = get_database(current_app)
+    if database is None:
+        return {"error": "unavailable", "message": "The database is not open."}, 503
+    if not (
+        settings.public_base_url and settings.twilio_account_sid and settings.twilio_auth_token
+    ):
+        return {"error": "not_configured", "message": "Twilio is not configured."}, 503
+    body = await request.get_json(silent=True) or {}
+    patient_id = body.get("patient_id") if isinstance(body, dict) else None
+    user_id = body.get("user_id") if isinstance(body, dict) else None
+    if isinstance(patient_id, bool) or not isinstance(patient_id, int):
+        return {"error": "invalid", "message": "patient_id must be a number."}, 400
+    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        return {"error": "invalid", "message": "user_id must be a number."}, 400
+
+    simulated = bool(current_app.config.get("SIMULATED"))
+
+    def create() -> tuple[int, str]:
+        with transaction(database.sessions) as session:
+            call = calls.create_outbound_call(
+                session,
+                patient_id=patient_id,
+                from_number=settings.twilio_phone_number,
+                now=datetime.now(UTC),
+                placed_by_user_id=user_id,
+                simulated=simulated,
+            )
+            return call.id, call.to_number
+
+    try:
+        call_id, to_number = await asyncio.to_thread(create)
+    except DomainError as exc:
+        return {"error": exc.code, "message": exc.message}, 404 if exc.code == "not_found" else 400
+
+    twilio = get_twilio(current_app)
+    try:
+        call_sid = await asyncio.to_thread(
+            twilio.place_call,
+            to=to_number,
+            answer_url=public_url(settings, "/incoming-call"),
+            status_callback=public_url(settings, "/call-status"),
+        )
+    except Exception as exc:
+        logger.error("call %s: Twilio refused the outbound call (%s)", call_id, type(exc).__name__)
+        await asyncio.to_thread(_mark_failed, database.sessions, call_id, type(exc).__name__)
+        return {"error": "twilio_error", "message": "Twilio did not place the call."}, 502
+
+    def store_sid() -> int:
+        with transaction(database.sessions) as session:
+            call = session.get(Call, call_id)
+            answered = calls.get_call_by_sid(session, call_sid)
+            if answered is not None and answered.id != call_id:
+                # Twilio fetched the answer URL before we got here and /incoming-call made
+                # the row: keep that one (it carries the stream nonce), drop the placeholder.
+                answered.placed_by_user_id = user_id
+                if call is not None:
+                    session.delete(call)
+                return answered.id
+            if call is not None:
+                call.call_sid = call_sid
+                call.status = CallStatus.INITIATED
+            return call_id
+
+    call_id = await asyncio.to_thread(store_sid)
+    logger.info("call %s placed", call_id)
+    return {"call_id": call_id, "call_sid": call_sid}, 201
+
+
+def _mark_failed(sessions: Any, call_id: int, error: str) -> None:
+    with transaction(sessions) as session:
+        call = session.get(Call, call_id)
+        if call is not None:
+            call.status = CallStatus.FAILED
+            call.error = error
+            call.outcome = "failed"
+            call.ended_at = datetime.now(UTC)
+
+
+@bp.post("/simulate-call")
+async def simulate_a_call() -> tuple[dict[str, Any], int]:
+    """Place a simulated call (simulator mode only; bearer INTERNAL_API_TOKEN): the dashboard's
+    "try a call" button. It runs in the background; poll the call by its CallSid."""
+    settings = get_settings(current_app)
+    if not bearer_ok(settings, request.headers.get("Authorization")):
+        return {"error": "unauthorized", "message": "A valid bearer token is required."}, 401
+    if not current_app.config.get("SIMULATED"):
+        message = "Simulated calls run only when no OpenAI key is configured."
+        return {"error": "not_simulated", "message": message}, 409
+    from voice.simulate_call import new_call_sid, simulate_call
+
+    call_sid = new_call_sid()
+    own_url = current_app.config.get("SELF_URL") or settings.voice_service_url
+    running: set[asyncio.Task[Any]] = current_app.extensions.setdefault(
+        SIMULATED_CALLS_EXTENSION, set()
+    )
+    task = asyncio.create_task(
+        simulate_call(
+            settings,
+            own_url,
+            speed=float(current_app.config.get("SIMULATOR_SPEED", 1.0)),
+            call_sid=call_sid,
+        )
+    )
+    running.add(task)
+    task.add_done_callback(_simulated_call_done(running))
+    logger.info("simulated call placed")
+    return {"call_sid": call_sid, "simulated": True}, 202
+
+
+def _simulated_call_done(running: set[asyncio.Task[Any]]) -> Any:
+    def done(task: asyncio.Task[Any]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("simulated call failed (%s)", type(task.exception()).__name__)
+
+    return done
