@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`: each bench/*.py prints its figures (see docs/performance.md)."""
