@@ -14,6 +14,7 @@ def list_notifications(
     status: str | None = None,
     channel: str | None = None,
     recipient_kind: str | None = None,
+    event: str | None = None,
     patient_id: int | None = None,
     nurse_id: int | None = None,
     limit: int = 50,
@@ -26,6 +27,7 @@ def list_notifications(
             (Notification.status, status),
             (Notification.channel, channel),
             (Notification.recipient_kind, recipient_kind),
+            (Notification.event, event),
             (Notification.patient_id, patient_id),
             (Notification.nurse_id, nurse_id),
         )
@@ -51,3 +53,8 @@ def notifications_for_appointment(session: Session, appointment_id: int) -> list
             .order_by(Notification.send_after, Notification.id)
         )
     )
+
+
+def notification_events(session: Session) -> list[str]:
+    """The distinct event names present, sorted (for the dashboard's event filter)."""
+    return list(session.scalars(select(Notification.event).distinct().order_by(Notification.event)))

@@ -7,10 +7,13 @@ from flask import Flask
 from core.models import AppointmentStatus, CallStatus
 from webapp import auth
 from webapp.dashboard import (
+    account,
     appointments,
+    calendar_links,
     calls,
     common,
     home,
+    notifications,
     nurses,
     patients,
     schedule,
@@ -21,7 +24,18 @@ from webapp.dashboard import (
 def register(app: Flask) -> None:
     """Sign-in, CSRF and every dashboard blueprint, plus the template helpers they share."""
     auth.init_app(app)
-    for module in (home, nurses, patients, appointments, schedule, calls, staff):
+    for module in (
+        home,
+        nurses,
+        patients,
+        appointments,
+        schedule,
+        calls,
+        staff,
+        notifications,
+        calendar_links,
+        account,
+    ):
         app.register_blueprint(module.bp)
     app.add_template_global(common.when, "when")
     app.add_template_global(common.viewer_zone, "viewer_zone")

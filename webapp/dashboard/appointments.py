@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
 from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
+from core.notifications.queries import notifications_for_appointment
 from core.services import access
 from core.services.assignments import active_assignment, patient_today
 from core.services.booking import (
@@ -41,6 +42,7 @@ from webapp.dashboard.common import (
     viewer,
     viewer_zone,
 )
+from webapp.dashboard.notifications import recipient_names
 
 bp = blueprint("appointments", __name__, url_prefix="/appointments")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
@@ -234,6 +236,7 @@ def _appointment(appointment_id: int) -> Appointment:
 def _detail(
     appointment: Appointment, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> Response:
+    messages = notifications_for_appointment(db.session, appointment.id)
     return render(
         "appointments/show.html",
         status=status,
@@ -243,6 +246,8 @@ def _detail(
         form=request.form if errors else None,
         can_manage=current_user.role in STAFF,
         started=appointment.start_at <= now_utc(),
+        messages=messages,
+        names=recipient_names(messages),
     )
 
 

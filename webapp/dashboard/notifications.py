@@ -1,0 +1,146 @@
+"""Notifications: the outbox as a filterable list, and retrying a failed or unknown message."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from flask import request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from core.errors import NotFound
+from core.models import (
+    Channel,
+    Notification,
+    NotificationStatus,
+    Nurse,
+    Patient,
+    RecipientKind,
+    Role,
+    User,
+)
+from core.notifications.delivery import retry_notification
+from core.notifications.queries import list_notifications, notification_events
+from core.services.common import audit
+from webapp import db
+from webapp.auth import now_utc, roles_required
+from webapp.dashboard.common import (
+    PER_PAGE,
+    Page,
+    actor,
+    blueprint,
+    finish,
+    is_partial,
+    page_number,
+    render,
+)
+
+bp = blueprint("notifications", __name__, url_prefix="/notifications")
+STAFF = (Role.ADMIN, Role.COORDINATOR)
+RETRYABLE = (NotificationStatus.FAILED, NotificationStatus.UNKNOWN)
+
+
+def recipient_names(rows: Iterable[Notification]) -> dict[str, str]:
+    """Display names of the rows' recipients, keyed "patient:ID", "nurse:ID" or "user:ID"."""
+    rows = list(rows)
+    names: dict[str, str] = {}
+    patient_ids = {r.patient_id for r in rows if r.patient_id is not None}
+    nurse_ids = {r.nurse_id for r in rows if r.nurse_id is not None}
+    user_ids = {r.user_id for r in rows if r.user_id is not None}
+    if patient_ids:
+        for patient in db.session.scalars(select(Patient).where(Patient.id.in_(patient_ids))):
+            names[f"patient:{patient.id}"] = patient.full_name
+    if nurse_ids:
+        for nurse in db.session.scalars(select(Nurse).where(Nurse.id.in_(nurse_ids))):
+            names[f"nurse:{nurse.id}"] = nurse.display_name
+    if user_ids:
+        for user in db.session.scalars(select(User).where(User.id.in_(user_ids))):
+            names[f"user:{user.id}"] = user.email
+    return names
+
+
+def _choice(name: str, allowed: Iterable[str]) -> str | None:
+    value = request.args.get(name, "")
+    return value if value in set(allowed) else None
+
+
+@bp.get("/")
+@roles_required(*STAFF)
+def index() -> Response:
+    """Every notification, newest first, filterable by status, channel, recipient and event."""
+    events = notification_events(db.session)
+    filters = {
+        "status": _choice("status", [s.value for s in NotificationStatus]),
+        "channel": _choice("channel", [c.value for c in Channel]),
+        "recipient_kind": _choice("recipient_kind", [k.value for k in RecipientKind]),
+        "event": _choice("event", events),
+    }
+    number = page_number()
+    items, total = list_notifications(
+        db.session, **filters, limit=PER_PAGE, offset=(number - 1) * PER_PAGE
+    )
+    pages = max(1, math.ceil(total / PER_PAGE))
+    if number > pages:  # past the end: show the last page
+        number = pages
+        items, total = list_notifications(
+            db.session, **filters, limit=PER_PAGE, offset=(number - 1) * PER_PAGE
+        )
+    page = Page(items=items, page=number, pages=pages, total=total)
+    return render(
+        "notifications/page.html",
+        "notifications/_table.html",
+        page=page,
+        names=recipient_names(items),
+        statuses=list(NotificationStatus),
+        channels=list(Channel),
+        kinds=list(RecipientKind),
+        events=events,
+        args=request.args,
+        retryable=RETRYABLE,
+    )
+
+
+def _notification(notification_id: int) -> Notification:
+    row = db.session.get(Notification, notification_id)
+    if row is None:
+        raise NotFound(f"No notification with id {notification_id}.")
+    return row
+
+
+def _row(row: Notification, notice: dict[str, str], status: int = 200) -> Response:
+    return render(
+        "notifications/_row.html",
+        "notifications/_row.html",
+        status=status,
+        n=row,
+        names=recipient_names([row]),
+        retryable=RETRYABLE,
+        notice=notice,
+    )
+
+
+@bp.post("/<int:notification_id>/retry")
+@roles_required(*STAFF)
+def retry(notification_id: int) -> Response:
+    """Queue a failed or unknown message for one more attempt; answers with its row."""
+    row = _notification(notification_id)
+    now = now_utc()
+    if not retry_notification(db.session, row.id, now):
+        db.session.rollback()
+        message = f"Only failed or unknown messages can be retried; this one is {row.status}."
+        if not is_partial():
+            return finish(url_for("notifications.index"), message, "error")
+        return _row(row, {"error": message}, 422)
+    audit(
+        db.session,
+        actor=actor(),
+        action="notification.retried",
+        entity_type="notification",
+        entity_id=row.id,
+        now=now,
+    )
+    db.session.commit()
+    if not is_partial():
+        return finish(url_for("notifications.index"), "Queued for another attempt.")
+    return _row(row, {"ok": "Queued for another attempt."})
