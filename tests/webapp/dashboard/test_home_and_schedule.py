@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.db import make_engine, make_session_factory
@@ -15,6 +15,7 @@ from core.errors import NotFound
 from core.models import Appointment
 from core.services import access
 from tests.webapp.dashboard.conftest import Dashboard
+from webapp.dashboard import home
 
 
 def test_home_shows_calls_in_progress_and_waiting_notifications(dash: Dashboard) -> None:
@@ -83,3 +84,34 @@ def test_access_scoping_gives_staff_everything_and_a_nurse_only_their_own(
     assert access.get_call(session, nurse, dash.ids["call"], now).id == dash.ids["call"]
     unknown_role = access.Viewer(user_id=11, role="auditor", nurse_id=dash.ids["nurse"])
     assert session.scalars(access.nurses(unknown_role)).all() == []
+
+
+def test_home_lists_the_days_first_visits_and_links_to_all_of_them(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(home, "HOME_APPOINTMENTS", 2)
+    zone = ZoneInfo(dash.app.config["SETTINGS"].default_time_zone)
+    today = datetime.now(UTC).astimezone(zone).replace(hour=0, minute=5, second=0, microsecond=0)
+    engine = make_engine(dash.url)
+    with engine.begin() as connection:
+        for offset, nurse in enumerate([dash.ids["nurse"], dash.ids["other_nurse"], 3]):
+            start = today + timedelta(minutes=10 * offset)
+            connection.execute(
+                insert(Appointment).values(
+                    nurse_id=nurse,
+                    patient_id=dash.ids["patient"],
+                    start_at=start,
+                    end_at=start + timedelta(minutes=5),
+                    status="scheduled",
+                    kind="phone",
+                    reason="",
+                    source="dashboard",
+                    created_by="test",
+                    created_at=start,
+                    sequence=0,
+                )
+            )
+    engine.dispose()
+    page = dash.client("coordinator").get("/").get_data(as_text=True)
+    assert page.count('id="appointment-row-') == 2
+    assert "All 3 of today" in page
