@@ -130,9 +130,15 @@ def has_demo_data(session: Session) -> bool:
     return bool(patients or users)
 
 
-def seed_demo(session: Session, *, now: datetime, password: str | None) -> SeedResult:
-    """Create the demo data once; a second call changes nothing."""
-    if has_demo_data(session):
+def seed_demo(
+    session: Session, *, now: datetime, password: str | None, alongside_data: bool = False
+) -> SeedResult:
+    """Create the demo data once; a second call changes nothing.
+
+    `alongside_data` adds it to a database that already holds other records (benchmarks load
+    bulk data first); by default a database in use is never touched.
+    """
+    if has_demo_data(session) and not alongside_data:
         return SeedResult(created=False)
     actor = Actor.system()
     password = password or generate_password()

@@ -410,3 +410,24 @@ def test_demo_data_is_created_once_with_bookable_visits(session_factory, frozen_
         assert count(session, Nurse) == 5
         names = {p.full_name for p in session.scalars(select(Patient))}
         assert names == {"John Smith", "Sarah Johnson", "Robert Brown", "Emily Davis"}
+
+
+def test_demo_data_goes_into_a_used_database_only_when_asked(session, frozen_now):
+    create_nurse(
+        session, actor=ACTOR, now=frozen_now, first_name="Bulk", last_name="Loaded", time_zone=NY
+    )
+    create_patient(
+        session,
+        actor=ACTOR,
+        now=frozen_now,
+        first_name="Bulk",
+        last_name="Patient",
+        date_of_birth=date(1970, 1, 1),
+        phone="+12025550199",
+        time_zone=NY,
+    )
+    assert seed_demo(session, now=frozen_now, password="demo password 1").created is False
+    assert count(session, Nurse) == 1
+    added = seed_demo(session, now=frozen_now, password="demo password 1", alongside_data=True)
+    assert added.created
+    assert count(session, Nurse) == 6
