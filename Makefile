@@ -55,8 +55,11 @@ banner: $(INSTALL_STAMP)
 
 # honcho alone would let .env override the environment; the app lets the environment win.
 # So export only the .env keys not already set, and tell honcho not to read .env itself.
+# make run serves plain http on this machine, where Secure cookies would be dropped by
+# non-Chrome clients; deployments behind HTTPS keep the default (true).
 run: seed banner ## Migrate, seed, print URLs and logins, then start every Procfile process
 	@eval "$$($(BIN)/python scripts/dotenv_exports.py)"; \
+	  export SESSION_COOKIE_SECURE="$${SESSION_COOKIE_SECURE:-false}"; \
 	  exec $(BIN)/honcho start --env /dev/null --procfile Procfile
 
 screenshots: $(TEST_STAMP) ## Refresh docs/screenshots/ from the browser tests

@@ -99,9 +99,12 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    # Flask's default is False, so only debug and testing may keep cookies off HTTPS.
+    # Cookies travel over HTTPS only, unless the settings say the dashboard is served over
+    # plain http (make run on loopback) or the app is in debug or testing.
     if not (app.debug or app.testing):
-        app.config["SESSION_COOKIE_SECURE"] = True
+        secure = app.config["SETTINGS"].session_cookie_secure
+        app.config["SESSION_COOKIE_SECURE"] = secure
+        app.config["REMEMBER_COOKIE_SECURE"] = secure
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
