@@ -223,6 +223,7 @@ class Page:
     page: int
     pages: int
     total: int
+    more: bool = False  # the count stopped at COUNT_LIMIT: there are more rows than `total`
 
     @property
     def has_prev(self) -> bool:
@@ -241,14 +242,21 @@ def page_number() -> int:
     return max(1, int(raw)) if raw.isdigit() else 1
 
 
+# Counting every row of a long history costs more than showing a page of it (bench/dashboard.py);
+# past this many the pager says "10000+" and people narrow the filters instead.
+COUNT_LIMIT = 10_000
+
+
 def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
-    """One page of an ordered select."""
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    total = total or 0
+    """One page of an ordered select, with its rows counted up to COUNT_LIMIT."""
+    counted = stmt.order_by(None).limit(COUNT_LIMIT + 1).subquery()
+    total = db.session.scalar(select(func.count()).select_from(counted)) or 0
+    more = total > COUNT_LIMIT
+    total = min(total, COUNT_LIMIT)
     pages = max(1, math.ceil(total / per_page))
     page = min(page_number(), pages)
     items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(items=items, page=page, pages=pages, total=total)
+    return Page(items=items, page=page, pages=pages, total=total, more=more)
 
 
 def page_url(page: int) -> str:

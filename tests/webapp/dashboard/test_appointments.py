@@ -6,11 +6,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select, update
 
 from core.db import make_engine
 from core.models import Appointment, AppointmentStatus, AuditEvent, Patient
 from tests.webapp.dashboard.conftest import Dashboard
+from webapp.dashboard import appointments, common
 
 SLOT = re.compile(r'name="start" value="([^"]+)"')
 
@@ -199,3 +201,26 @@ def test_times_show_the_viewers_zone_and_the_patients_where_it_differs(dash: Das
     assert re.search(r"\d\d:\d\d E[SD]T", html)  # New York, the default zone
     assert re.search(r"\(patient \d\d:\d\d C[SD]T\)", html)  # Sarah is in Chicago
     assert "America/New_York" in html
+
+
+def test_a_large_agency_filters_appointments_by_nurse_name_instead_of_a_dropdown(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = dash.client("coordinator")
+    assert 'name="nurse_id"' in client.get("/appointments/").get_data(as_text=True)
+    monkeypatch.setattr(appointments, "NURSE_DROPDOWN_LIMIT", 2)
+    page = client.get("/appointments/").get_data(as_text=True)
+    assert 'name="nurse_id"' not in page and 'name="nurse"' in page
+    wilson = client.get("/appointments/?nurse=wilson").get_data(as_text=True)
+    assert "Alice Wilson" in wilson and "Maria Garcia" not in wilson
+    garcia = client.get("/appointments/?nurse=Garcia").get_data(as_text=True)
+    assert "Maria Garcia" in garcia and "Alice Wilson" not in garcia
+
+
+def test_long_lists_count_only_up_to_a_limit(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = dash.client("coordinator")
+    assert "+ in all." not in client.get("/appointments/").get_data(as_text=True)
+    monkeypatch.setattr(common, "COUNT_LIMIT", 3)
+    assert "3+ in all." in client.get("/appointments/").get_data(as_text=True)
