@@ -105,6 +105,14 @@ class ModelConnector:
         return connection  # type: ignore[return-value]
 
 
+def abort_model_socket(model: ModelConnection) -> None:
+    """Drop the TCP connection under an SDK Realtime connection (no closing handshake)."""
+    websocket = getattr(model, "_connection", None)  # the SDK's websockets connection
+    transport = getattr(websocket, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
 async def connect_model(settings: Settings) -> ModelConnection:
     """Open a Realtime socket with a client of its own (prefer one ModelConnector per app)."""
     return await ModelConnector()(settings)
@@ -356,8 +364,11 @@ class CallSession:
             return
         try:
             await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
-        except (TimeoutError, Exception):  # closing is best effort; the socket is gone either way
-            logger.info("call %s: model socket close did not complete cleanly", self.call_id)
+        except (TimeoutError, Exception):
+            # A busy or silent peer can hold the closing handshake open for many seconds while
+            # the session keeps billing: drop the TCP connection instead of waiting for it.
+            logger.info("call %s: model socket close timed out; aborting it", self.call_id)
+            abort_model_socket(model)
 
     async def _finish(self) -> None:
         if self._deadline is not None:
