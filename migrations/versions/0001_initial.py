@@ -65,9 +65,7 @@ def _dialect() -> str:
     name = op.get_context().dialect.name
     if name not in ("postgresql", "sqlite"):
         # The tables would work elsewhere, but the double-booking backstop would be missing.
-        raise NotImplementedError(
-            f"no double-booking backstop for {name}; use PostgreSQL or SQLite"
-        )
+        raise RuntimeError(f"no double-booking backstop for {name}; use PostgreSQL or SQLite")
     return name
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import httpx
 from flask import current_app, request, url_for
@@ -126,33 +127,49 @@ def updates(call_id: int) -> Response:
     return response
 
 
+class VoiceServiceRefused(Exception):
+    """The voice service could not be asked, or said no; the message is for the coordinator."""
+
+
+def _ask_voice_service(path: str, expected: int, needed: str, **payload: Any) -> dict[str, Any]:
+    """POST to the voice service with the shared token; its JSON answer, or VoiceServiceRefused."""
+    settings = current_app.config["SETTINGS"]
+    if not settings.internal_api_token:
+        raise VoiceServiceRefused("Calling is not configured (INTERNAL_API_TOKEN is not set).")
+    try:
+        answer = httpx.post(
+            f"{settings.voice_service_url}{path}",
+            headers={"Authorization": f"Bearer {settings.internal_api_token}"},
+            timeout=VOICE_TIMEOUT_SECONDS,
+            **payload,
+        )
+    except httpx.HTTPError as exc:
+        logger.warning("voice service unreachable: %s", type(exc).__name__)
+        raise VoiceServiceRefused("The voice service is not reachable.") from exc
+    is_json = answer.headers.get("content-type", "").startswith("application/json")
+    body: dict[str, Any] = answer.json() if is_json else {}
+    if answer.status_code != expected or needed not in body:
+        raise VoiceServiceRefused(
+            body.get("message") or f"The voice service answered {answer.status_code}."
+        )
+    return body
+
+
 @bp.post("/patients/<int:patient_id>/call")
 @roles_required(*STAFF)
 def place_call(patient_id: int) -> Response:
     """Ask the voice service to call the patient, then open the call's live page."""
     patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
     back = url_for("patients.show", patient_id=patient.id)
-    settings = current_app.config["SETTINGS"]
-    if not settings.internal_api_token:
-        return finish(back, "Calling is not configured (INTERNAL_API_TOKEN is not set).", "error")
     try:
-        answer = httpx.post(
-            f"{settings.voice_service_url}/make-call",
+        body = _ask_voice_service(
+            "/make-call",
+            201,
+            "call_id",
             json={"patient_id": patient.id, "user_id": current_user.id},
-            headers={"Authorization": f"Bearer {settings.internal_api_token}"},
-            timeout=VOICE_TIMEOUT_SECONDS,
         )
-    except httpx.HTTPError as exc:
-        logger.warning("voice service unreachable: %s", type(exc).__name__)
-        return finish(back, "The voice service is not reachable.", "error")
-    body = (
-        answer.json()
-        if answer.headers.get("content-type", "").startswith("application/json")
-        else {}
-    )
-    if answer.status_code != 201 or "call_id" not in body:
-        message = body.get("message") or f"The voice service answered {answer.status_code}."
-        return finish(back, f"The call was not placed: {message}", "error")
+    except VoiceServiceRefused as refused:
+        return finish(back, _not_placed("The call was not placed", str(refused)), "error")
     return finish(url_for("calls.show", call_id=int(body["call_id"])), "Calling the patient.")
 
 
@@ -164,30 +181,22 @@ SIMULATED_CALL_WAIT_SECONDS = 3.0
 def simulate_call() -> Response:
     """Place a call with the built-in simulator (no OpenAI or Twilio needed) and open it live."""
     back = url_for("calls.index")
-    settings = current_app.config["SETTINGS"]
-    if not settings.internal_api_token:
-        return finish(back, "Calling is not configured (INTERNAL_API_TOKEN is not set).", "error")
     try:
-        answer = httpx.post(
-            f"{settings.voice_service_url}/simulate-call",
-            headers={"Authorization": f"Bearer {settings.internal_api_token}"},
-            timeout=VOICE_TIMEOUT_SECONDS,
-        )
-    except httpx.HTTPError as exc:
-        logger.warning("voice service unreachable: %s", type(exc).__name__)
-        return finish(back, "The voice service is not reachable.", "error")
-    body = (
-        answer.json()
-        if answer.headers.get("content-type", "").startswith("application/json")
-        else {}
-    )
-    if answer.status_code != 202 or "call_sid" not in body:
-        message = body.get("message") or f"The voice service answered {answer.status_code}."
-        return finish(back, f"The simulated call was not placed: {message}", "error")
+        body = _ask_voice_service("/simulate-call", 202, "call_sid")
+    except VoiceServiceRefused as refused:
+        return finish(back, _not_placed("The simulated call was not placed", str(refused)), "error")
     call_id = _wait_for_call(str(body["call_sid"]))
     if call_id is None:
         return finish(back, "Simulated call placed; it will appear here in a moment.")
     return finish(url_for("calls.show", call_id=call_id), "Simulated call in progress.")
+
+
+def _not_placed(lead: str, reason: str) -> str:
+    # Configuration and reachability problems read on their own; the service's own refusals
+    # are quoted after what did not happen.
+    if reason.startswith(("Calling is not configured", "The voice service is not reachable")):
+        return reason
+    return f"{lead}: {reason}"
 
 
 def _wait_for_call(call_sid: str) -> int | None:
