@@ -28,6 +28,7 @@ from webapp.api.schemas import (
     AppointmentCreate,
     AppointmentListQuery,
     AppointmentOut,
+    CallScheduleCreate,
     CancelRequest,
     Page,
     RescheduleRequest,
@@ -107,11 +108,23 @@ def create_appointment(
     """Book a visit with the patient's assigned nurse (their primary unless `nurse_id` names
     their backup). A taken or unbookable time answers 409 with `alternatives`. Retrying with
     the same Idempotency-Key returns the first booking (200) instead of booking twice."""
-    existing = replayed(ctx, idempotency_key)
     visible_patient(ctx, body.patient_id)
+    return book_for(ctx, body, body.patient_id, idempotency_key)
+
+
+def book_for(
+    ctx: Context,
+    body: AppointmentCreate | CallScheduleCreate,
+    patient_id: int,
+    idempotency_key: str | None,
+    *,
+    call_id: int | None = None,
+) -> tuple[AppointmentOut, int]:
+    """Book through the core service: 201 for a new visit, 200 when the key replays one."""
+    existing = replayed(ctx, idempotency_key)
     appointment = book_appointment(
         db.session,
-        patient_id=body.patient_id,
+        patient_id=patient_id,
         start=body.start,
         actor=actor(ctx),
         now=ctx.now,
@@ -120,6 +133,7 @@ def create_appointment(
         kind=body.kind.value,
         reason=body.reason,
         idempotency_key=idempotency_key,
+        call_id=call_id,
     )
     return appointment_out(appointment), 200 if existing is not None else 201
 

@@ -10,13 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from core.models import Call, CallTranscript, LogRole, Patient
-from core.services.booking import book_appointment
 from core.services.common import audit
 from webapp import db
-from webapp.api.appointments import actor, own_nurse, replayed
+from webapp.api.appointments import actor, book_for
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import (
-    appointment_out,
     call_out,
     paginate,
     scoped_calls,
@@ -137,21 +135,7 @@ def schedule_from_call(
             "invalid",
             "This call has no identified patient; book with POST /appointments instead.",
         )
-    existing = replayed(ctx, idempotency_key)
-    appointment = book_appointment(
-        db.session,
-        patient_id=call.patient_id,
-        start=body.start,
-        actor=actor(ctx),
-        now=ctx.now,
-        nurse_id=own_nurse(ctx, body.nurse_id),
-        duration_minutes=body.duration_minutes,
-        kind=body.kind.value,
-        reason=body.reason,
-        idempotency_key=idempotency_key,
-        call_id=call.id,
-    )
-    return appointment_out(appointment), 200 if existing is not None else 201
+    return book_for(ctx, body, call.patient_id, idempotency_key, call_id=call.id)
 
 
 @operation(
