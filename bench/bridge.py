@@ -125,6 +125,10 @@ class BenchModelSession(FakeModelSession):
         self.opened_at = time.monotonic()
         self.tool_sent: dict[str, tuple[float, str]] = {}
 
+    def tool_call_sent(self, call_id: str, name: str) -> None:
+        """Stamp the moment the arguments go out; the output's arrival closes the round trip."""
+        self.tool_sent[call_id] = (time.monotonic(), name)
+
 
 @dataclass
 class ModelStats:
@@ -293,37 +297,7 @@ class BenchRealtime:
     async def _call_tool(
         self, session: BenchModelSession, name: str, arguments: dict[str, Any]
     ) -> None:
-        response_id, item_id = session.new_id("resp"), session.new_id("item")
-        call_id = session.new_id("call")
-        await session.send(
-            {"type": "response.created", "response": {"id": response_id, "status": "in_progress"}}
-        )
-        await session.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": response_id,
-                "output_index": 0,
-                "item": {"id": item_id, "type": "function_call", "call_id": call_id, "name": name},
-            }
-        )
-        done = {
-            "type": "response.function_call_arguments.done",
-            "event_id": session.new_id("event"),
-            "response_id": response_id,
-            "item_id": item_id,
-            "output_index": 0,
-            "call_id": call_id,
-            "name": name,
-            "arguments": json.dumps(arguments),
-        }
-        session.tool_sent[call_id] = (time.monotonic(), name)
-        await session.ws.send(json.dumps(done))
-        await session.send(
-            {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
-        )
-        await session.next(
-            "conversation.item.create", lambda e: e["item"].get("call_id") == call_id, timeout=30
-        )
+        await session.call_tool(name, arguments, wait_for_create=False, timeout=30)
 
 
 # ================================================================== load generator (own process)

@@ -491,8 +491,16 @@ class FakeModelSession:
             {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
         )
 
+    def tool_call_sent(self, call_id: str, name: str) -> None:
+        """Called as a function call's arguments go out (the benchmark times round trips)."""
+
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], *, wait_for_create: bool = True
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        wait_for_create: bool = True,
+        timeout: float = 5,
     ) -> dict[str, Any]:
         """A response that calls one function; returns the output the bridge sends back."""
         if wait_for_create:
@@ -510,22 +518,22 @@ class FakeModelSession:
                 "item": {"id": item_id, "type": "function_call", "call_id": call_id, "name": name},
             }
         )
-        await self.send(
-            {
-                "type": "response.function_call_arguments.done",
-                "response_id": response_id,
-                "item_id": item_id,
-                "output_index": 0,
-                "call_id": call_id,
-                "name": name,
-                "arguments": json.dumps(arguments),
-            }
-        )
+        done = {
+            "type": "response.function_call_arguments.done",
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "call_id": call_id,
+            "name": name,
+            "arguments": json.dumps(arguments),
+        }
+        self.tool_call_sent(call_id, name)
+        await self.send(done)
         await self.send(
             {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
         )
         output = await self.next(
-            "conversation.item.create", lambda e: e["item"].get("call_id") == call_id
+            "conversation.item.create", lambda e: e["item"].get("call_id") == call_id, timeout
         )
         return json.loads(output["item"]["output"])
 
