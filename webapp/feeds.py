@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, current_app
 
 from core.notifications.feeds import calendar_feed, nurse_for_calendar_token
+from webapp import db
 
 bp = Blueprint("feeds", __name__)
 
@@ -19,8 +20,6 @@ def _now() -> datetime:
 @bp.get("/calendar/<token>.ics")
 def nurse_calendar(token: str) -> Response:
     """The nurse's visits as iCalendar, for Google Calendar, Outlook or Apple Calendar."""
-    from webapp import db
-
     nurse = nurse_for_calendar_token(db.session, token)
     if nurse is None:
         abort(404)  # unknown, rotated or revoked: the same answer, so tokens cannot be probed
