@@ -6,13 +6,20 @@ from functools import cache
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, PathConverter, Rule
 
 from webapp.api import appointments, calls, meta, nurses  # noqa: F401  (declare operations)
 from webapp.api.problems import ApiProblem, problem_response
 from webapp.api.registry import REGISTRY, bp
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class AnyPathConverter(PathConverter):
+    """Like `path`, but also matches newlines (a decoded %0A would otherwise fall through to
+    Flask's HTML 404)."""
+
+    regex = "(?s:[^/].*?)"
 
 
 @cache
@@ -22,7 +29,7 @@ def _api_map() -> Map:
 
 
 @bp.route("/", defaults={"rest": ""}, methods=ALL_METHODS, endpoint="unmatched_root")
-@bp.route("/<path:rest>", methods=ALL_METHODS, endpoint="unmatched")
+@bp.route("/<api_any_path:rest>", methods=ALL_METHODS, endpoint="unmatched")
 def unmatched(rest: str) -> Response:
     """Anything under /api/v1 no operation matched: a problem+json 404 or 405, never HTML."""
     try:
@@ -48,6 +55,7 @@ def register(app: Flask) -> None:
     """Mount the API on the app and add the token commands (create-token, list-tokens...)."""
     from webapp.api.cli import COMMANDS
 
+    app.url_map.converters["api_any_path"] = AnyPathConverter
     app.register_blueprint(bp)
     for command in COMMANDS:
         app.cli.add_command(command)

@@ -207,6 +207,8 @@ def test_bad_query_parameters_are_422_naming_the_parameter(
         "/patients/by-phone/+19995550000/assigned-nurse",
         "/patients/by-phone/not-a-number/assigned-nurse",
         "/no-such-thing",
+        "/nurses/%0B%0A%C3%BA/availability",  # control characters in a path segment
+        "/%0A",
     ],
 )
 def test_unknown_ids_and_paths_are_404_problems(api_any_db: ApiWorld, path: str) -> None:
