@@ -22,10 +22,10 @@ from flask import (
 )
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from werkzeug.wrappers import Response
 
-from core.models import User
+from core.models import Nurse, User
 from core.security import hash_password, verify_password
 from core.services.access import Viewer
 from webapp import db
@@ -57,13 +57,15 @@ class LoginUser:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User | Row[Any], nurse_zone: str | None = None) -> None:
         self.id = user.id
         self.email = user.email
         self.role = user.role
         self.nurse_id = user.nurse_id
         self.is_active = user.active
-        self._stamp = _session_stamp(user)
+        # The linked nurse's zone, so pages need no second query for the viewer's zone.
+        self.nurse_zone = nurse_zone
+        self._stamp = _session_stamp(user.password_hash)
 
     def get_id(self) -> str:
         """The session id: user id plus a stamp that changes when the password does."""
@@ -75,9 +77,25 @@ class LoginUser:
         return Viewer(user_id=self.id, role=self.role, nurse_id=self.nurse_id)
 
 
-def _session_stamp(user: User) -> str:
+def _session_stamp(password_hash: str) -> str:
     """Resetting a password signs out every session of that login."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+# Every signed-in request runs this: columns only, no ORM object (bench/dashboard.py).
+_SESSION_USER = (
+    select(
+        User.id,
+        User.email,
+        User.role,
+        User.nurse_id,
+        User.active,
+        User.password_hash,
+        Nurse.time_zone,
+    )
+    .outerjoin(Nurse, Nurse.id == User.nurse_id)
+    .where(User.id == bindparam("user_id"))
+)
 
 
 @login_manager.user_loader
@@ -85,10 +103,10 @@ def _load_user(session_id: str) -> LoginUser | None:
     user_id, _, stamp = session_id.partition(":")
     if not user_id.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not user.active or stamp != _session_stamp(user):
+    row = db.session.execute(_SESSION_USER, {"user_id": int(user_id)}).first()
+    if row is None or not row.active or stamp != _session_stamp(row.password_hash):
         return None
-    return LoginUser(user)
+    return LoginUser(row, nurse_zone=row.time_zone)
 
 
 def init_app(app: Flask) -> None:
@@ -193,7 +211,7 @@ def login() -> Response | str | tuple[str, int]:
     user.locked_until = None
     user.last_login_at = now
     db.session.commit()
-    login_user(LoginUser(user))
+    login_user(LoginUser(user, nurse_zone=user.nurse.time_zone if user.nurse else None))
     logger.info("user %s signed in", user.id)
     return redirect(_safe_next(request.args.get("next")))
 
