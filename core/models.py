@@ -203,7 +203,12 @@ class Nurse(TimestampMixin, Base):
     @property
     def display_name(self) -> str:
         """Title and full name, as patients hear it."""
-        return f"{self.title} {self.full_name}".strip()
+        return nurse_display_name(self.title, self.first_name, self.last_name)
+
+
+def nurse_display_name(title: str, first_name: str, last_name: str) -> str:
+    """A nurse's title and full name, for callers that read the columns without the object."""
+    return f"{title} {first_name} {last_name}".strip()
 
 
 class PatientNurseAssignment(Base):

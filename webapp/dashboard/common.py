@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -13,11 +13,11 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal_column, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
-from core.models import Nurse
+from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, zone
 from core.services.access import Viewer
 from core.services.common import Actor
@@ -103,10 +103,9 @@ def viewer_zone() -> str:
     """The viewer's zone: their nurse's for a nurse login, else the DEFAULT_TIME_ZONE setting."""
     if "viewer_zone" not in g:
         name = current_app.config["SETTINGS"].default_time_zone
-        if current_user.is_authenticated and current_user.role == "nurse" and current_user.nurse_id:
-            nurse = db.session.get(Nurse, current_user.nurse_id)
-            if nurse is not None:
-                name = nurse.time_zone
+        user = current_user
+        if user.is_authenticated and user.role == "nurse" and user.nurse_zone:
+            name = user.nurse_zone
         g.viewer_zone = name
     return str(g.viewer_zone)
 
@@ -134,6 +133,59 @@ def local_day(instant: datetime, tz_name: str) -> date:
 def day_start(day: date, tz_name: str) -> datetime:
     """The UTC instant a local day starts in a zone."""
     return local_to_utc(day, 0, zone(tz_name))
+
+
+# ------------------------------------------------------------------ appointment rows
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRow:
+    """What an appointment row in a list or calendar shows (templates/appointments/_row.html)."""
+
+    id: int
+    start_at: datetime
+    status: str
+    kind: str
+    patient_name: str
+    patient_zone: str
+    nurse_name: str
+
+
+# Lists read these columns rather than Appointment, Patient and Nurse objects: building the
+# ORM objects cost more than the queries themselves on busy pages (bench/dashboard.py).
+_ROW_COLUMNS = (
+    Appointment.id,
+    Appointment.start_at,
+    Appointment.status,
+    Appointment.kind,
+    Patient.first_name,
+    Patient.last_name,
+    Patient.time_zone,
+    Nurse.title,
+    Nurse.first_name,
+    Nurse.last_name,
+)
+
+
+def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
+    """Run a select of appointments (scoped, filtered, ordered) as appointment rows."""
+    columns = (
+        stmt.with_only_columns(*_ROW_COLUMNS)
+        .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
+        .join_from(Appointment, Nurse, Nurse.id == Appointment.nurse_id)
+    )
+    return [
+        AppointmentRow(
+            id=row[0],
+            start_at=row[1],
+            status=row[2],
+            kind=row[3],
+            patient_name=f"{row[4]} {row[5]}",
+            patient_zone=row[6],
+            nurse_name=nurse_display_name(row[7], row[8], row[9]),
+        )
+        for row in db.session.execute(columns)
+    ]
 
 
 # ------------------------------------------------------------------ forms
@@ -247,15 +299,34 @@ def page_number() -> int:
 COUNT_LIMIT = 10_000
 
 
-def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
-    """One page of an ordered select, with its rows counted up to COUNT_LIMIT."""
-    counted = stmt.order_by(None).limit(COUNT_LIMIT + 1).subquery()
-    total = db.session.scalar(select(func.count()).select_from(counted)) or 0
+def count_rows(stmt: Select[Any], limit: int | None = None) -> int:
+    """How many rows `stmt` selects (at most `limit`), without reading any of their columns."""
+    # Counting a select of whole entities made PostgreSQL plan every column (bench/dashboard.py).
+    counted = (
+        stmt.order_by(None)
+        .with_only_columns(literal_column("1"), maintain_column_froms=True)
+        .limit(limit)
+        .subquery()
+    )
+    return db.session.scalar(select(func.count()).select_from(counted)) or 0
+
+
+def paginate(
+    stmt: Select[Any],
+    per_page: int = PER_PAGE,
+    rows: Callable[[Select[Any]], Sequence[Any]] | None = None,
+) -> Page:
+    """One page of an ordered select, with its rows counted up to COUNT_LIMIT.
+
+    `rows` runs the page's select (default: its first column, e.g. ORM objects).
+    """
+    total = count_rows(stmt, COUNT_LIMIT + 1)
     more = total > COUNT_LIMIT
     total = min(total, COUNT_LIMIT)
     pages = max(1, math.ceil(total / per_page))
     page = min(page_number(), pages)
-    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    window = stmt.limit(per_page).offset((page - 1) * per_page)
+    items = rows(window) if rows is not None else db.session.scalars(window).all()
     return Page(items=items, page=page, pages=pages, total=total, more=more)
 
 

@@ -14,7 +14,16 @@ from core.models import Appointment, Call, CallStatus, Notification, Notificatio
 from core.services import access
 from webapp import db
 from webapp.auth import now_utc
-from webapp.dashboard.common import blueprint, day_start, local_day, render, viewer, viewer_zone
+from webapp.dashboard.common import (
+    appointment_rows,
+    blueprint,
+    count_rows,
+    day_start,
+    local_day,
+    render,
+    viewer,
+    viewer_zone,
+)
 
 bp = blueprint("home", __name__)
 
@@ -43,16 +52,10 @@ def index() -> Response:
     todays_stmt = access.appointments(viewer()).where(
         Appointment.start_at >= start, Appointment.start_at < end
     )
-    todays = db.session.scalars(
-        todays_stmt.options(joinedload(Appointment.patient), joinedload(Appointment.nurse))
-        .order_by(Appointment.start_at)
-        .limit(HOME_APPOINTMENTS)
-    ).all()
-    todays_total = (
-        len(todays)
-        if len(todays) < HOME_APPOINTMENTS
-        else db.session.scalar(select(func.count()).select_from(todays_stmt.subquery()))
+    todays = appointment_rows(
+        todays_stmt.order_by(Appointment.start_at, Appointment.id).limit(HOME_APPOINTMENTS)
     )
+    todays_total = len(todays) if len(todays) < HOME_APPOINTMENTS else count_rows(todays_stmt)
     live = db.session.scalars(
         access.calls(viewer(), now)
         .where(Call.status.in_(LIVE_STATUSES))

@@ -10,7 +10,6 @@ from typing import Any
 from flask import abort, request
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from core.errors import ValidationError
@@ -20,6 +19,8 @@ from core.services.availability import WEEKDAY_NAMES
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
+    AppointmentRow,
+    appointment_rows,
     blueprint,
     date_field,
     day_start,
@@ -39,7 +40,7 @@ class Day:
     day: date
     windows: list[str] = field(default_factory=list)
     overrides: list[NurseAvailabilityOverride] = field(default_factory=list)
-    appointments: list[Appointment] = field(default_factory=list)
+    appointments: list[AppointmentRow] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -60,16 +61,15 @@ def _calendar(nurse: Nurse, template: str) -> Response:
     days = [Day(first + timedelta(days=i)) for i in range(count)]
     by_date = {d.day: d for d in days}
     start, end = day_start(first, tz), day_start(first + timedelta(days=count), tz)
-    rows = db.session.scalars(
+    rows = appointment_rows(
         access.appointments(viewer())
         .where(
             Appointment.nurse_id == nurse.id,
             Appointment.start_at >= start,
             Appointment.start_at < end,
         )
-        .options(joinedload(Appointment.patient))
         .order_by(Appointment.start_at)
-    ).all()
+    )
     for row in rows:
         by_date[local_day(row.start_at, tz)].appointments.append(row)
     windows: dict[int, list[str]] = defaultdict(list)
