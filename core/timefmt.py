@@ -21,5 +21,9 @@ def spoken(instant: datetime, time_zone: str) -> str:
 
 def short(instant: datetime, time_zone: str) -> str:
     """A compact local form for tables, e.g. 'Mon 3 Mar 10:00 EST'."""
-    local = require_aware(instant, "time").astimezone(zone(time_zone))
+    return short_local(require_aware(instant, "time").astimezone(zone(time_zone)))
+
+
+def short_local(local: datetime) -> str:
+    """`short` for a datetime already in the zone it is shown in."""
     return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"

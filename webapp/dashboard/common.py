@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,10 +19,10 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
 from core.models import Appointment, Nurse, Patient, nurse_display_name
-from core.scheduling import local_to_utc, zone
+from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
 from core.services.common import Actor
-from core.timefmt import short
+from core.timefmt import short_local
 from webapp import db
 from webapp.auth import protect_state_changes
 
@@ -112,17 +113,24 @@ def viewer_zone() -> str:
 
 def when(instant: datetime | None, other_zone: str | None = None) -> Markup:
     """An instant in the viewer's zone, with `other_zone`'s local time beside it if it differs."""
+    return when_in(viewer_zone(), instant, other_zone)
+
+
+# Pages show the same visits request after request (today's list, a nurse's week), and
+# formatting two zones costs more than the lookup: remember recent answers.
+@lru_cache(maxsize=4096)
+def when_in(mine: str, instant: datetime | None, other_zone: str | None = None) -> Markup:
+    """`when` for a viewer zone already looked up (lists format many rows for one viewer)."""
     if instant is None:
         return Markup("&ndash;")
-    mine = viewer_zone()
-    text = escape(short(instant, mine))
+    here = require_aware(instant, "time").astimezone(zone(mine))
+    text = escape(short_local(here))
     if other_zone and other_zone != mine:
-        here = instant.astimezone(zone(mine))
         there = instant.astimezone(zone(other_zone))
         if here.utcoffset() != there.utcoffset():
-            local = f"{there:%H:%M} {there.tzname()}"
-            return Markup('{} <span class="muted">(patient {})</span>').format(text, local)
-    return Markup(text)
+            local = escape(f"{there:%H:%M} {there.tzname()}")
+            return Markup(f'{text} <span class="muted">(patient {local})</span>')
+    return text
 
 
 def local_day(instant: datetime, tz_name: str) -> date:
@@ -144,10 +152,10 @@ class AppointmentRow:
 
     id: int
     start_at: datetime
+    when: Markup  # the start, as `when` shows it beside the patient's local time
     status: str
     kind: str
     patient_name: str
-    patient_zone: str
     nurse_name: str
 
 
@@ -174,14 +182,15 @@ def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
         .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
         .join_from(Appointment, Nurse, Nurse.id == Appointment.nurse_id)
     )
+    mine = viewer_zone()
     return [
         AppointmentRow(
             id=row[0],
             start_at=row[1],
+            when=when_in(mine, row[1], row[6]),
             status=row[2],
             kind=row[3],
             patient_name=f"{row[4]} {row[5]}",
-            patient_zone=row[6],
             nurse_name=nurse_display_name(row[7], row[8], row[9]),
         )
         for row in db.session.execute(columns)
