@@ -177,13 +177,26 @@ _ROW_COLUMNS = (
 
 def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
     """Run a select of appointments (scoped, filtered, ordered) as appointment rows."""
+    return _appointment_rows(stmt)[0]
+
+
+def appointment_rows_counted(
+    stmt: Select[Any], counted: Select[Any]
+) -> tuple[list[AppointmentRow], int]:
+    """`appointment_rows`, plus how many rows `counted` selects, in one query."""
+    # A scalar subquery on the unjoined select: PostgreSQL counts it once, from the index.
+    return _appointment_rows(stmt, _count_select(counted).scalar_subquery())
+
+
+def _appointment_rows(stmt: Select[Any], *extra: Any) -> tuple[list[AppointmentRow], int]:
     columns = (
-        stmt.with_only_columns(*_ROW_COLUMNS)
+        stmt.with_only_columns(*_ROW_COLUMNS, *extra)
         .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
         .join_from(Appointment, Nurse, Nurse.id == Appointment.nurse_id)
     )
     mine = viewer_zone()
-    return [
+    result = db.session.execute(columns).all()
+    rows = [
         AppointmentRow(
             id=row[0],
             start_at=row[1],
@@ -193,8 +206,9 @@ def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
             patient_name=f"{row[4]} {row[5]}",
             nurse_name=nurse_display_name(row[7], row[8], row[9]),
         )
-        for row in db.session.execute(columns)
+        for row in result
     ]
+    return rows, (result[0][-1] if extra and result else len(rows))
 
 
 # ------------------------------------------------------------------ forms
@@ -310,6 +324,10 @@ COUNT_LIMIT = 10_000
 
 def count_rows(stmt: Select[Any], limit: int | None = None) -> int:
     """How many rows `stmt` selects (at most `limit`), without reading any of their columns."""
+    return db.session.scalar(_count_select(stmt, limit)) or 0
+
+
+def _count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[int]]:
     # Counting a select of whole entities made PostgreSQL plan every column (bench/dashboard.py).
     counted = (
         stmt.order_by(None)
@@ -317,7 +335,7 @@ def count_rows(stmt: Select[Any], limit: int | None = None) -> int:
         .limit(limit)
         .subquery()
     )
-    return db.session.scalar(select(func.count()).select_from(counted)) or 0
+    return select(func.count()).select_from(counted)
 
 
 def paginate(
