@@ -185,7 +185,7 @@ def appointment_rows_counted(
 ) -> tuple[list[AppointmentRow], int]:
     """`appointment_rows`, plus how many rows `counted` selects, in one query."""
     # A scalar subquery on the unjoined select: PostgreSQL counts it once, from the index.
-    return _appointment_rows(stmt, _count_select(counted).scalar_subquery())
+    return _appointment_rows(stmt, count_select(counted).scalar_subquery())
 
 
 def _appointment_rows(stmt: Select[Any], *extra: Any) -> tuple[list[AppointmentRow], int]:
@@ -324,10 +324,11 @@ COUNT_LIMIT = 10_000
 
 def count_rows(stmt: Select[Any], limit: int | None = None) -> int:
     """How many rows `stmt` selects (at most `limit`), without reading any of their columns."""
-    return db.session.scalar(_count_select(stmt, limit)) or 0
+    return db.session.scalar(count_select(stmt, limit)) or 0
 
 
-def _count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[int]]:
+def count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[int]]:
+    """The select that `count_rows` runs, to embed as a scalar subquery elsewhere."""
     # Counting a select of whole entities made PostgreSQL plan every column (bench/dashboard.py).
     counted = (
         stmt.order_by(None)
