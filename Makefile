@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
-# The Procfile names gunicorn, hypercorn and honcho bare: find them in the venv first.
+# The Procfile names gunicorn, python and honcho bare: find them in the venv first.
 export PATH := $(BIN):$(PATH)
 
 FLASK := $(BIN)/flask --app wsgi

@@ -1,4 +1,4 @@
-"""ASGI entry point for the voice service: `hypercorn asgi:app`."""
+"""ASGI entry point for the voice service (`python -m voice.server` serves it with uvicorn)."""
 
 from voice import create_app
 

@@ -11,6 +11,17 @@ import math
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def procfile_command(process: str) -> str:
+    """The Procfile's command for `process` (web, voice...), as the process manager runs it."""
+    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"{process}:"):
+            return line.split(":", 1)[1].strip()
+    raise SystemExit(f"the Procfile has no {process}: line")
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -4,7 +4,7 @@ Three processes, all on loopback:
 
 * this one: a fake OpenAI Realtime server (GA events, reached by the official SDK through
   OPENAI_BASE_URL at /v1/realtime) and the orchestration;
-* the voice service, started with the production command (`hypercorn ... asgi:app`, as in the
+* the voice service, started with the production command (`python -m voice.server`, as in the
   Procfile), on a temporary SQLite database migrated and seeded with the demo data;
 * the load generator (this file with `--generator`): N fake Twilio calls, each a signed
   /incoming-call webhook, a signed WebSocket upgrade carrying the stream token from the TwiML,
@@ -25,7 +25,7 @@ Latency is stamped into the audio itself (CLOCK_MONOTONIC is shared by all proce
   the media frame the service sent;
 * tool round trip: function_call_arguments.done sent -> function_call_output received (fake);
 * first audio: `start` sent -> first media frame received (generator);
-* CPU per call: utime+stime of the hypercorn processes over the run / (N x call seconds);
+* CPU per call: utime+stime of the service process over the run / (N x call seconds);
 * model sockets still open one second after their call's `stop` (the fake knows when each
   socket closed, and which call it served from the markers in the caller audio).
 
@@ -38,7 +38,7 @@ bench/results/bridge.json; nothing is asserted.
 
 Model deltas are 20 ms of audio by default (the bridge's design assumes ~50 a second per
 call); `--delta-ms 100` shows the cost with larger deltas. `--profile` runs the service under
-cProfile with an in-process worker (`--workers 0`) and prints the top functions.
+cProfile (the server runs in one process) and prints the top functions.
 
     .venv/bin/python bench/bridge.py [--calls 1 20 50 100] [--seconds 25] [--delta-ms 20]
         [--database-url postgresql+psycopg://...] [--profile] [--keep]
@@ -74,7 +74,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from bench._common import machine_description, percentile, print_table, summarize  # noqa: E402
+from bench._common import (  # noqa: E402
+    machine_description,
+    percentile,
+    print_table,
+    procfile_command,
+    summarize,
+)
 from tests.voice.fakes import (  # noqa: E402
     FRAME_BYTES,
     FRAME_MS,
@@ -617,23 +623,15 @@ async def _wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: fl
     raise RuntimeError("the voice service did not become healthy")
 
 
-def _service_command(port: int, profile: Path | None) -> list[str]:
-    command = ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "asgi:app"]
+def _service_command(profile: Path | None) -> list[str]:
+    """The Procfile's `voice:` command (optionally under cProfile), run by a shell."""
+    command = procfile_command("voice")
     if profile is not None:
-        # In-process worker so cProfile sees the event loop (production uses one spawned worker).
-        return [
-            sys.executable,
-            "-m",
-            "cProfile",
-            "-o",
-            str(profile),
-            "-m",
-            "hypercorn",
-            "--workers",
-            "0",
-            *command,
-        ]
-    return [str(VENV_BIN / "hypercorn"), *command]
+        # The server runs in this one process (no worker processes), so cProfile sees the loop.
+        command = command.replace(
+            "exec python ", f"exec {sys.executable} -m cProfile -o {profile} ", 1
+        )
+    return ["sh", "-c", command]
 
 
 async def _run_generator(
@@ -701,7 +699,7 @@ async def run_scenario(
     log_path = work / f"service-{calls}.log"
     log = open(log_path, "wb")  # noqa: SIM115 (closed below)
     service = subprocess.Popen(
-        _service_command(port, profile), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        _service_command(profile), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         await _wait_healthy(base, service, 60)
@@ -740,7 +738,9 @@ async def run_scenario(
         watcher.cancel()
     finally:
         if service.poll() is None:
-            service.send_signal(signal.SIGTERM)
+            # uvicorn re-raises the signal once it has shut down; only SIGINT (a
+            # KeyboardInterrupt) still lets cProfile write its file.
+            service.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
             try:
                 await asyncio.to_thread(service.wait, 20)
             except subprocess.TimeoutExpired:
@@ -1166,7 +1166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-tools", action="store_true", help="relay only: the model never calls a tool"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile the service (workers 0)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the service")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--output", default=None, help=f"default: {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--generator", default=None, help=argparse.SUPPRESS)

@@ -1,7 +1,8 @@
 """Pure parsers and builders for the two wire protocols (Twilio Media Streams, OpenAI Realtime).
 
 No sockets here: every function takes and returns plain values, so the protocol logic is
-unit-testable on its own.
+unit-testable on its own. The per-frame ones (media in, audio out, marks) use orjson: they run
+about 150 times a second per call, and it parses and builds these messages several times faster.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 # A 20 ms media frame is ~300 bytes of JSON; anything this large is not from Twilio.
 MAX_TWILIO_FRAME_BYTES = 64 * 1024
@@ -83,8 +86,8 @@ def parse_twilio(frame: str | bytes) -> TwilioEvent:
     if len(frame) > MAX_TWILIO_FRAME_BYTES:
         raise ProtocolError("frame too large")
     try:
-        message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError("not JSON") from exc
     message = _obj(message, "message")
     event = message.get("event")
@@ -124,17 +127,22 @@ def parse_twilio(frame: str | bytes) -> TwilioEvent:
 
 def twilio_media(stream_sid: str, payload: str) -> str:
     """Audio for Twilio to play to the caller."""
-    return json.dumps({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
+    return _text({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
 
 
 def twilio_mark(stream_sid: str, name: str) -> str:
     """A mark Twilio echoes once the audio before it has played."""
-    return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+    return _text({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
 
 
 def twilio_clear(stream_sid: str) -> str:
     """Drop the audio Twilio has queued (the caller barged in)."""
-    return json.dumps({"event": "clear", "streamSid": stream_sid})
+    return _text({"event": "clear", "streamSid": stream_sid})
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A message as JSON text (a str: WebSocket text frames, as both peers expect)."""
+    return orjson.dumps(message).decode()
 
 
 def mulaw_ms(b64_payload: str) -> float:
@@ -182,7 +190,7 @@ def session_update(
 
 def audio_append(payload: str) -> str:
     """Caller audio for the model, as Twilio sent it."""
-    return json.dumps({"type": "input_audio_buffer.append", "audio": payload})
+    return _text({"type": "input_audio_buffer.append", "audio": payload})
 
 
 def function_output(call_id: str, output: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +241,8 @@ def parse_server_event(data: str | bytes) -> dict[str, Any]:
     call and need only two fields.
     """
     try:
-        event = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError("not JSON") from exc
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise ProtocolError("event without a type")

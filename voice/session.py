@@ -31,6 +31,10 @@ from voice.twilio_rest import TwilioRest
 logger = logging.getLogger(__name__)
 
 MODEL_CLOSE_TIMEOUT_SECONDS = 0.8
+# A mark goes after at most this much audio (and at the end of each answer). Twilio echoes it
+# once played, so barge-in truncates at the last echoed mark: never more than this much short
+# of what was heard, at a fifth of the messages of marking every 20 ms delta.
+MARK_INTERVAL_MS = 100.0
 MAX_BAD_FRAMES = 20
 # After end_call or a transfer, act at the latest this long after the tool ran.
 ACTION_DEADLINE_SECONDS = 20.0
@@ -103,6 +107,18 @@ class ModelConnector:
         client = self.client(settings.openai_api_key, settings.openai_base_url)
         connection = await client.realtime.connect(model=settings.openai_realtime_model).enter()
         return connection  # type: ignore[return-value]
+
+
+def audio_sender(model: ModelConnection) -> Callable[[str], Awaitable[None]]:
+    """The cheapest way to send caller audio on this model socket.
+
+    The SDK's `send_raw` queues messages for its own reconnection logic, which the bridge does
+    not use (it reconnects and replays itself); 50 appends a second per call skip that layer
+    and go straight to the websockets connection underneath when the SDK exposes it.
+    """
+    websocket = getattr(model, "_connection", None)  # the SDK's websockets connection
+    send = getattr(websocket, "send", None)
+    return send if callable(send) else model.send_raw
 
 
 def abort_model_socket(model: ModelConnection) -> None:
@@ -209,6 +225,7 @@ class CallSession:
         self.call_id = toolbox.context.call_id
         self.call_sid = toolbox.context.call_sid
         self.model: ModelConnection | None = None
+        self._send_audio: Callable[[str], Awaitable[None]] | None = None
         self.model_ready = False
         self.greeted = False
         self.closing = False
@@ -222,6 +239,8 @@ class CallSession:
         self.played_ms: dict[str, float] = {}
         self.marks: dict[str, tuple[str, float]] = {}
         self._mark_counter = 0
+        self._unmarked_item: str | None = None  # audio sent since the last mark, and its item
+        self._unmarked_ms = 0.0
         self.current_item: str | None = None
         self.current_response: str | None = None
         self.item_response: dict[str, str | None] = {}
@@ -293,7 +312,8 @@ class CallSession:
                 logger.info(
                     "call %s: pre-opened model socket failed (%s)", self.call_id, type(exc).__name__
                 )
-        self.model = model or await self.connect(self.settings)
+        self._use_model(model or await self.connect(self.settings))
+        assert self.model is not None
         await self.model.send(self._session_update())
         self.model_ready = True
 
@@ -330,13 +350,14 @@ class CallSession:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(new.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
             return False
-        self.model, self.model_ready = new, True
+        self._use_model(new)
+        self.model_ready = True
         if old is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
         self.response_active = False
         self.current_item = None
-        self.marks.clear()
+        self._forget_marks()
         self.greeted = True  # the replayed conversation already has the greeting
         if prompt:
             self.needs_response = True
@@ -350,7 +371,7 @@ class CallSession:
             await asyncio.sleep(self.recycle_after)
             # Between turns, so no answer is cut off: nothing playing, generating or running.
             for _ in range(300):
-                if not (self.response_active or self.tools_running or self.marks):
+                if not (self.response_active or self.tools_running or self._audio_unheard()):
                     break
                 await asyncio.sleep(0.1)
             if self.closing:
@@ -358,8 +379,13 @@ class CallSession:
             if await self._replace_model(prompt=False):
                 logger.info("call %s: model session recycled", self.call_id)
 
+    def _use_model(self, model: ModelConnection) -> None:
+        self.model = model
+        self._send_audio = audio_sender(model)
+
     async def _close_model(self) -> None:
         model, self.model, self.model_ready = self.model, None, False
+        self._send_audio = None
         if model is None:
             return
         try:
@@ -401,10 +427,10 @@ class CallSession:
                     return
                 continue
             if isinstance(event, Media):
-                if self.model_ready and self.model is not None:
+                if self.model_ready and self._send_audio is not None:
                     # A failed send means the model dropped: its pump notices and reconnects.
                     with contextlib.suppress(Exception):
-                        await self.model.send_raw(protocol.audio_append(event.payload))
+                        await self._send_audio(protocol.audio_append(event.payload))
             elif isinstance(event, Mark):
                 self._on_mark(event.name)
             elif isinstance(event, Dtmf):
@@ -499,10 +525,12 @@ class CallSession:
             response = event.get("response") or {}
             self.response_active = True
             self.current_response = response.get("id")
-        elif kind == "response.done":
-            self.response_active = False
-            await self._maybe_create_response()
-            self._maybe_run_pending_action()
+        elif kind in {"response.output_audio.done", "response.done"}:
+            await self._flush_mark()
+            if kind == "response.done":
+                self.response_active = False
+                await self._maybe_create_response()
+                self._maybe_run_pending_action()
         elif kind == "response.output_item.added":
             item = event.get("item") or {}
             if item.get("id"):
@@ -543,16 +571,38 @@ class CallSession:
             or item_id in self.dropped_items
         ):
             return
+        if self._unmarked_item not in (None, item_id):
+            await self._flush_mark()  # a new item: close the previous one's accounting
         self._position(item_id)
         self.current_item = item_id
         self.item_response[item_id] = event.get("response_id")
-        sent = self.sent_ms.get(item_id, 0.0) + protocol.mulaw_ms(delta)
-        self.sent_ms[item_id] = sent
+        ms = protocol.mulaw_ms(delta)
+        self.sent_ms[item_id] = self.sent_ms.get(item_id, 0.0) + ms
+        await self.twilio.send(protocol.twilio_media(self.stream_sid, delta))
+        self._unmarked_item = item_id
+        self._unmarked_ms += ms
+        if self._unmarked_ms >= MARK_INTERVAL_MS:
+            await self._flush_mark()
+
+    async def _flush_mark(self) -> None:
+        """Mark the end of the audio sent so far; Twilio echoes it once that has played."""
+        item_id = self._unmarked_item
+        if item_id is None:
+            return
+        self._unmarked_item, self._unmarked_ms = None, 0.0
         self._mark_counter += 1
         name = f"a{self._mark_counter}"
-        self.marks[name] = (item_id, sent)
-        await self.twilio.send(protocol.twilio_media(self.stream_sid, delta))
+        self.marks[name] = (item_id, self.sent_ms.get(item_id, 0.0))
         await self.twilio.send(protocol.twilio_mark(self.stream_sid, name))
+
+    def _forget_marks(self) -> None:
+        """Twilio's queue was dropped: the marks it will echo (or not) mean nothing now."""
+        self.marks.clear()
+        self._unmarked_item, self._unmarked_ms = None, 0.0
+
+    def _audio_unheard(self) -> bool:
+        """Audio sent to Twilio that it has not confirmed playing yet."""
+        return bool(self.marks) or self._unmarked_item is not None
 
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
         if event.get("item_id"):
@@ -573,7 +623,7 @@ class CallSession:
         self.dropped_items.add(item_id)
         if self.response_active and self.current_response:
             self.dropped_responses.add(self.current_response)
-        self.marks.clear()  # Twilio echoes the cleared marks; they are stale now
+        self._forget_marks()  # Twilio echoes the cleared marks; they are stale now
         self.current_item = None
         self.interrupted_items.add(item_id)
         if item_id in self.stored_assistant_items:
@@ -602,14 +652,15 @@ class CallSession:
                     "message": "The arguments were not a JSON object.",
                 }
             else:
-                result = await self.tools.run(
-                    name, arguments, tool_call_id=call_id, position=position
-                )
+                result = await self.tools.run(name, arguments, tool_call_id=call_id)
             logger.info("call %s: tool %s -> %s", self.call_id, name, result.get("error", "ok"))
             if self.model is not None and not self.closing:
                 await self._send_model(protocol.function_output(call_id, result))
                 if name != "end_call":
                     self.needs_response = True
+            # Logged once the model has its answer: whatever the tool changed is already
+            # committed, and the caller should not wait on a second write.
+            self._db(self.tools.log_sync, name, arguments or {}, call_id, position, result)
             if self.tools.pending_action is not None and self._deadline is None:
                 self._deadline = asyncio.ensure_future(self._action_deadline())
         finally:
@@ -631,7 +682,7 @@ class CallSession:
             or self.response_active
             or self.needs_response
             or self.tools_running
-            or self.marks
+            or self._audio_unheard()
         ):
             return
         self.action_started = True

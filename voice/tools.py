@@ -241,19 +241,37 @@ class ToolBox:
         return self.failed_attempts >= MAX_VERIFICATION_ATTEMPTS
 
     async def run(
-        self, name: str, arguments: dict[str, Any], *, tool_call_id: str, position: int
+        self, name: str, arguments: dict[str, Any], *, tool_call_id: str
     ) -> dict[str, Any]:
-        """Run one tool in a worker thread and store the call and its result in the log."""
-        return await asyncio.to_thread(self.run_sync, name, arguments, tool_call_id, position)
+        """Run one tool in a worker thread; its result (the caller logs it with `log_sync`)."""
+        return await asyncio.to_thread(self.dispatch_sync, name, arguments, tool_call_id)
 
     def run_sync(
         self, name: str, arguments: dict[str, Any], tool_call_id: str, position: int
     ) -> dict[str, Any]:
         """Run one tool and log it (blocking: call from a worker thread)."""
+        result = self.dispatch_sync(name, arguments, tool_call_id)
+        self.log_sync(name, arguments, tool_call_id, position, result)
+        return result
+
+    def dispatch_sync(
+        self, name: str, arguments: dict[str, Any], tool_call_id: str
+    ) -> dict[str, Any]:
+        """Run one tool (blocking); whatever it changed is committed when this returns."""
         # One tool at a time per call: parallel calls in one response would otherwise race on
         # the verification state (and queue on SQLite's write lock anyway).
         with self._lock:
-            result = self._dispatch(name, arguments, tool_call_id)
+            return self._dispatch(name, arguments, tool_call_id)
+
+    def log_sync(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        tool_call_id: str,
+        position: int,
+        result: dict[str, Any],
+    ) -> None:
+        """Store one tool call and its result in the conversation log (blocking)."""
         try:
             with transaction(self.sessions) as session:
                 calls.append_log(
@@ -269,7 +287,6 @@ class ToolBox:
                 )
         except Exception:
             log_failure(logger, "call %s: could not store a tool log line", self.context.call_id)
-        return result
 
     def _dispatch(self, name: str, arguments: dict[str, Any], tool_call_id: str) -> dict[str, Any]:
         if name not in TOOL_NAMES:

@@ -1,7 +1,8 @@
 """Loopback fakes that speak the real wire protocols: Twilio (webhooks, media stream, REST) and
-the OpenAI Realtime API (GA events), plus a helper serving any ASGI app with hypercorn.
+the OpenAI Realtime API (GA events), plus a helper serving any ASGI app as production does.
 
-Nothing of the product is mocked: the voice service runs under hypercorn on a free port and
+Nothing of the product is mocked: the voice service runs under uvicorn, configured by
+`voice.server` as in production, on a free port, and
 every byte between it and these fakes crosses a real socket.
 """
 
@@ -11,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
-import httpx
+import uvicorn
 import websockets
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import BaseModel, TypeAdapter
 from quart import Quart, request
 from twilio.request_validator import RequestValidator
+
+from voice.server import bound_socket, server_config
 
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 FRAME_MS = 20
@@ -38,35 +38,28 @@ FRAME_BYTES = 160
 
 @contextlib.asynccontextmanager
 async def served(app: Any) -> AsyncIterator[str]:
-    """Serve `app` with hypercorn on a free loopback port; yields its http:// base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    """Serve `app` with the production server settings on a free loopback port; yields its
+    http:// base URL."""
+    sock = bound_socket()
     port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]
-    config.graceful_timeout = 1
-    config.accesslog = None
-    config.errorlog = None
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
+    server = uvicorn.Server(
+        server_config(app, port=port, timeout_graceful_shutdown=1, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started:
+                break
             if task.done():
                 task.result()
-            try:
-                await client.get(base + "/__ready__", timeout=1)
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
-    try:
-        yield base
+                raise RuntimeError("the server stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        stop.set()
+        server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 5)
+        sock.close()
 
 
 # ------------------------------------------------------------------ Twilio signatures

@@ -154,7 +154,7 @@ class Stack:
 async def voice_stack(
     database_url: str, script: Script, *, app_config: dict[str, Any] | None = None, **overrides: Any
 ) -> AsyncIterator[Stack]:
-    """Start the fakes and the voice service (hypercorn, free ports) for one test."""
+    """Start the fakes and the voice service (production server settings) for one test."""
     rest = FakeTwilioRest()
     engine: Engine = make_engine(database_url)
     try:

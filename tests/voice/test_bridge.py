@@ -378,6 +378,53 @@ def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(sqlite_url: str)
     assert "[interrupted]" in (_call(factory).transcript.text or "")  # type: ignore[union-attr]
 
 
+def test_marks_follow_every_100_ms_and_the_end_of_each_answer(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+    _world(factory)
+    results: dict[str, Any] = {}
+    greeted, heard = asyncio.Event(), asyncio.Event()
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hi!", chunks=7, chunk_ms=20)  # 140 ms in 20 ms deltas
+        await asyncio.wait_for(greeted.wait(), 10)
+        await model.user_says("What are my options?", after=0)
+        _, results["item_id"] = await model.say(
+            "Let me list them.", chunks=10, chunk_ms=20, wait_for_create=False, done=False
+        )
+        await asyncio.wait_for(heard.wait(), 10)
+        await model.user_says("Stop.", after=0)
+        results["truncate"] = await model.next("conversation.item.truncate")
+        await model.closed.wait()
+
+    def kinds(call: Any) -> list[str]:
+        return [m["event"] for m in call.received if m["event"] in {"media", "mark"}]
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            call.auto_play = False
+            await call.wait_for(lambda: kinds(call).count("mark") == 2)
+            # Five 20 ms deltas then a mark; two more, and the end of the answer marks them.
+            assert kinds(call) == ["media"] * 5 + ["mark"] + ["media"] * 2 + ["mark"]
+            await call.play(140)
+            await asyncio.sleep(0.2)  # the echoed marks reach the bridge
+            greeted.set()
+            await call.wait_for(lambda: call.audio_received_ms >= 340)
+            await asyncio.sleep(0.1)
+            assert kinds(call)[9:] == (["media"] * 5 + ["mark"]) * 2
+            await call.play(150)  # 150 ms of the second answer: only its first mark is passed
+            await asyncio.sleep(0.2)
+            heard.set()
+            await call.wait_for(lambda: "truncate" in results)
+            await call.stop()
+
+    asyncio.run(scenario())
+    # Cut at the last mark Twilio confirmed: what was certainly heard, never more.
+    assert results["truncate"]["item_id"] == results["item_id"]
+    assert results["truncate"]["audio_end_ms"] == 100
+
+
 def test_dtmf_zero_transfers_to_staff(sqlite_url: str) -> None:
     factory = _factory(sqlite_url)
     _world(factory)
