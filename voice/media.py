@@ -1,34 +1,134 @@
-"""WS /media-stream: authenticate Twilio's media stream, then hand it to a CallSession."""
+"""WS /media-stream: authenticate Twilio's media stream, then hand it to a CallSession.
+
+The stream is served as a plain ASGI route in front of Quart (`MediaStreamRoute`): each call
+relays about a hundred WebSocket messages a second, and Quart's websocket wrapper would add a
+task hop and a queue to every one of them. Webhooks and everything else stay Quart routes, and
+the handler runs inside the Quart app context like they do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from typing import Any
 
-from quart import Blueprint, Response, current_app, websocket
+from quart import Quart, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.config import Settings
 from core.db import transaction
 from core.models import Call
 from core.services import calls
 from voice import get_database, get_preopened_models, get_settings, get_twilio
 from voice.protocol import Connected, Media, ProtocolError, Start, parse_twilio
-from voice.security import media_stream_url, read_stream_token, twilio_signature_ok
+from voice.security import (
+    MEDIA_STREAM_PATH,
+    media_stream_url,
+    read_stream_token,
+    twilio_signature_ok,
+)
 from voice.session import MODEL_RECYCLE_SECONDS, CallSession
 from voice.tools import CallContext, ToolBox
 
-logger = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
 
-bp = Blueprint("media", __name__)
+logger = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 10
 MAX_FRAMES_BEFORE_START = 20
 POLICY_VIOLATION = 1008
+NORMAL_CLOSURE = 1000
 
 
-async def _wait_for_start() -> Start | None:
+class TwilioHungUp(ConnectionError):
+    """Twilio closed the media stream (the call ended or the socket dropped)."""
+
+
+class TwilioStream:
+    """The Twilio side of one call: the ASGI WebSocket, spoken to directly."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.closed = False
+
+    def header(self, name: str) -> str | None:
+        """A request header of the upgrade (None when absent)."""
+        wanted = name.lower().encode("latin-1")
+        for key, value in self.scope.get("headers", ()):
+            if key.lower() == wanted:
+                return bytes(value).decode("latin-1")
+        return None
+
+    async def wait_for_connect(self) -> bool:
+        """The upgrade request's `websocket.connect` (False if the client left already)."""
+        message = await self._receive()
+        return message["type"] == "websocket.connect"
+
+    async def refuse(self, status: int, body: str) -> None:
+        """Answer the upgrade with an HTTP error instead of accepting it."""
+        self.closed = True
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            await self._send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await self._send({"type": "websocket.http.response.body", "body": body.encode()})
+        else:
+            await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403
+
+    async def accept(self) -> None:
+        """Complete the WebSocket handshake."""
+        await self._send({"type": "websocket.accept"})
+
+    async def receive(self) -> str | bytes:
+        """The next frame; TwilioHungUp once the stream is gone."""
+        message = await self._receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            return text if text is not None else (message.get("bytes") or b"")
+        self.closed = True
+        raise TwilioHungUp("media stream closed")
+
+    async def send(self, data: str) -> None:
+        """One text frame to Twilio."""
+        await self._send({"type": "websocket.send", "text": data})
+
+    async def close(self, code: int = NORMAL_CLOSURE) -> None:
+        """Close the stream (once)."""
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code})
+
+
+class MediaStreamRoute:
+    """ASGI middleware: WS /media-stream goes straight to `media_stream`, the rest to Quart."""
+
+    def __init__(self, app: Quart, inner: ASGIApp) -> None:
+        self.app = app
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one ASGI connection."""
+        if scope["type"] == "websocket" and scope["path"] == MEDIA_STREAM_PATH:
+            async with self.app.app_context():
+                await media_stream(TwilioStream(scope, receive, send))
+            return
+        await self.inner(scope, receive, send)
+
+
+async def _wait_for_start(twilio: TwilioStream) -> Start | None:
     """The stream's `start` message; None if something else (or nothing) comes first."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     for _ in range(MAX_FRAMES_BEFORE_START):
@@ -36,9 +136,9 @@ async def _wait_for_start() -> Start | None:
         if remaining <= 0:
             return None
         try:
-            frame = await asyncio.wait_for(websocket.receive(), remaining)
+            frame = await asyncio.wait_for(twilio.receive(), remaining)
             event = parse_twilio(frame)
-        except (TimeoutError, ProtocolError):
+        except (TimeoutError, ProtocolError, TwilioHungUp):
             return None
         if isinstance(event, Start):
             return event
@@ -66,57 +166,66 @@ def _load_context(sessions: sessionmaker[Session], call_sid: str, nonce: str) ->
         )
 
 
-@bp.websocket("/media-stream")
-async def media_stream() -> Response | None:
+async def media_stream(twilio: TwilioStream) -> None:
     """Twilio's bidirectional media stream for one call."""
+    if not await twilio.wait_for_connect():
+        return
     settings = get_settings(current_app)
-    signature = websocket.headers.get("X-Twilio-Signature")
     simulated = bool(current_app.config.get("SIMULATED"))
+    signature = twilio.header("X-Twilio-Signature")
     if not twilio_signature_ok(
         settings, media_stream_url(settings), {}, signature, simulated=simulated
     ):
         logger.warning("refused a media stream: missing or invalid Twilio signature")
-        return Response("Forbidden", status=403, mimetype="text/plain")
+        await twilio.refuse(403, "Forbidden")
+        return
     database = get_database(current_app)
     if database is None:
-        return Response("Unavailable", status=503, mimetype="text/plain")
-    await websocket.accept()
-    start = await _wait_for_start()
+        await twilio.refuse(503, "Unavailable")
+        return
+    await twilio.accept()
+    try:
+        await _bridge(twilio, settings, database.sessions, simulated)
+    finally:
+        await twilio.close()
+
+
+async def _bridge(
+    twilio: TwilioStream, settings: Settings, sessions: sessionmaker[Session], simulated: bool
+) -> None:
+    start = await _wait_for_start(twilio)
     if start is None:
         logger.warning("media stream closed: no valid start message")
-        await websocket.close(POLICY_VIOLATION)
-        return None
+        await twilio.close(POLICY_VIOLATION)
+        return
     claim = read_stream_token(
         settings, start.custom_parameters.get("token"), call_sid=start.call_sid
     )
     context = None
     if claim is not None:
-        context = await asyncio.to_thread(
-            _load_context, database.sessions, claim.call_sid, claim.nonce
-        )
+        context = await asyncio.to_thread(_load_context, sessions, claim.call_sid, claim.nonce)
     if context is None:
         logger.warning("media stream closed: missing, invalid, expired or reused token")
-        await websocket.close(POLICY_VIOLATION)
-        return None
+        await twilio.close(POLICY_VIOLATION)
+        return
     toolbox = ToolBox(
-        database.sessions,
+        sessions,
         context,
         staff_phone_number=settings.staff_phone_number,
         can_transfer=bool(settings.twilio_account_sid and settings.twilio_auth_token),
     )
     session = CallSession(
         settings=settings,
-        sessions=database.sessions,
-        twilio=websocket._get_current_object(),  # type: ignore[attr-defined]
+        sessions=sessions,
+        twilio=twilio,
         stream_sid=start.stream_sid,
         toolbox=toolbox,
         rest=get_twilio(current_app),
         connect=current_app.config["REALTIME_CONNECT"],
         preopened=get_preopened_models(current_app).take(context.call_sid),
         recycle_after=current_app.config.get("MODEL_RECYCLE_SECONDS", MODEL_RECYCLE_SECONDS),
-        simulated=bool(current_app.config.get("SIMULATED")),
+        simulated=simulated,
     )
     logger.info("call %s: media stream started", context.call_id)
     await session.run()
     logger.info("call %s: media stream ended", context.call_id)
-    return None
