@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
 from flask import redirect, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Select, func, select, union_all
 from werkzeug.wrappers import Response
 
 from core.models import (
@@ -17,8 +19,10 @@ from core.models import (
     Notification,
     NotificationStatus,
     Patient,
+    Role,
 )
 from core.services import access
+from core.services.access import Viewer
 from webapp import db
 from webapp.auth import now_utc
 from webapp.dashboard.common import (
@@ -54,31 +58,11 @@ class CallLine:
 
 def _call_lines(now: datetime) -> tuple[list[CallLine], list[CallLine]]:
     """The newest live calls and the newest finished ones, in one query."""
-    scoped = access.calls(viewer(), now).with_only_columns(
-        Call.id,
-        Call.status,
-        Call.outcome,
-        Call.created_at,
-        Patient.first_name,
-        Patient.last_name,
-        maintain_column_froms=True,
-    )
-    scoped = scoped.outerjoin(Patient, Patient.id == Call.patient_id)
-    newest = (Call.created_at.desc(), Call.id.desc())
-    # Each part is ordered and limited inside its own subquery, which SQLite accepts too.
-    parts = [
-        scoped.where(condition).order_by(*newest).limit(limit).subquery()
-        for condition, limit in (
-            (Call.status.in_(LIVE_STATUSES), LIVE_CALLS),
-            (Call.status.not_in(LIVE_STATUSES), RECENT_CALLS),
-        )
-    ]
-    both = union_all(*(select(part) for part in parts)).subquery()
+    who = viewer()
+    query = _staff_calls_query() if who.sees_all else _calls_query(access.calls(who, now))
     live: list[CallLine] = []
     recent: list[CallLine] = []
-    for row in db.session.execute(
-        select(both).order_by(both.c.created_at.desc(), both.c.id.desc())
-    ):
+    for row in db.session.execute(query):
         line = CallLine(
             id=row.id,
             status=row.status,
@@ -88,6 +72,38 @@ def _call_lines(now: datetime) -> tuple[list[CallLine], list[CallLine]]:
         )
         (live if line.status in LIVE_STATUSES else recent).append(line)
     return live, recent
+
+
+def _calls_query(scoped: Select[tuple[Call]]) -> Select[Any]:
+    """Both call lists from `scoped` (calls the viewer may see), newest first."""
+    columns = scoped.with_only_columns(
+        Call.id,
+        Call.status,
+        Call.outcome,
+        Call.created_at,
+        Patient.first_name,
+        Patient.last_name,
+        maintain_column_froms=True,
+    ).outerjoin(Patient, Patient.id == Call.patient_id)
+    newest = (Call.created_at.desc(), Call.id.desc())
+    # Each part is ordered and limited inside its own subquery, which SQLite accepts too.
+    parts = [
+        columns.where(condition).order_by(*newest).limit(limit).subquery()
+        for condition, limit in (
+            (Call.status.in_(LIVE_STATUSES), LIVE_CALLS),
+            (Call.status.not_in(LIVE_STATUSES), RECENT_CALLS),
+        )
+    ]
+    both = union_all(*(select(part) for part in parts)).subquery()
+    return select(both).order_by(both.c.created_at.desc(), both.c.id.desc())
+
+
+@cache
+def _staff_calls_query() -> Select[Any]:
+    """`_calls_query` for staff, built once: building its subqueries cost ~0.7 ms a request."""
+    # Staff see every call, so their scoped select depends on neither the login nor the time.
+    staff = Viewer(user_id=None, role=Role.COORDINATOR)
+    return _calls_query(access.calls(staff, datetime.now(UTC)))
 
 
 # The home page shows the first visits of the day and links to the full list: a busy agency's
