@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -115,9 +116,40 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def read_only_sessions(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions like `factory`'s for work that only reads (see `read_only`)."""
+    engine = factory.kw["bind"]
+    return make_session_factory(read_only(engine))
+
+
+_sqlite_writer_locks: dict[str, threading.RLock] = {}
+_sqlite_writer_locks_guard = threading.Lock()
+
+
+def _sqlite_writer_lock(factory: sessionmaker[Session]) -> threading.RLock | None:
+    """The in-process lock serialising this SQLite database's writers (None elsewhere).
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps (up to
+    tens of milliseconds each), so under load a writer can sleep long after the lock freed.
+    Threads of one process queue on this lock instead and start the moment it is released;
+    other processes still meet at SQLite's own lock and busy timeout.
+    """
+    engine = factory.kw.get("bind")
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return None
+    if engine.get_execution_options().get(SQLITE_READ_ONLY, False):
+        return None
+    key = str(engine.url)
+    with _sqlite_writer_locks_guard:
+        return _sqlite_writer_locks.setdefault(key, threading.RLock())
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Open a session, commit on success, roll back on error: the entry point's unit of work."""
+    writer_lock = _sqlite_writer_lock(factory)
+    if writer_lock is not None:
+        writer_lock.acquire()
     session = factory()
     try:
         yield session
@@ -127,6 +159,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+        if writer_lock is not None:
+            writer_lock.release()
 
 
 def lock_nurse_row(session: Session, nurse_id: int) -> None:

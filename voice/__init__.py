@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ TWILIO_EXTENSION = "carematix.twilio"
 MODELS_EXTENSION = "carematix.preopened_models"
 SIMULATOR_EXTENSION = "carematix.simulator"
 SIMULATED_CALLS_EXTENSION = "carematix.simulated_calls"  # tasks of /simulate-call
+FINISHING_CALLS_EXTENSION = "carematix.finishing_calls"  # calls storing their last lines
+FINISH_WAIT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         engine = make_engine(url, **options)
         app.extensions[DATABASE_EXTENSION] = Database(engine, make_session_factory(engine))
 
+    app.extensions[FINISHING_CALLS_EXTENSION] = set()
+
     @app.after_serving
     async def close_database() -> None:
+        finishing = app.extensions[FINISHING_CALLS_EXTENSION]
+        if finishing:
+            # Calls cut off by the shutdown still commit their transcripts and outcomes.
+            await asyncio.wait(list(finishing), timeout=FINISH_WAIT_SECONDS)
         models = app.extensions.get(MODELS_EXTENSION)
         if models is not None:
             await models.close_all()
@@ -127,6 +136,12 @@ def get_preopened_models(app: Quart) -> PreopenedModels:
     """Model sockets opened during /incoming-call, waiting for their stream."""
     models: PreopenedModels = app.extensions[MODELS_EXTENSION]
     return models
+
+
+def get_finishing_calls(app: Quart) -> set[asyncio.Task[None]]:
+    """Calls whose closing bookkeeping is still running."""
+    finishing: set[asyncio.Task[None]] = app.extensions[FINISHING_CALLS_EXTENSION]
+    return finishing
 
 
 def get_database(app: Quart) -> Database | None:

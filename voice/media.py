@@ -22,7 +22,13 @@ from core.config import Settings
 from core.db import transaction
 from core.models import Call
 from core.services import calls
-from voice import get_database, get_preopened_models, get_settings, get_twilio
+from voice import (
+    get_database,
+    get_finishing_calls,
+    get_preopened_models,
+    get_settings,
+    get_twilio,
+)
 from voice.protocol import Connected, Media, ProtocolError, Start, parse_twilio
 from voice.security import (
     MEDIA_STREAM_PATH,
@@ -225,6 +231,7 @@ async def _bridge(
         preopened=get_preopened_models(current_app).take(context.call_sid),
         recycle_after=current_app.config.get("MODEL_RECYCLE_SECONDS", MODEL_RECYCLE_SECONDS),
         simulated=simulated,
+        finishing=get_finishing_calls(current_app),
     )
     logger.info("call %s: media stream started", context.call_id)
     await session.run()

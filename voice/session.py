@@ -212,6 +212,7 @@ class CallSession:
         preopened: asyncio.Task[ModelConnection] | None = None,
         recycle_after: float | None = MODEL_RECYCLE_SECONDS,
         simulated: bool = False,
+        finishing: set[asyncio.Task[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -223,6 +224,8 @@ class CallSession:
         self.preopened = preopened
         self.recycle_after = recycle_after
         self.simulated = simulated
+        # Where this call's closing bookkeeping registers, so a stopping server can wait for it.
+        self.finishing = finishing if finishing is not None else set()
         self.call_id = toolbox.context.call_id
         self.call_sid = toolbox.context.call_sid
         self.model: ModelConnection | None = None
@@ -301,7 +304,11 @@ class CallSession:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self.closing = True
-            await asyncio.shield(self._finish())
+            # Shielded: a cancelled connection (server shutdown) must not lose the transcript.
+            finish = asyncio.ensure_future(self._finish())
+            self.finishing.add(finish)
+            finish.add_done_callback(self.finishing.discard)
+            await asyncio.shield(finish)
 
     async def _open_model(self) -> None:
         preopened, self.preopened = self.preopened, None

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import transaction
+from core.db import read_only_sessions, transaction
 from core.errors import DomainError, Slot, SlotUnavailable
 from core.models import CallDirection, LogRole, Nurse, Patient
 from core.scheduling import local_to_utc, wall_time_exists, zone
@@ -219,6 +219,8 @@ class ToolBox:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.sessions = sessions
+        # Tools that only look (availability, the visit list) never queue for SQLite's write lock.
+        self.reads = read_only_sessions(sessions)
         self.context = context
         self.staff_phone_number = staff_phone_number
         self.can_transfer = can_transfer
@@ -400,7 +402,7 @@ class ToolBox:
         minutes = _minutes(duration_minutes)
         if day < now.astimezone(zone(tz)).date():
             raise ToolError("in_the_past", "That date has already passed.", field="date")
-        with transaction(self.sessions) as session:
+        with transaction(self.reads) as session:
             if time is not None and time != "":
                 start = _local_instant(day, _parse_minute(time, "time"), tz, "time")
                 answer = booking.check_availability(
@@ -478,7 +480,7 @@ class ToolBox:
         """The patient's upcoming scheduled visits."""
         assert self.patient_id is not None
         tz = self.time_zone
-        with transaction(self.sessions) as session:
+        with transaction(self.reads) as session:
             found = calls.upcoming_appointments(session, self.patient_id, now=self.clock())
             return {
                 "appointments": [

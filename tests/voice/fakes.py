@@ -58,7 +58,7 @@ async def served(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, 15)  # calls still finishing are waited for
         sock.close()
 
 

@@ -834,3 +834,25 @@ def test_without_an_openai_key_a_real_caller_hears_an_apology_and_gets_a_callbac
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
     assert _call(factory).outcome == "callback_requested"
+
+
+def test_a_server_stopping_mid_call_still_stores_the_call(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+    _world(factory)
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hello, this is the Carematix scheduling assistant.")
+        await model.user_says("I would like to move my visit.")
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: len(_lines(factory)) == 2)
+            # Leaving the stack stops the server with the call still up (a deploy, say).
+
+    asyncio.run(scenario())
+    call = _call(factory)
+    assert call.ended_at is not None and call.transcript is not None
+    assert "move my visit" in (call.transcript.text or "")

@@ -22,7 +22,7 @@ NO_CREDENTIALS = {"openai_api_key": "", "twilio_account_sid": "", "twilio_auth_t
 
 @contextlib.contextmanager
 def running_voice_service(database_url: str) -> Iterator[str]:
-    """The voice service (hypercorn, simulator mode) in a thread of its own; yields its URL."""
+    """The voice service (simulator mode) in a thread of its own; yields its URL."""
     started = threading.Event()
     box: dict[str, Any] = {}
 
