@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
+from voice.log_writer import LogWriter
 
 if TYPE_CHECKING:
     from voice.session import PreopenedModels
@@ -26,6 +27,7 @@ MODELS_EXTENSION = "carematix.preopened_models"
 SIMULATOR_EXTENSION = "carematix.simulator"
 SIMULATED_CALLS_EXTENSION = "carematix.simulated_calls"  # tasks of /simulate-call
 FINISHING_CALLS_EXTENSION = "carematix.finishing_calls"  # calls storing their last lines
+LOG_WRITER_EXTENSION = "carematix.log_writer"
 FINISH_WAIT_SECONDS = 10
 
 
@@ -56,7 +58,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         # Fail fast when PostgreSQL is unreachable, so /health answers 503 in good time.
         options = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
         engine = make_engine(url, **options)
-        app.extensions[DATABASE_EXTENSION] = Database(engine, make_session_factory(engine))
+        database = Database(engine, make_session_factory(engine))
+        app.extensions[DATABASE_EXTENSION] = database
+        app.extensions[LOG_WRITER_EXTENSION] = LogWriter(database.sessions)
 
     app.extensions[FINISHING_CALLS_EXTENSION] = set()
 
@@ -71,6 +75,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             await models.close_all()
         for task in list(app.extensions.get(SIMULATED_CALLS_EXTENSION, ())):
             task.cancel()
+        writer = app.extensions.pop(LOG_WRITER_EXTENSION, None)
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
         database = app.extensions.pop(DATABASE_EXTENSION, None)
         if database is not None:
             database.engine.dispose()
@@ -142,6 +149,11 @@ def get_finishing_calls(app: Quart) -> set[asyncio.Task[None]]:
     """Calls whose closing bookkeeping is still running."""
     finishing: set[asyncio.Task[None]] = app.extensions[FINISHING_CALLS_EXTENSION]
     return finishing
+
+
+def get_log_writer(app: Quart) -> LogWriter | None:
+    """The writer storing conversation lines, while serving."""
+    return app.extensions.get(LOG_WRITER_EXTENSION)
 
 
 def get_database(app: Quart) -> Database | None:

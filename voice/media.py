@@ -25,6 +25,7 @@ from core.services import calls
 from voice import (
     get_database,
     get_finishing_calls,
+    get_log_writer,
     get_preopened_models,
     get_settings,
     get_twilio,
@@ -232,6 +233,7 @@ async def _bridge(
         recycle_after=current_app.config.get("MODEL_RECYCLE_SECONDS", MODEL_RECYCLE_SECONDS),
         simulated=simulated,
         finishing=get_finishing_calls(current_app),
+        log_writer=get_log_writer(current_app),
     )
     logger.info("call %s: media stream started", context.call_id)
     await session.run()

@@ -24,6 +24,7 @@ from core.scheduling import zone
 from core.services import calls
 from voice import protocol
 from voice.audio_frames import direct_writer
+from voice.log_writer import LogWriter
 from voice.logs import log_failure
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
@@ -213,6 +214,7 @@ class CallSession:
         recycle_after: float | None = MODEL_RECYCLE_SECONDS,
         simulated: bool = False,
         finishing: set[asyncio.Task[None]] | None = None,
+        log_writer: LogWriter | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -226,6 +228,7 @@ class CallSession:
         self.simulated = simulated
         # Where this call's closing bookkeeping registers, so a stopping server can wait for it.
         self.finishing = finishing if finishing is not None else set()
+        self.log_writer = log_writer
         self.call_id = toolbox.context.call_id
         self.call_sid = toolbox.context.call_sid
         self.model: ModelConnection | None = None
@@ -260,7 +263,7 @@ class CallSession:
         self.ended = asyncio.Event()
         self.bad_frames = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._db_tasks: set[asyncio.Task[Any]] = set()
+        self._db_tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -668,7 +671,7 @@ class CallSession:
                     self.needs_response = True
             # Logged once the model has its answer: whatever the tool changed is already
             # committed, and the caller should not wait on a second write.
-            self._db(self.tools.log_sync, name, arguments or {}, call_id, position, result)
+            self._log(self.tools.log_row(name, arguments or {}, call_id, position, result))
             if self.tools.pending_action is not None and self._deadline is None:
                 self._deadline = asyncio.ensure_future(self._action_deadline())
         finally:
@@ -753,14 +756,8 @@ class CallSession:
             text = ""
         position = self._position(item_id)
         self.history[position] = (role, text)
-        self._db(self._store_line_sync, item_id, role, text, position, interrupted)
-
-    def _store_line_sync(
-        self, item_id: str, role: str, text: str, position: int, interrupted: bool
-    ) -> None:
-        with transaction(self.sessions) as session:
-            calls.append_log(
-                session,
+        self._log(
+            calls.log_row(
                 call_id=self.call_id,
                 position=position,
                 role=role,
@@ -769,6 +766,25 @@ class CallSession:
                 interrupted=interrupted,
                 now=datetime.now(UTC),
             )
+        )
+
+    def _log(self, row: dict[str, Any]) -> None:
+        """Store one conversation line (through the shared writer when there is one)."""
+        if self.log_writer is None:
+            self._db(self._write_log_sync, row)
+            return
+        stored = asyncio.wrap_future(self.log_writer.submit(row))
+        self._db_tasks.add(stored)
+        stored.add_done_callback(self._line_stored)
+
+    def _line_stored(self, stored: asyncio.Future[None]) -> None:
+        self._db_tasks.discard(stored)
+        if not stored.cancelled() and stored.exception() is not None:
+            logger.error("call %s: a conversation line was not stored", self.call_id)
+
+    def _write_log_sync(self, row: dict[str, Any]) -> None:
+        with transaction(self.sessions) as session:
+            calls.append_logs(session, [row])
 
     def _mark_interrupted_sync(self, item_id: str) -> None:
         with transaction(self.sessions) as session:

@@ -276,19 +276,31 @@ class ToolBox:
         """Store one tool call and its result in the conversation log (blocking)."""
         try:
             with transaction(self.sessions) as session:
-                calls.append_log(
-                    session,
-                    call_id=self.context.call_id,
-                    position=position,
-                    role=LogRole.TOOL,
-                    now=self.clock(),
-                    item_id=tool_call_id[:64],
-                    tool_name=name[:64],
-                    tool_arguments=arguments,
-                    tool_result=result,
+                calls.append_logs(
+                    session, [self.log_row(name, arguments, tool_call_id, position, result)]
                 )
         except Exception:
             log_failure(logger, "call %s: could not store a tool log line", self.context.call_id)
+
+    def log_row(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        tool_call_id: str,
+        position: int,
+        result: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The conversation-log row of one tool call and its result."""
+        return calls.log_row(
+            call_id=self.context.call_id,
+            position=position,
+            role=LogRole.TOOL,
+            now=self.clock(),
+            item_id=tool_call_id[:64],
+            tool_name=name[:64],
+            tool_arguments=arguments,
+            tool_result=result,
+        )
 
     def _dispatch(self, name: str, arguments: dict[str, Any], tool_call_id: str) -> dict[str, Any]:
         if name not in TOOL_NAMES:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -180,8 +180,7 @@ def mark_verified(session: Session, call_id: int, patient_id: int) -> None:
     session.flush()
 
 
-def append_log(
-    session: Session,
+def log_row(
     *,
     call_id: int,
     position: int,
@@ -194,26 +193,37 @@ def append_log(
     tool_arguments: dict[str, Any] | None = None,
     tool_result: dict[str, Any] | None = None,
     started_at: datetime | None = None,
-) -> ConversationLog:
-    """Store one line of the conversation at its place in conversation order."""
+) -> dict[str, Any]:
+    """One conversation line's column values, checked (for `append_log` or `append_logs`)."""
     if role not in {r.value for r in LogRole}:
         raise ValueError(f"unknown role {role!r}")
-    line = ConversationLog(
-        call_id=call_id,
-        position=position,
-        item_id=item_id[:64] if item_id else None,
-        role=role,
-        text=text,
-        started_at=started_at,
-        created_at=require_aware(now, "now"),
-        interrupted=interrupted,
-        tool_name=tool_name,
-        tool_arguments=tool_arguments,
-        tool_result=tool_result,
-    )
-    session.add(line)
+    return {
+        "call_id": call_id,
+        "position": position,
+        "item_id": item_id[:64] if item_id else None,
+        "role": role,
+        "text": text,
+        "started_at": started_at,
+        "created_at": require_aware(now, "now"),
+        "interrupted": interrupted,
+        "tool_name": tool_name,
+        "tool_arguments": tool_arguments,
+        "tool_result": tool_result,
+    }
+
+
+def append_log(session: Session, **line: Any) -> ConversationLog:
+    """Store one line of the conversation at its place in conversation order (see `log_row`)."""
+    stored = ConversationLog(**log_row(**line))
+    session.add(stored)
     session.flush()
-    return line
+    return stored
+
+
+def append_logs(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Store several lines (built by `log_row`) with one statement."""
+    if rows:
+        session.execute(insert(ConversationLog), rows)
 
 
 def mark_interrupted(session: Session, *, call_id: int, item_id: str) -> int:

@@ -1,0 +1,87 @@
+"""Group commit for conversation lines: every line waiting is stored in one transaction.
+
+Each call stores its transcript lines and tool calls as they complete. With a transaction per
+line, 100 concurrent calls mean well over a hundred commits a second, each queueing for the
+database's write lock and each paying the ORM's per-transaction cost. One writer thread takes
+whatever lines are waiting when it is free, inserts them with one statement and commits: a
+lone line is written at once (there is no timer), and under load lines share commits. A line is
+durable milliseconds after it is said, and the dashboard's live view sees it then.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction
+from core.services import calls
+from voice.logs import log_failure
+
+logger = logging.getLogger(__name__)
+
+MAX_LINES_PER_COMMIT = 500
+
+_STOP = object()
+
+
+class LogWriter:
+    """A thread storing conversation lines (rows built by `core.services.calls.log_row`)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="conversation-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, row: dict[str, Any]) -> Future[None]:
+        """Queue one line; the future resolves once it is committed (or fails)."""
+        done: Future[None] = Future()
+        self._queue.put((row, done))
+        return done
+
+    def stop(self, timeout: float = 10) -> None:
+        """Store what is queued, then end the thread."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stopping = False
+            while len(batch) < MAX_LINES_PER_COMMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stopping:
+                return
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
+        try:
+            with transaction(self.sessions) as session:
+                calls.append_logs(session, [row for row, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                _, done = batch[0]
+                log_failure(logger, "could not store a conversation line")
+                done.set_exception(RuntimeError("conversation line not stored"))
+                return
+            # One bad line must not cost the others theirs: store them one at a time.
+            for line in batch:
+                self._write([line])
+            return
+        for _, done in batch:
+            done.set_result(None)
