@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine, make_session_factory
 from core.errors import NotFound
-from core.models import Appointment
+from core.models import Appointment, Call
 from core.services import access
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp.dashboard import home
@@ -23,6 +23,36 @@ def test_home_shows_calls_in_progress_and_waiting_notifications(dash: Dashboard)
     assert "Calls in progress" in html and f"/calls/{dash.ids['call']}" in html
     assert 'id="notifications"' in html
     assert "Times are shown in <strong>America/New_York</strong>" in html
+
+
+def test_home_splits_calls_into_live_and_recent_with_the_callers_name(dash: Dashboard) -> None:
+    now = datetime.now(UTC)
+    engine = make_engine(dash.url)
+    with engine.begin() as connection:
+        finished = connection.execute(
+            insert(Call)
+            .values(
+                direction="inbound",
+                patient_id=dash.ids["patient"],
+                status="completed",
+                outcome="booked",
+                created_at=now - timedelta(minutes=5),
+            )
+            .returning(Call.id)
+        ).scalar_one()
+        anonymous = connection.execute(
+            insert(Call)
+            .values(direction="inbound", status="ringing", created_at=now)
+            .returning(Call.id)
+        ).scalar_one()
+    engine.dispose()
+    html = dash.client("coordinator").get("/").get_data(as_text=True)
+    live = html.split('id="live-calls"')[1].split("</section>")[0]
+    recent = html.split('id="recent-calls"')[1].split("</section>")[0]
+    assert f'/calls/{anonymous}">Unknown caller</a>' in live
+    assert f'/calls/{dash.ids["call"]}">John Smith</a>' in live
+    assert f'/calls/{finished}">John Smith</a> · booked' in recent
+    assert f"/calls/{finished}" not in live and f"/calls/{anonymous}" not in recent
 
 
 def test_a_nurses_week_calendar_lists_their_visits_by_day(dash: Dashboard) -> None:
