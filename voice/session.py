@@ -325,15 +325,18 @@ class CallSession:
                 )
         self._use_model(model or await self.connect(self.settings))
         assert self.model is not None
-        await self.model.send(self._session_update())
+        await self.model.send_raw(self._session_update())
         self.model_ready = True
 
-    def _session_update(self) -> dict[str, Any]:
-        return protocol.session_update(
+    def _session_update(self) -> str:
+        # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
+        # large event, on the event loop every call shares (the fake server checks the types).
+        event = protocol.session_update(
             instructions=self.instructions(),
             voice=self.settings.openai_voice,
             tools=TOOL_DEFINITIONS,
         )
+        return json.dumps(event)
 
     async def _replace_model(self, *, prompt: bool) -> bool:
         """Open a fresh model session, replay the conversation so far as text, and swap it in.
@@ -345,16 +348,13 @@ class CallSession:
         new: ModelConnection | None = None
         try:
             new = await self.connect(self.settings)
-            await new.send(self._session_update())
+            await new.send_raw(self._session_update())
             for position in sorted(self.history):
                 role, text = self.history[position]
-                await new.send(protocol.text_message(role, text))
+                await new.send_raw(json.dumps(protocol.text_message(role, text)))
             state = "has been verified" if self.tools.verified else "is not verified yet"
-            await new.send(
-                protocol.text_message(
-                    "system", f"The call resumes after a reconnection. The caller {state}."
-                )
-            )
+            note = f"The call resumes after a reconnection. The caller {state}."
+            await new.send_raw(json.dumps(protocol.text_message("system", note)))
         except Exception as exc:
             logger.error("call %s: model reconnect failed (%s)", self.call_id, type(exc).__name__)
             if new is not None:
