@@ -59,6 +59,7 @@ from sqlalchemy import event, make_url  # noqa: E402
 from bench._common import (  # noqa: E402
     machine_description,
     print_table,
+    procfile_command,
     summarize,
     verdict,
 )
@@ -150,14 +151,6 @@ def reset_logins(url: str) -> None:
 # ---------------------------------------------------------------- the server
 
 
-def procfile_web_command() -> str:
-    """The `web:` line of the Procfile, as the process manager would run it."""
-    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
-        if line.startswith("web:"):
-            return line.split(":", 1)[1].strip()
-    raise SystemExit("the Procfile has no web: line")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -202,7 +195,7 @@ def start_server(
     url: str, log_path: Path, workers: int | None = None, threads: int | None = None
 ) -> Server:
     """Run the Procfile's web command with the bench database, wait for /health."""
-    command = procfile_web_command()
+    command = procfile_command("web")
     port = free_port()
     env = dict(os.environ)
     # The Procfile's own defaults for workers and threads, not whatever this shell has,
