@@ -499,6 +499,12 @@ def spread_nearest(
     return sorted(chosen)
 
 
+# Alternatives are searched within a day of the asked time, then a week, then the whole
+# bookable window: the nearest free times are usually close, and walking every slot of a
+# 60-day horizon costs milliseconds on every refused request.
+ALTERNATIVE_SEARCH_DAYS = (1, 7)
+
+
 def alternatives(
     schedule: NurseSchedule,
     asked: datetime,
@@ -509,13 +515,30 @@ def alternatives(
     limit: int = 3,
     ignore_booking_id: int | None = None,
 ) -> list[datetime]:
-    """Bookable starts nearest to `asked`, spread out, within the patient's preferences."""
+    """Bookable starts nearest to `asked`, spread out, within the patient's preferences.
+
+    The answer is the one a search of the whole bookable window gives: a narrower window is
+    trusted only when every pick lies strictly inside it, so no nearer candidate was missed.
+    """
     asked = require_aware(asked, "start")
     earliest, latest = bookable_window(schedule, now)
-    candidates = slot_starts(schedule, earliest, latest, now, duration_minutes, ignore_booking_id)
-    if preferences is not None:
-        candidates = [c for c in candidates if preferences.accepts(c)]
     length = schedule.visit_minutes if duration_minutes is None else duration_minutes
-    return spread_nearest(
-        candidates, asked, limit=limit, min_gap=timedelta(minutes=max(90, 2 * length))
-    )
+    min_gap = timedelta(minutes=max(90, 2 * length))
+    for days in (*ALTERNATIVE_SEARCH_DAYS, None):
+        radius = None if days is None else timedelta(days=days)
+        low = earliest if radius is None else max(earliest, asked - radius)
+        high = latest if radius is None else min(latest, asked + radius)
+        candidates = (
+            slot_starts(schedule, low, high, now, duration_minutes, ignore_booking_id)
+            if low < high
+            else []
+        )
+        if preferences is not None:
+            candidates = [c for c in candidates if preferences.accepts(c)]
+        chosen = spread_nearest(candidates, asked, limit=limit, min_gap=min_gap)
+        whole_window = low == earliest and high == latest
+        if radius is None or whole_window:
+            return chosen
+        if len(chosen) == limit and all(abs(c - asked) < radius for c in chosen):
+            return chosen
+    raise AssertionError("unreachable: the last search covers the whole window")

@@ -11,7 +11,9 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from core.errors import ValidationError
 from core.scheduling import (
@@ -1212,3 +1214,75 @@ def test_a_midnight_window_on_the_spring_forward_eve_ends_at_the_real_midnight()
     assert slots[0] == utc(2025, 3, 9, 3, 0)
     assert slots[-1] == utc(2025, 3, 9, 4, 30)
     assert labels(slots, NY) == grid("22:00", "23:30")
+
+
+# ------------------------------------------------------- 21b. alternatives, narrowed search
+
+
+def _alternatives_over_the_whole_window(
+    schedule: NurseSchedule, asked: datetime, now: datetime, **options
+) -> list[datetime]:
+    """The reference: every bookable slot of the horizon, then the nearest spread picks."""
+    earliest = now + timedelta(minutes=schedule.min_notice_minutes)
+    latest = now + timedelta(days=schedule.horizon_days)
+    duration = options.get("duration_minutes")
+    candidates = slot_starts(schedule, earliest, latest, now, duration)
+    preferences = options.get("preferences")
+    if preferences is not None:
+        candidates = [c for c in candidates if preferences.accepts(c)]
+    length = schedule.visit_minutes if duration is None else duration
+    return spread_nearest(
+        candidates,
+        asked,
+        limit=options.get("limit", 3),
+        min_gap=timedelta(minutes=max(90, 2 * length)),
+    )
+
+
+@hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+@hypothesis.given(
+    tz=st.sampled_from([NY, LA, KATHMANDU, "Europe/London", "Australia/Lord_Howe"]),
+    workdays=st.sets(st.integers(0, 6), min_size=1, max_size=3),
+    hours=st.tuples(st.integers(0, 14), st.integers(1, 9)),
+    booked=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 95)), max_size=60),
+    asked_offset=st.tuples(st.integers(-1, 30), st.integers(0, 95)),
+    duration=st.sampled_from([None, 15, 60, 240]),
+    limit=st.integers(1, 4),
+    horizon=st.sampled_from([3, 21, 60, 60]),
+    daily_cap=st.sampled_from([None, 1, 3]),
+    preferred=st.sampled_from([None, "morning", "evening", "weekday"]),
+)
+def test_alternatives_equal_a_search_of_the_whole_bookable_window(
+    tz, workdays, hours, booked, asked_offset, duration, limit, horizon, daily_cap, preferred
+):
+    # Spans spring-forward and fall-back dates (March/April and October/November 2025).
+    now = datetime(2025, 2, 20, 17, 7, tzinfo=UTC)
+    start, span = hours
+    rules = tuple(WeeklyRule(d, time(start), time(min(23, start + span))) for d in workdays)
+    first_day = now.astimezone(ZoneInfo(tz)).date()
+    bookings = tuple(
+        Booking(
+            start=wall(tz, first_day + timedelta(days=day), quarter // 4, 15 * (quarter % 4)),
+            end=wall(tz, first_day + timedelta(days=day), quarter // 4, 15 * (quarter % 4))
+            + timedelta(minutes=45),
+            id=n,
+        )
+        for n, (day, quarter) in enumerate(booked)
+        if wall_time_exists(first_day + timedelta(days=day), quarter * 15, ZoneInfo(tz))
+    )
+    schedule = NurseSchedule(
+        time_zone=tz, rules=rules, bookings=bookings, horizon_days=horizon, daily_cap=daily_cap
+    )
+    day, quarter = asked_offset
+    asked = now + timedelta(days=day, minutes=15 * quarter)
+    preferences = {
+        None: None,
+        "morning": Preferences(time_zone=NY, part_of_day="morning"),
+        "evening": Preferences(time_zone=TOKYO, part_of_day="evening"),
+        "weekday": Preferences(time_zone=LA, weekdays=frozenset({SATURDAY})),
+    }[preferred]
+    options = {"duration_minutes": duration, "limit": limit, "preferences": preferences}
+
+    assert alternatives(schedule, asked, now, **options) == _alternatives_over_the_whole_window(
+        schedule, asked, now, **options
+    )
