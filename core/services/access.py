@@ -94,11 +94,16 @@ def calls(viewer: Viewer, now: datetime) -> Select[tuple[Call]]:
     )
 
 
+def not_found(model: type[Base], record_id: int) -> NotFound:
+    """The error for a record that does not exist or that the viewer may not see."""
+    what = model.__name__.lower()
+    return NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")
+
+
 def _one(session: Session, stmt: Select[tuple[RowT]], model: type[RowT], record_id: int) -> RowT:
     row = session.scalar(stmt.where(model.id == record_id))  # type: ignore[attr-defined,arg-type]
     if row is None:
-        what = model.__name__.lower()
-        raise NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")
+        raise not_found(model, record_id)
     return row
 
 

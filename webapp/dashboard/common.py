@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Select, func, literal_column, select
+from sqlalchemy import Row, Select, func, literal_column, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
@@ -177,7 +177,7 @@ _ROW_COLUMNS = (
 
 def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
     """Run a select of appointments (scoped, filtered, ordered) as appointment rows."""
-    return _appointment_rows(stmt)[0]
+    return read_appointment_rows(db.session.execute(appointment_rows_select(stmt)).all())
 
 
 def appointment_rows_counted(
@@ -185,18 +185,26 @@ def appointment_rows_counted(
 ) -> tuple[list[AppointmentRow], int]:
     """`appointment_rows`, plus how many rows `counted` selects, in one query."""
     # A scalar subquery on the unjoined select: PostgreSQL counts it once, from the index.
-    return _appointment_rows(stmt, count_select(counted).scalar_subquery())
+    result = db.session.execute(
+        appointment_rows_select(stmt, count_select(counted).scalar_subquery())
+    ).all()
+    rows = read_appointment_rows(result)
+    return rows, (result[0][-1] if result else 0)
 
 
-def _appointment_rows(stmt: Select[Any], *extra: Any) -> tuple[list[AppointmentRow], int]:
-    columns = (
+def appointment_rows_select(stmt: Select[Any], *extra: Any) -> Select[Any]:
+    """The select `appointment_rows` runs for `stmt` (with `extra` columns after the row's)."""
+    return (
         stmt.with_only_columns(*_ROW_COLUMNS, *extra)
         .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
         .join_from(Appointment, Nurse, Nurse.id == Appointment.nurse_id)
     )
+
+
+def read_appointment_rows(result: Sequence[Row[Any]]) -> list[AppointmentRow]:
+    """Appointment rows from the result of an `appointment_rows_select`."""
     mine = viewer_zone()
-    result = db.session.execute(columns).all()
-    rows = [
+    return [
         AppointmentRow(
             id=row[0],
             start_at=row[1],
@@ -208,7 +216,6 @@ def _appointment_rows(stmt: Select[Any], *extra: Any) -> tuple[list[AppointmentR
         )
         for row in result
     ]
-    return rows, (result[0][-1] if extra and result else len(rows))
 
 
 # ------------------------------------------------------------------ forms
