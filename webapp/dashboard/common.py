@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Row, Select, func, literal_column, select
+from sqlalchemy import Row, Select, cast, func, literal_column, null, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
@@ -173,6 +173,7 @@ _ROW_COLUMNS = (
     Nurse.first_name,
     Nurse.last_name,
 )
+APPOINTMENT_ROW_WIDTH = len(_ROW_COLUMNS)  # columns an `appointment_rows_select` row starts with
 
 
 def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
@@ -201,7 +202,12 @@ def appointment_rows_select(stmt: Select[Any], *extra: Any) -> Select[Any]:
     )
 
 
-def read_appointment_rows(result: Sequence[Row[Any]]) -> list[AppointmentRow]:
+def no_appointment_row() -> tuple[Any, ...]:
+    """Typed NULLs in place of an appointment row's columns, for other parts of a UNION."""
+    return tuple(cast(null(), column.type) for column in _ROW_COLUMNS)
+
+
+def read_appointment_rows(result: Sequence[Row[Any] | tuple[Any, ...]]) -> list[AppointmentRow]:
     """Appointment rows from the result of an `appointment_rows_select`."""
     mine = viewer_zone()
     return [

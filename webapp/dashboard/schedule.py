@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Time,
     and_,
     bindparam,
     cast,
@@ -40,12 +41,14 @@ from core.services.availability import WEEKDAY_NAMES
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
+    APPOINTMENT_ROW_WIDTH,
     AppointmentRow,
     appointment_rows_select,
     blueprint,
     date_field,
     day_start,
     local_day,
+    no_appointment_row,
     read_appointment_rows,
     render,
     viewer,
@@ -110,14 +113,18 @@ class Day:
         return WEEKDAY_NAMES[self.day.weekday()]
 
 
-def _nurse_query(scoped: Select[tuple[Nurse]], upcoming: bool) -> Select[Any]:
-    """The nurse's row from `scoped`, joined to their weekly hours and overrides.
+def _calendar_query(
+    nurses: Select[tuple[Nurse]], visits: Select[tuple[Appointment]], upcoming: bool
+) -> Select[Any]:
+    """The nurse's row from `nurses`, joined to their hours, overrides and visits.
 
     Parameters: `nurse_id`; overrides overlapping [`first`, `after`), and with `upcoming` also
-    every one ending on or after `upcoming_from`.
+    every one ending on or after `upcoming_from`; visits from `visits` starting in
+    [`start`, `end`). Columns: the nurse's five, the appointment row's, then the rule's six.
     """
-    # Weekly hours and overrides share one UNION ALL (an override's weekday is NULL), joined
-    # to the nurse's row so that a nurse with neither still comes back.
+    # One statement for the whole page: hours, overrides and visits share a UNION ALL, each
+    # part NULL in the others' columns, joined to the nurse's row so that a nurse with none
+    # of them still comes back. Each statement cost ~0.25 ms of Python (bench/dashboard.py).
     nurse_id = bindparam("nurse_id")
     shown = and_(
         NurseAvailabilityOverride.end_date >= bindparam("first"),
@@ -125,99 +132,117 @@ def _nurse_query(scoped: Select[tuple[Nurse]], upcoming: bool) -> Select[Any]:
     )
     if upcoming:
         shown = or_(shown, NurseAvailabilityOverride.end_date >= bindparam("upcoming_from"))
-    rules = union_all(
+    no_row = no_appointment_row()
+    # The first part names the UNION's columns, so its NULLs carry the rules' names.
+    no_rule = (
+        cast(null(), Integer).label("weekday"),
+        cast(null(), String).label("rule_kind"),
+        cast(null(), Date).label("start_date"),
+        cast(null(), Date).label("end_date"),
+        cast(null(), Time).label("start_time"),
+        cast(null(), Time).label("end_time"),
+    )
+    parts = union_all(
+        appointment_rows_select(
+            visits.where(
+                Appointment.nurse_id == nurse_id,
+                Appointment.start_at >= bindparam("start"),
+                Appointment.start_at < bindparam("end"),
+            ),
+            *no_rule,
+            Appointment.nurse_id,
+        ),
         select(
-            NurseAvailability.nurse_id,
+            *no_row,
             NurseAvailability.weekday,
-            cast(null(), String).label("kind"),
-            cast(null(), Date).label("start_date"),
-            cast(null(), Date).label("end_date"),
+            *no_rule[1:4],
             NurseAvailability.start_time,
             NurseAvailability.end_time,
+            NurseAvailability.nurse_id,
         ).where(NurseAvailability.nurse_id == nurse_id),
         select(
-            NurseAvailabilityOverride.nurse_id,
-            cast(null(), Integer).label("weekday"),
+            *no_row,
+            no_rule[0],
             NurseAvailabilityOverride.kind,
             NurseAvailabilityOverride.start_date,
             NurseAvailabilityOverride.end_date,
             NurseAvailabilityOverride.start_time,
             NurseAvailabilityOverride.end_time,
+            NurseAvailabilityOverride.nurse_id,
         ).where(NurseAvailabilityOverride.nurse_id == nurse_id, shown),
     ).subquery()
+    *columns, part_nurse_id = parts.c
+    rule = columns[len(no_row) :]
+    # Hours by weekday and start, overrides by date, visits by start: the other parts' keys
+    # are NULL, and where NULLs sort does not matter.
+    order = (rule[0], rule[2], rule[4], columns[1])
     return (
-        scoped.with_only_columns(
+        nurses.with_only_columns(
             Nurse.title,
             Nurse.first_name,
             Nurse.last_name,
             Nurse.time_zone,
             Nurse.calendar_token_hash,
-            rules.c.weekday,
-            rules.c.kind,
-            rules.c.start_date,
-            rules.c.end_date,
-            rules.c.start_time,
-            rules.c.end_time,
+            *columns,
         )
-        .join_from(Nurse, rules, rules.c.nurse_id == Nurse.id, isouter=True)
+        .join_from(Nurse, parts, part_nurse_id == Nurse.id, isouter=True)
         .where(Nurse.id == nurse_id)
-        .order_by(rules.c.weekday, rules.c.start_date, rules.c.start_time)
+        .order_by(*order)
     )
 
 
-def _visits_query(scoped: Select[tuple[Appointment]]) -> Select[Any]:
-    """Appointment rows of `nurse_id` from `scoped` starting in [`start`, `end`), in order."""
-    return appointment_rows_select(
-        scoped.where(
-            Appointment.nurse_id == bindparam("nurse_id"),
-            Appointment.start_at >= bindparam("start"),
-            Appointment.start_at < bindparam("end"),
-        ).order_by(Appointment.start_at)
-    )
+# Where each part's columns start in a `_calendar_query` row: the visit's id, the rule's weekday.
+_VISIT = 5
+_RULE = _VISIT + APPOINTMENT_ROW_WIDTH
 
 
 @cache
-def _staff_visits_query() -> Select[Any]:
-    """`_visits_query` for staff, built once (see `_staff_nurse_query`)."""
-    return _visits_query(access.appointments(STAFF))
+def _staff_calendar_query() -> Select[Any]:
+    """`_calendar_query` for staff, built once: building it cost more than running it."""
+    return _calendar_query(access.nurses(STAFF), access.appointments(STAFF), False)
 
 
-@cache
-def _staff_nurse_query() -> Select[Any]:
-    """`_nurse_query` for staff, built once: building it cost more than running it."""
-    return _nurse_query(access.nurses(STAFF), False)
-
-
-def _calendar_nurse(
-    nurse_id: int, first: date, after: date, upcoming_from: date | None = None
-) -> CalendarNurse:
-    """The nurse if the viewer may see them, with hours and the overrides shown, in one query.
+def _calendar_data(
+    nurse_id: int, first: date, after: date, tz: str, upcoming_from: date | None = None
+) -> tuple[CalendarNurse, list[AppointmentRow]]:
+    """The nurse if the viewer may see them, with hours, overrides and visits, in one query.
 
     Overrides are those overlapping [first, after), and with `upcoming_from` also every one
-    ending on or after that date. NotFound when the nurse is missing or out of scope.
+    ending on or after that date; visits those the viewer may see in those days in `tz`.
+    NotFound when the nurse is missing or out of scope.
     """
     # Columns, not the Nurse and its rules as ORM objects in three statements: those cost
     # more than the rest of the page (bench/dashboard.py).
     who = viewer()
     upcoming = upcoming_from is not None
     query = (
-        _staff_nurse_query()
+        _staff_calendar_query()
         if who.sees_all and not upcoming
-        else _nurse_query(access.nurses(who), upcoming)
+        else _calendar_query(access.nurses(who), access.appointments(who), upcoming)
     )
-    params = {"nurse_id": nurse_id, "first": first, "after": after, "upcoming_from": upcoming_from}
+    params = {
+        "nurse_id": nurse_id,
+        "first": first,
+        "after": after,
+        "upcoming_from": upcoming_from,
+        "start": day_start(first, tz),
+        "end": day_start(after, tz),
+    }
     result = db.session.execute(query, params).all()
     if not result:
         raise access.not_found(Nurse, nurse_id)
     hours: list[Hours] = []
     overrides: list[Override] = []
+    visits: list[tuple[Any, ...]] = []
     for row in result:
-        if row[5] is not None:
-            hours.append(Hours(row[5], row[9], row[10]))
-        elif row[6] is not None:
-            overrides.append(Override(row[6], row[7], row[8], row[9], row[10]))
+        if row[_VISIT] is not None:
+            visits.append(row[_VISIT:])
+        elif row[_RULE] is not None:
+            hours.append(Hours(row[_RULE], row[_RULE + 4], row[_RULE + 5]))
+        elif row[_RULE + 1] is not None:
+            overrides.append(Override(*row[_RULE + 1 :]))
     title, first_name, last_name, time_zone, token_hash = result[0][:5]
-    return CalendarNurse(
+    nurse = CalendarNurse(
         id=nurse_id,
         display_name=nurse_display_name(title, first_name, last_name),
         time_zone=time_zone,
@@ -225,6 +250,7 @@ def _calendar_nurse(
         hours=hours,
         overrides=overrides,
     )
+    return nurse, read_appointment_rows(visits)
 
 
 def _calendar(nurse_id: int, template: str) -> Response:
@@ -240,13 +266,9 @@ def _calendar(nurse_id: int, template: str) -> Response:
     count = 1 if view == "day" else 7
     after = first + timedelta(days=count)
     mine = template == "schedule/mine.html"
-    who = viewer()
-    nurse = _calendar_nurse(nurse_id, first, after, today if mine else None)
+    nurse, rows = _calendar_data(nurse_id, first, after, tz, today if mine else None)
     days = [Day(first + timedelta(days=i)) for i in range(count)]
     by_date = {d.day: d for d in days}
-    visits = _staff_visits_query() if who.sees_all else _visits_query(access.appointments(who))
-    window = {"nurse_id": nurse_id, "start": day_start(first, tz), "end": day_start(after, tz)}
-    rows = read_appointment_rows(db.session.execute(visits, window).all())
     for row in rows:
         by_date[local_day(row.start_at, tz)].appointments.append(row)
     windows: dict[int, list[str]] = defaultdict(list)
