@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Row, Select, cast, func, literal_column, null, select
+from sqlalchemy import Select, cast, func, literal_column, null, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
@@ -207,7 +207,7 @@ def no_appointment_row() -> tuple[Any, ...]:
     return tuple(cast(null(), column.type) for column in _ROW_COLUMNS)
 
 
-def read_appointment_rows(result: Sequence[Row[Any] | tuple[Any, ...]]) -> list[AppointmentRow]:
+def read_appointment_rows(result: Sequence[Sequence[Any]]) -> list[AppointmentRow]:
     """Appointment rows from the result of an `appointment_rows_select`."""
     mine = viewer_zone()
     return [

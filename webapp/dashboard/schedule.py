@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from functools import cache
@@ -125,7 +126,7 @@ def _calendar_query(
     # One statement for the whole page: hours, overrides and visits share a UNION ALL, each
     # part NULL in the others' columns, joined to the nurse's row so that a nurse with none
     # of them still comes back. Each statement cost ~0.25 ms of Python (bench/dashboard.py).
-    nurse_id = bindparam("nurse_id")
+    nurse_id = bindparam("nurse_id", type_=Integer)
     shown = and_(
         NurseAvailabilityOverride.end_date >= bindparam("first"),
         NurseAvailabilityOverride.start_date < bindparam("after"),
@@ -233,7 +234,7 @@ def _calendar_data(
         raise access.not_found(Nurse, nurse_id)
     hours: list[Hours] = []
     overrides: list[Override] = []
-    visits: list[tuple[Any, ...]] = []
+    visits: list[Sequence[Any]] = []
     for row in result:
         if row[_VISIT] is not None:
             visits.append(row[_VISIT:])
