@@ -181,18 +181,6 @@ def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
     return read_appointment_rows(db.session.execute(appointment_rows_select(stmt)).all())
 
 
-def appointment_rows_counted(
-    stmt: Select[Any], counted: Select[Any]
-) -> tuple[list[AppointmentRow], int]:
-    """`appointment_rows`, plus how many rows `counted` selects, in one query."""
-    # A scalar subquery on the unjoined select: PostgreSQL counts it once, from the index.
-    result = db.session.execute(
-        appointment_rows_select(stmt, count_select(counted).scalar_subquery())
-    ).all()
-    rows = read_appointment_rows(result)
-    return rows, (result[0][-1] if result else 0)
-
-
 def appointment_rows_select(stmt: Select[Any], *extra: Any) -> Select[Any]:
     """The select `appointment_rows` runs for `stmt` (with `extra` columns after the row's)."""
     return (

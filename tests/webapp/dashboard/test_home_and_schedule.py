@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import make_engine, make_session_factory
 from core.errors import NotFound
-from core.models import Appointment, Call
+from core.models import Appointment, Call, Notification
 from core.services import access
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp.dashboard import home
@@ -45,8 +46,26 @@ def test_home_splits_calls_into_live_and_recent_with_the_callers_name(dash: Dash
             .values(direction="inbound", status="ringing", created_at=now)
             .returning(Call.id)
         ).scalar_one()
+        # The queue's count comes in the same statement as the calls.
+        for status in ("queued", "queued", "sent"):
+            connection.execute(
+                insert(Notification).values(
+                    recipient_kind="patient",
+                    patient_id=dash.ids["patient"],
+                    channel="sms",
+                    event="booking_confirmed",
+                    body="",
+                    status=status,
+                    send_after=now,
+                    created_at=now,
+                )
+            )
+        queued = connection.scalar(
+            select(func.count()).select_from(Notification).where(Notification.status == "queued")
+        )
     engine.dispose()
     html = dash.client("coordinator").get("/").get_data(as_text=True)
+    assert queued and f'<p class="big">{queued}</p>' in html
     live = html.split('id="live-calls"')[1].split("</section>")[0]
     recent = html.split('id="recent-calls"')[1].split("</section>")[0]
     assert f'/calls/{anonymous}">Unknown caller</a>' in live
@@ -120,6 +139,8 @@ def test_home_lists_the_days_first_visits_and_links_to_all_of_them(
     dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(home, "HOME_APPOINTMENTS", 2)
+    # The staff statement is built once per process, with the limit in it: build a fresh one.
+    monkeypatch.setattr(home, "_staff_todays_query", cache(home._staff_todays_query.__wrapped__))
     zone = ZoneInfo(dash.app.config["SETTINGS"].default_time_zone)
     today = datetime.now(UTC).astimezone(zone).replace(hour=0, minute=5, second=0, microsecond=0)
     engine = make_engine(dash.url)
