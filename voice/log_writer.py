@@ -29,6 +29,12 @@ MAX_LINES_PER_COMMIT = 500
 _STOP = object()
 
 
+def store_lines(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> None:
+    """Store conversation lines now, in one transaction (blocking)."""
+    with transaction(sessions) as session:
+        calls.append_logs(session, rows)
+
+
 class LogWriter:
     """A thread storing conversation lines (rows built by `core.services.calls.log_row`)."""
 
@@ -71,8 +77,7 @@ class LogWriter:
 
     def _write(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
         try:
-            with transaction(self.sessions) as session:
-                calls.append_logs(session, [row for row, _ in batch])
+            store_lines(self.sessions, [row for row, _ in batch])
         except Exception:
             if len(batch) == 1:
                 _, done = batch[0]

@@ -24,7 +24,7 @@ from core.scheduling import zone
 from core.services import calls
 from voice import protocol
 from voice.audio_frames import direct_writer
-from voice.log_writer import LogWriter
+from voice.log_writer import LogWriter, store_lines
 from voice.logs import log_failure
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
@@ -77,7 +77,6 @@ class TwilioSocket(Protocol):
 class ModelConnection(Protocol):
     """The parts of the SDK's AsyncRealtimeConnection the bridge uses."""
 
-    async def send(self, event: Any) -> None: ...
     async def send_raw(self, data: bytes | str) -> None: ...
     async def recv_bytes(self) -> bytes: ...
     async def close(self, *, code: int = 1000, reason: str = "") -> None: ...
@@ -771,7 +770,7 @@ class CallSession:
     def _log(self, row: dict[str, Any]) -> None:
         """Store one conversation line (through the shared writer when there is one)."""
         if self.log_writer is None:
-            self._db(self._write_log_sync, row)
+            self._db(store_lines, self.sessions, [row])
             return
         stored = asyncio.wrap_future(self.log_writer.submit(row))
         self._db_tasks.add(stored)
@@ -781,10 +780,6 @@ class CallSession:
         self._db_tasks.discard(stored)
         if not stored.cancelled() and stored.exception() is not None:
             logger.error("call %s: a conversation line was not stored", self.call_id)
-
-    def _write_log_sync(self, row: dict[str, Any]) -> None:
-        with transaction(self.sessions) as session:
-            calls.append_logs(session, [row])
 
     def _mark_interrupted_sync(self, item_id: str) -> None:
         with transaction(self.sessions) as session:

@@ -28,6 +28,7 @@ from core.services.assignments import active_assignment, auto_assign_best, patie
 from core.services.common import Actor
 from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
+from voice.log_writer import store_lines
 from voice.logs import log_failure
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class ToolBox:
     async def run(
         self, name: str, arguments: dict[str, Any], *, tool_call_id: str
     ) -> dict[str, Any]:
-        """Run one tool in a worker thread; its result (the caller logs it with `log_sync`)."""
+        """Run one tool in a worker thread; its result (the caller logs it with `log_row`)."""
         return await asyncio.to_thread(self.dispatch_sync, name, arguments, tool_call_id)
 
     def run_sync(
@@ -253,7 +254,12 @@ class ToolBox:
     ) -> dict[str, Any]:
         """Run one tool and log it (blocking: call from a worker thread)."""
         result = self.dispatch_sync(name, arguments, tool_call_id)
-        self.log_sync(name, arguments, tool_call_id, position, result)
+        try:
+            store_lines(
+                self.sessions, [self.log_row(name, arguments, tool_call_id, position, result)]
+            )
+        except Exception:
+            log_failure(logger, "call %s: could not store a tool log line", self.context.call_id)
         return result
 
     def dispatch_sync(
@@ -264,23 +270,6 @@ class ToolBox:
         # the verification state (and queue on SQLite's write lock anyway).
         with self._lock:
             return self._dispatch(name, arguments, tool_call_id)
-
-    def log_sync(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        tool_call_id: str,
-        position: int,
-        result: dict[str, Any],
-    ) -> None:
-        """Store one tool call and its result in the conversation log (blocking)."""
-        try:
-            with transaction(self.sessions) as session:
-                calls.append_logs(
-                    session, [self.log_row(name, arguments, tool_call_id, position, result)]
-                )
-        except Exception:
-            log_failure(logger, "call %s: could not store a tool log line", self.context.call_id)
 
     def log_row(
         self,
