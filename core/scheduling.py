@@ -524,10 +524,8 @@ def alternatives(
     earliest, latest = bookable_window(schedule, now)
     length = schedule.visit_minutes if duration_minutes is None else duration_minutes
     min_gap = timedelta(minutes=max(90, 2 * length))
-    for days in (*ALTERNATIVE_SEARCH_DAYS, None):
-        radius = None if days is None else timedelta(days=days)
-        low = earliest if radius is None else max(earliest, asked - radius)
-        high = latest if radius is None else min(latest, asked + radius)
+
+    def nearest(low: datetime, high: datetime) -> list[datetime]:
         candidates = (
             slot_starts(schedule, low, high, now, duration_minutes, ignore_booking_id)
             if low < high
@@ -535,10 +533,14 @@ def alternatives(
         )
         if preferences is not None:
             candidates = [c for c in candidates if preferences.accepts(c)]
-        chosen = spread_nearest(candidates, asked, limit=limit, min_gap=min_gap)
-        whole_window = low == earliest and high == latest
-        if radius is None or whole_window:
-            return chosen
+        return spread_nearest(candidates, asked, limit=limit, min_gap=min_gap)
+
+    for days in ALTERNATIVE_SEARCH_DAYS:
+        radius = timedelta(days=days)
+        low, high = max(earliest, asked - radius), min(latest, asked + radius)
+        chosen = nearest(low, high)
+        if (low, high) == (earliest, latest):
+            return chosen  # this window already is the whole bookable window
         if len(chosen) == limit and all(abs(c - asked) < radius for c in chosen):
             return chosen
-    raise AssertionError("unreachable: the last search covers the whole window")
+    return nearest(earliest, latest)
