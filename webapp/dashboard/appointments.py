@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 from flask import request, url_for
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, Select, bindparam, or_, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
 from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
 from core.notifications.queries import notifications_for_appointment
 from core.services import access
+from core.services.access import Viewer
 from core.services.assignments import active_assignment, patient_today
 from core.services.booking import (
     CANCEL_REASONS,
@@ -28,8 +31,10 @@ from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
-    appointment_rows,
+    appointment_rows_select,
     blueprint,
+    capped_count,
+    capped_total,
     count_select,
     date_field,
     day_start,
@@ -37,7 +42,9 @@ from webapp.dashboard.common import (
     finish,
     instant_field,
     local_day,
-    paginate,
+    paged,
+    paginate_counted,
+    read_appointment_rows,
     render,
     text,
     viewer,
@@ -53,29 +60,91 @@ USER_CANCEL_REASONS = {k: v for k, v in CANCEL_REASONS.items() if k != "reschedu
 NURSE_DROPDOWN_LIMIT = 100
 
 
+@dataclass(frozen=True)
+class _ListShape:
+    """Which of the list's filters a request uses: each combination is one statement."""
+
+    status: bool = False
+    nurse_id: bool = False
+    nurse_name: bool = False
+    start: bool = False
+    end: bool = False
+    patient_name: bool = False
+    newest_first: bool = False
+
+
+def _ids_named(model: type[Nurse] | type[Patient], parameter: str) -> Select[tuple[int]]:
+    """Ids of the people whose first or last name matches the LIKE pattern `parameter`."""
+    like = bindparam(parameter)
+    return select(model.id).where(or_(model.first_name.ilike(like), model.last_name.ilike(like)))
+
+
+def _list_statements(
+    scoped: Select[tuple[Appointment]], shape: _ListShape
+) -> tuple[Select[Any], Select[tuple[int]]]:
+    """The page (rows and capped total) and the count alone, the filters' values as parameters."""
+    stmt = scoped
+    if shape.status:
+        stmt = stmt.where(Appointment.status == bindparam("status"))
+    if shape.nurse_id:
+        stmt = stmt.where(Appointment.nurse_id == bindparam("nurse_id"))
+    if shape.nurse_name:
+        stmt = stmt.where(Appointment.nurse_id.in_(_ids_named(Nurse, "nurse_like")))
+    if shape.start:
+        stmt = stmt.where(Appointment.start_at >= bindparam("start"))
+    if shape.end:
+        stmt = stmt.where(Appointment.start_at < bindparam("end"))
+    if shape.patient_name:
+        stmt = stmt.where(Appointment.patient_id.in_(_ids_named(Patient, "patient_like")))
+    first = Appointment.start_at.desc() if shape.newest_first else Appointment.start_at
+    page = appointment_rows_select(paged(stmt.order_by(first, Appointment.id)), capped_total(stmt))
+    return page, capped_count(stmt)
+
+
+# Staff see every appointment, so their statements depend only on the filters' shape: built
+# once per shape, which saves about a millisecond of Python a request (bench/dashboard.py).
+_STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
+
+
+@lru_cache(maxsize=2 ** len(fields(_ListShape)))
+def _staff_list_statements(shape: _ListShape) -> tuple[Select[Any], Select[tuple[int]]]:
+    return _list_statements(access.appointments(_STAFF), shape)
+
+
+def _nurse_choices(visible: Select[tuple[Nurse]]) -> Select[Any]:
+    """The nurse dropdown's options: none when there are more than `dropdown_limit`."""
+    # A short team gets a dropdown; a large agency a name search, since a thousand options cost
+    # more than the rest of the page (bench/dashboard.py) and are no way to find someone.
+    # The size check is an uncorrelated subquery, so PostgreSQL counts at most 101 rows once
+    # and, for a large agency, never sorts the nurses at all.
+    limit = bindparam("dropdown_limit", type_=Integer)
+    few = count_select(visible, limit + 1).scalar_subquery() <= limit
+    return (
+        visible.with_only_columns(Nurse.id, Nurse.title, Nurse.first_name, Nurse.last_name)
+        .where(few)
+        .order_by(Nurse.last_name, Nurse.first_name)
+    )
+
+
+_staff_nurse_choices = cache(lambda: _nurse_choices(access.nurses(_STAFF)))
+
+
 @bp.get("/")
 def index() -> Response:
     """Appointments the viewer may see, filtered by status, nurse, dates and patient."""
     args = request.args
     tz = viewer_zone()
-    stmt = access.appointments(viewer())
     errors: dict[str, str] = {}
+    params: dict[str, Any] = {}
     status = args.get("status", "")
     if status in {s.value for s in AppointmentStatus}:
-        stmt = stmt.where(Appointment.status == status)
+        params["status"] = status
     nurse_id = args.get("nurse_id", "")
     if nurse_id.isdigit():
-        stmt = stmt.where(Appointment.nurse_id == int(nurse_id))
+        params["nurse_id"] = int(nurse_id)
     nurse_name = args.get("nurse", "").strip()
     if nurse_name:
-        like = f"%{nurse_name}%"
-        stmt = stmt.where(
-            Appointment.nurse_id.in_(
-                select(Nurse.id).where(
-                    or_(Nurse.first_name.ilike(like), Nurse.last_name.ilike(like))
-                )
-            )
-        )
+        params["nurse_like"] = f"%{nurse_name}%"
     try:
         start = date_field("from", "From", required=False, source=args)
         end = date_field("to", "To", required=False, source=args)
@@ -83,38 +152,35 @@ def index() -> Response:
         errors = errors_of(exc)
         start = end = None
     if start:
-        stmt = stmt.where(Appointment.start_at >= day_start(start, tz))
+        params["start"] = day_start(start, tz)
     if end:
-        stmt = stmt.where(Appointment.start_at < day_start(end + timedelta(days=1), tz))
+        params["end"] = day_start(end + timedelta(days=1), tz)
     query = args.get("q", "").strip()
     if query:
-        like = f"%{query}%"
-        stmt = stmt.where(
-            Appointment.patient_id.in_(
-                select(Patient.id).where(
-                    or_(Patient.first_name.ilike(like), Patient.last_name.ilike(like))
-                )
-            )
-        )
-    order = Appointment.start_at.desc() if args.get("order") == "desc" else Appointment.start_at
-    # A short team gets a dropdown; a large agency a name search, since a thousand options cost
-    # more than the rest of the page (bench/dashboard.py) and are no way to find someone.
-    # The size check is an uncorrelated subquery, so PostgreSQL counts at most 101 rows once
-    # and, for a large agency, never sorts the nurses at all.
-    visible = access.nurses(viewer())
-    few = count_select(visible, NURSE_DROPDOWN_LIMIT + 1).scalar_subquery() <= NURSE_DROPDOWN_LIMIT
-    nurses = db.session.execute(
-        visible.with_only_columns(Nurse.id, Nurse.title, Nurse.first_name, Nurse.last_name)
-        .where(few)
-        .order_by(Nurse.last_name, Nurse.first_name)
-    ).all()
+        params["patient_like"] = f"%{query}%"
+    shape = _ListShape(
+        status="status" in params,
+        nurse_id="nurse_id" in params,
+        nurse_name="nurse_like" in params,
+        start="start" in params,
+        end="end" in params,
+        patient_name="patient_like" in params,
+        newest_first=args.get("order") == "desc",
+    )
+    who = viewer()
+    if who.sees_all:
+        page_stmt, count_stmt = _staff_list_statements(shape)
+        choices = _staff_nurse_choices()
+    else:
+        page_stmt, count_stmt = _list_statements(access.appointments(who), shape)
+        choices = _nurse_choices(access.nurses(who))
     return render(
         "appointments/page.html",
         "appointments/_table.html",
         status=422 if errors else 200,
-        page=paginate(stmt.order_by(order, Appointment.id), rows=appointment_rows),
+        page=paginate_counted(page_stmt, count_stmt, params, read_appointment_rows),
         statuses=list(AppointmentStatus),
-        nurses=nurses,
+        nurses=db.session.execute(choices, {"dropdown_limit": NURSE_DROPDOWN_LIMIT}).all(),
         args=args,
         errors=errors,
     )

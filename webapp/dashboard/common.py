@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Select, cast, func, literal_column, null, select
+from sqlalchemy import Integer, Select, bindparam, cast, func, literal_column, null, select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound, ValidationError
@@ -176,13 +176,8 @@ _ROW_COLUMNS = (
 APPOINTMENT_ROW_WIDTH = len(_ROW_COLUMNS)  # columns an `appointment_rows_select` row starts with
 
 
-def appointment_rows(stmt: Select[Any]) -> list[AppointmentRow]:
-    """Run a select of appointments (scoped, filtered, ordered) as appointment rows."""
-    return read_appointment_rows(db.session.execute(appointment_rows_select(stmt)).all())
-
-
 def appointment_rows_select(stmt: Select[Any], *extra: Any) -> Select[Any]:
-    """The select `appointment_rows` runs for `stmt` (with `extra` columns after the row's)."""
+    """`stmt` (appointments) as appointment row columns, then `extra` columns."""
     return (
         stmt.with_only_columns(*_ROW_COLUMNS, *extra)
         .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
@@ -340,23 +335,67 @@ def count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[in
     return select(func.count()).select_from(counted)
 
 
-def paginate(
-    stmt: Select[Any],
-    per_page: int = PER_PAGE,
-    rows: Callable[[Select[Any]], Sequence[Any]] | None = None,
-) -> Page:
-    """One page of an ordered select, with its rows counted up to COUNT_LIMIT.
-
-    `rows` runs the page's select (default: its first column, e.g. ORM objects).
-    """
+def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
+    """One page of an ordered select of entities, with its rows counted up to COUNT_LIMIT."""
     total = count_rows(stmt, COUNT_LIMIT + 1)
     more = total > COUNT_LIMIT
     total = min(total, COUNT_LIMIT)
     pages = max(1, math.ceil(total / per_page))
     page = min(page_number(), pages)
     window = stmt.limit(per_page).offset((page - 1) * per_page)
-    items = rows(window) if rows is not None else db.session.scalars(window).all()
+    items = db.session.scalars(window).all()
     return Page(items=items, page=page, pages=pages, total=total, more=more)
+
+
+def paged(stmt: Select[Any]) -> Select[Any]:
+    """`stmt` with its page window as `limit` and `offset` parameters (see `paginate_counted`)."""
+    return stmt.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+
+
+def capped_count(stmt: Select[Any]) -> Select[tuple[int]]:
+    """`count_select` up to the `count_cap` parameter, which `paginate_counted` sets."""
+    return count_select(stmt, bindparam("count_cap", type_=Integer))
+
+
+def capped_total(stmt: Select[Any]) -> Any:
+    """`capped_count` as a column for a page's select.
+
+    An uncorrelated scalar subquery: the database counts it once per statement, so a page and
+    its total cost one round trip instead of two (bench/dashboard.py).
+    """
+    return capped_count(stmt).scalar_subquery()
+
+
+def paginate_counted(
+    page_stmt: Select[Any],
+    count_stmt: Select[tuple[int]],
+    params: dict[str, Any],
+    read: Callable[[Sequence[Any]], Sequence[Any]],
+    per_page: int = PER_PAGE,
+) -> Page:
+    """`paginate` in one statement: `page_stmt` is `paged`, its last column a `capped_total`.
+
+    `count_stmt` (a `capped_count`) counts alone for a page past the end, which then shows the
+    last page. The statements can be built once: every value is a parameter, `params` the filters'.
+    """
+    params = {**params, "count_cap": COUNT_LIMIT + 1}
+    number = page_number()
+    result = _page_of(page_stmt, params, number, per_page)
+    if result:
+        total = result[0][-1]
+    else:  # an empty list, or a page past the end: count alone
+        total = 0 if number == 1 else db.session.scalar(count_stmt, params) or 0
+    shown = min(total, COUNT_LIMIT)
+    pages = max(1, math.ceil(shown / per_page))
+    if number > pages:  # past the end, or past what the pager counts: show the last page
+        number = pages
+        result = _page_of(page_stmt, params, number, per_page) if total else []
+    return Page(items=read(result), page=number, pages=pages, total=shown, more=total > shown)
+
+
+def _page_of(stmt: Select[Any], params: dict[str, Any], number: int, per_page: int) -> Any:
+    bounds = {"limit": per_page, "offset": (number - 1) * per_page}
+    return db.session.execute(stmt, {**params, **bounds}).all()
 
 
 def page_url(page: int) -> str:

@@ -144,14 +144,8 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(security, "_hasher", CHEAP_HASHER)
 
 
-@pytest.fixture(scope="session")
-def _seeded_template(
-    _sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, dict[str, int]]:
-    """The demo world, seeded once per worker; each test gets a copy of the file."""
-    path = tmp_path_factory.mktemp("dashboard-template") / "seeded.db"
-    shutil.copyfile(_sqlite_template, path)
-    url = f"sqlite:///{path}"
+def seed_world(url: str) -> dict[str, int]:
+    """Load the demo data and two calls into the database at `url`; the ids tests refer to."""
     engine = make_engine(url)
     now = datetime.now(UTC)
     original = security._hasher
@@ -179,6 +173,17 @@ def _seeded_template(
     finally:
         security._hasher = original
         engine.dispose()
+    return ids
+
+
+@pytest.fixture(scope="session")
+def _seeded_template(
+    _sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, int]]:
+    """The demo world, seeded once per worker; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("dashboard-template") / "seeded.db"
+    shutil.copyfile(_sqlite_template, path)
+    ids = seed_world(f"sqlite:///{path}")
     connection = sqlite3.connect(path)
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -187,21 +192,32 @@ def _seeded_template(
     return path, ids
 
 
+def dashboard_app(url: str, ids: dict[str, int], **config: Any) -> Iterator[Dashboard]:
+    """A dashboard app on the seeded database at `url` (`config` added to its settings)."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "DEMO_PASSWORD": "",
+            **config,
+        }
+    )
+    yield Dashboard(app=app, url=url, ids=dict(ids))
+    with app.app_context():
+        db.engine.dispose()
+
+
 @pytest.fixture
 def dash(_seeded_template: tuple[Path, dict[str, int]], tmp_path: Path) -> Iterator[Dashboard]:
     """The demo world behind a fresh dashboard app."""
     template, ids = _seeded_template
     path = tmp_path / "dashboard.db"
     shutil.copyfile(template, path)
-    sqlite_url = f"sqlite:///{path}"
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "SQLALCHEMY_DATABASE_URI": sqlite_url,
-            "DEMO_PASSWORD": "",
-        }
-    )
-    yield Dashboard(app=app, url=sqlite_url, ids=dict(ids))
-    with app.app_context():
-        db.engine.dispose()
+    yield from dashboard_app(f"sqlite:///{path}", ids)
+
+
+@pytest.fixture
+def any_dash(db_url: str) -> Iterator[Dashboard]:
+    """The demo world on each backend, for queries whose SQL differs between them."""
+    yield from dashboard_app(db_url, seed_world(db_url))

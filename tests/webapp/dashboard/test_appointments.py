@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from core.db import make_engine
 from core.models import Appointment, AppointmentStatus, AuditEvent, Patient
 from tests.webapp.dashboard.conftest import Dashboard
+from webapp import db
 from webapp.dashboard import appointments, common
 
 SLOT = re.compile(r'name="start" value="([^"]+)"')
@@ -171,7 +172,8 @@ def test_a_future_visit_cannot_be_closed(dash: Dashboard) -> None:
     assert dash.count(AuditEvent) == before
 
 
-def test_the_list_filters_by_status_nurse_dates_and_patient(dash: Dashboard) -> None:
+def test_the_list_filters_by_status_nurse_dates_and_patient(any_dash: Dashboard) -> None:
+    dash = any_dash
     client = dash.client("coordinator")
     nurse = dash.ids["other_nurse"]
     html = client.get(f"/appointments/?nurse_id={nurse}").get_data(as_text=True)
@@ -204,9 +206,9 @@ def test_times_show_the_viewers_zone_and_the_patients_where_it_differs(dash: Das
 
 
 def test_a_large_agency_filters_appointments_by_nurse_name_instead_of_a_dropdown(
-    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+    any_dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = dash.client("coordinator")
+    client = any_dash.client("coordinator")
     assert 'name="nurse_id"' in client.get("/appointments/").get_data(as_text=True)
     monkeypatch.setattr(appointments, "NURSE_DROPDOWN_LIMIT", 2)
     page = client.get("/appointments/").get_data(as_text=True)
@@ -218,9 +220,55 @@ def test_a_large_agency_filters_appointments_by_nurse_name_instead_of_a_dropdown
 
 
 def test_long_lists_count_only_up_to_a_limit(
-    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+    any_dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = dash.client("coordinator")
+    client = any_dash.client("coordinator")
     assert "+ in all." not in client.get("/appointments/").get_data(as_text=True)
     monkeypatch.setattr(common, "COUNT_LIMIT", 3)
     assert "3+ in all." in client.get("/appointments/").get_data(as_text=True)
+
+
+def _add_past_visits(dash: Dashboard, count: int) -> list[int]:
+    """`count` completed visits with the other nurse, an hour apart in 2020; their ids in order."""
+    first = datetime(2020, 3, 2, 14, tzinfo=UTC)
+    with dash.app.app_context():
+        visits = [
+            Appointment(
+                nurse_id=dash.ids["other_nurse"],
+                patient_id=dash.ids["other_patient"],
+                start_at=first + timedelta(hours=hour),
+                end_at=first + timedelta(hours=hour, minutes=30),
+                status=AppointmentStatus.COMPLETED,
+                created_at=first,
+                updated_at=first,
+            )
+            for hour in range(count)
+        ]
+        db.session.add_all(visits)
+        db.session.commit()
+        return [visit.id for visit in visits]
+
+
+def _row_ids(html: str) -> list[int]:
+    return [int(found) for found in re.findall(r'id="appointment-row-(\d+)"', html)]
+
+
+def test_the_list_pages_through_a_long_history_and_clamps_to_its_last_page(
+    any_dash: Dashboard,
+) -> None:
+    visits = _add_past_visits(any_dash, 30)
+    client = any_dash.client("coordinator")
+    listing = "/appointments/?from=2020-01-01&to=2020-12-31"
+    first = client.get(listing).get_data(as_text=True)
+    assert "Page 1 of 2 (30)" in first and _row_ids(first) == visits[:25]
+    second = client.get(f"{listing}&page=2").get_data(as_text=True)
+    assert "Page 2 of 2 (30)" in second and _row_ids(second) == visits[25:]
+    beyond = client.get(f"{listing}&page=9").get_data(as_text=True)
+    assert "Page 2 of 2 (30)" in beyond and _row_ids(beyond) == visits[25:]
+    newest = client.get(f"{listing}&order=desc").get_data(as_text=True)
+    assert _row_ids(newest) == visits[::-1][:25]
+    nothing = client.get("/appointments/?to=2000-01-01&page=3").get_data(as_text=True)
+    assert "No appointment matches" in nothing and "0 in all." in nothing
+    # A nurse's list of the same dates is scoped to their own visits: none of these.
+    theirs = any_dash.client("nurse").get(f"{listing}&page=2").get_data(as_text=True)
+    assert _row_ids(theirs) == [] and "0 in all." in theirs
