@@ -45,6 +45,7 @@ from webapp.dashboard.common import (
     paged,
     paginate_counted,
     read_appointment_rows,
+    reads_only,
     render,
     text,
     viewer,
@@ -130,6 +131,7 @@ _staff_nurse_choices = cache(lambda: _nurse_choices(access.nurses(_STAFF)))
 
 
 @bp.get("/")
+@reads_only
 def index() -> Response:
     """Appointments the viewer may see, filtered by status, nurse, dates and patient."""
     args = request.args

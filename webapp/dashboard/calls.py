@@ -19,7 +19,7 @@ from core.services.calls import TERMINAL_STATUSES
 from core.services.common import audit
 from webapp import db
 from webapp.auth import now_utc, roles_required
-from webapp.dashboard.common import actor, blueprint, finish, paginate, render, viewer
+from webapp.dashboard.common import actor, blueprint, finish, paginate, reads_only, render, viewer
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ VOICE_TIMEOUT_SECONDS = 10.0
 
 
 @bp.get("/calls/")
+@reads_only
 @roles_required(*STAFF)
 def index() -> Response:
     """Calls, newest first, filterable by direction and status."""
@@ -106,6 +107,7 @@ def show(call_id: int) -> Response:
 
 
 @bp.get("/calls/<int:call_id>/updates")
+@reads_only
 @roles_required(*STAFF)
 def updates(call_id: int) -> Response:
     """New transcript lines since `after`, the status and the poller (htmx polls this)."""

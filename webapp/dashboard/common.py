@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template
@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Integer, Select, bindparam, cast, func, literal_column, null, select
 from werkzeug.wrappers import Response
 
+from core.db import read_only_options
 from core.errors import DomainError, NotFound, ValidationError
 from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, require_aware, zone
@@ -27,6 +28,7 @@ from webapp import db
 from webapp.auth import protect_state_changes
 
 PER_PAGE = 25
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
@@ -50,6 +52,30 @@ def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blu
 @login_required
 def _require_login() -> None:
     return None
+
+
+# ------------------------------------------------------------------ read-only views
+
+
+READS_ONLY = "carematix_reads_only"
+
+
+def reads_only(view: F) -> F:
+    """Mark a view whose GET only reads: its request runs on a read-only connection.
+
+    On SQLite the page then never takes the write lock (calls and bookings write beside it);
+    on PostgreSQL it skips the BEGIN and ROLLBACK round trips (bench/dashboard.py).
+    """
+    setattr(view, READS_ONLY, True)
+    return view
+
+
+def begin_read_only_views() -> None:
+    """before_request, ahead of sign-in: a read-only connection for a `reads_only` GET."""
+    view = current_app.view_functions.get(flask_request.endpoint or "")
+    if flask_request.method in ("GET", "HEAD") and getattr(view, READS_ONLY, False):
+        options = read_only_options(db.engine.dialect.name)
+        db.session.connection(execution_options=options)
 
 
 # ------------------------------------------------------------------ htmx

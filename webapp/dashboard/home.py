@@ -32,6 +32,7 @@ from webapp.dashboard.common import (
     day_start,
     local_day,
     read_appointment_rows,
+    reads_only,
     render,
     viewer,
     viewer_zone,
@@ -153,6 +154,7 @@ RECENT_CALLS = 10
 
 
 @bp.get("/")
+@reads_only
 def index() -> Response:
     """The day at a glance (nurses go to their own schedule)."""
     if current_user.role == "nurse":

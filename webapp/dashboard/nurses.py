@@ -29,6 +29,7 @@ from webapp.dashboard.common import (
     finish,
     int_field,
     paginate,
+    reads_only,
     render,
     split_list,
     text,
@@ -65,6 +66,7 @@ def _nurse(nurse_id: int) -> Nurse:
 
 
 @bp.get("/")
+@reads_only
 @roles_required(*STAFF)
 def index() -> Response:
     """All nurses, searchable by name or specialisation, a page at a time."""

@@ -31,6 +31,7 @@ from webapp.dashboard.common import (
     finish,
     int_field,
     paginate,
+    reads_only,
     render,
     split_list,
     text,
@@ -43,6 +44,7 @@ STAFF = (Role.ADMIN, Role.COORDINATOR)
 
 
 @bp.get("/")
+@reads_only
 def index() -> Response:
     """Patients the viewer may see, searchable by name or phone, a page at a time."""
     query = request.args.get("q", "").strip()

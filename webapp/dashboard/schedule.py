@@ -51,6 +51,7 @@ from webapp.dashboard.common import (
     local_day,
     no_appointment_row,
     read_appointment_rows,
+    reads_only,
     render,
     viewer,
     viewer_zone,
@@ -295,6 +296,7 @@ def _calendar(nurse_id: int, template: str) -> Response:
 
 
 @bp.get("/nurses/<int:nurse_id>/calendar")
+@reads_only
 @roles_required(Role.ADMIN, Role.COORDINATOR)
 def calendar(nurse_id: int) -> Response:
     """A nurse's day or week."""
@@ -302,6 +304,7 @@ def calendar(nurse_id: int) -> Response:
 
 
 @bp.get("/my-schedule")
+@reads_only
 @roles_required(Role.NURSE)
 def mine() -> Response:
     """The signed-in nurse's own day or week, hours and time off."""
