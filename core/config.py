@@ -113,6 +113,7 @@ class Settings:
     voice_port: int = 8001
     public_base_url: str = ""
     voice_service_url: str = "http://127.0.0.1:8001"
+    voice_tool_processes: int = 1
     internal_api_token: str = ""
     openai_api_key: str = ""
     openai_base_url: str = ""
@@ -153,6 +154,7 @@ class Settings:
             voice_service_url=env.get(
                 "VOICE_SERVICE_URL", f"http://{voice_host}:{voice_port}"
             ).rstrip("/"),
+            voice_tool_processes=max(0, int(env.get("VOICE_TOOL_PROCESSES", "1"))),
             internal_api_token=env.get("INTERNAL_API_TOKEN", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
 from voice.log_writer import LogWriter
+from voice.logs import log_failure
+from voice.tool_processes import ToolProcesses
 
 if TYPE_CHECKING:
     from voice.session import PreopenedModels
@@ -28,6 +30,7 @@ SIMULATOR_EXTENSION = "carematix.simulator"
 SIMULATED_CALLS_EXTENSION = "carematix.simulated_calls"  # tasks of /simulate-call
 FINISHING_CALLS_EXTENSION = "carematix.finishing_calls"  # calls storing their last lines
 LOG_WRITER_EXTENSION = "carematix.log_writer"
+TOOL_PROCESSES_EXTENSION = "carematix.tool_processes"
 FINISH_WAIT_SECONDS = 10
 
 
@@ -61,6 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         database = Database(engine, make_session_factory(engine))
         app.extensions[DATABASE_EXTENSION] = database
         app.extensions[LOG_WRITER_EXTENSION] = LogWriter(database.sessions)
+        app.extensions[TOOL_PROCESSES_EXTENSION] = await _start_tool_processes(
+            app.config.get("TOOL_PROCESSES", settings.voice_tool_processes)
+        )
 
     app.extensions[FINISHING_CALLS_EXTENSION] = set()
 
@@ -75,6 +81,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             await models.close_all()
         for task in list(app.extensions.get(SIMULATED_CALLS_EXTENSION, ())):
             task.cancel()
+        processes = app.extensions.pop(TOOL_PROCESSES_EXTENSION, None)
+        if processes is not None:
+            await processes.close()
         writer = app.extensions.pop(LOG_WRITER_EXTENSION, None)
         if writer is not None:
             await asyncio.to_thread(writer.stop)
@@ -113,6 +122,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     # The media stream bypasses Quart's per-message websocket layer (see voice.media).
     app.asgi_app = media.MediaStreamRoute(app, app.asgi_app)  # type: ignore[method-assign,assignment]
     return app
+
+
+async def _start_tool_processes(workers: int) -> ToolProcesses | None:
+    """The worker processes for read-only tools; None (tools run in threads) if none start."""
+    if workers <= 0:
+        return None
+    processes = ToolProcesses(workers)
+    try:
+        await processes.start()
+    except Exception:
+        log_failure(logger, "tool worker processes did not start; tools run in threads")
+        await processes.close()
+        return None
+    return processes
 
 
 def _warn_about_signatures(settings: Settings) -> None:
@@ -154,6 +177,11 @@ def get_finishing_calls(app: Quart) -> set[asyncio.Task[None]]:
 def get_log_writer(app: Quart) -> LogWriter | None:
     """The writer storing conversation lines, while serving."""
     return app.extensions.get(LOG_WRITER_EXTENSION)
+
+
+def get_tool_processes(app: Quart) -> ToolProcesses | None:
+    """The worker processes for read-only tools, while serving (None: tools run in threads)."""
+    return app.extensions.get(TOOL_PROCESSES_EXTENSION)
 
 
 def get_database(app: Quart) -> Database | None:

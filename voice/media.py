@@ -28,6 +28,7 @@ from voice import (
     get_log_writer,
     get_preopened_models,
     get_settings,
+    get_tool_processes,
     get_twilio,
 )
 from voice.protocol import Connected, Media, ProtocolError, Start, parse_twilio
@@ -220,6 +221,7 @@ async def _bridge(
         context,
         staff_phone_number=settings.staff_phone_number,
         can_transfer=bool(settings.twilio_account_sid and settings.twilio_auth_token),
+        processes=get_tool_processes(current_app),
     )
     session = CallSession(
         settings=settings,

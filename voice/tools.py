@@ -30,6 +30,7 @@ from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
 from voice.log_writer import store_lines
 from voice.logs import log_failure
+from voice.tool_processes import ReadToolCall, ToolProcesses
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
 ]
 TOOL_NAMES = frozenset(t["name"] for t in TOOL_DEFINITIONS)
 OPEN_BEFORE_VERIFICATION = frozenset({"verify_patient", "transfer_to_staff", "end_call"})
+# Tools that change nothing, not even the call's state: they may run in a worker process.
+READ_ONLY_TOOLS = frozenset({"check_availability", "list_appointments"})
 
 
 class ToolError(Exception):
@@ -218,8 +221,10 @@ class ToolBox:
         staff_phone_number: str = "",
         can_transfer: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        processes: ToolProcesses | None = None,
     ) -> None:
         self.sessions = sessions
+        self.processes = processes
         # Tools that only look (availability, the visit list) never queue for SQLite's write lock.
         self.reads = read_only_sessions(sessions)
         self.context = context
@@ -246,8 +251,31 @@ class ToolBox:
     async def run(
         self, name: str, arguments: dict[str, Any], *, tool_call_id: str
     ) -> dict[str, Any]:
-        """Run one tool in a worker thread; its result (the caller logs it with `log_row`)."""
+        """Run one tool; its result (the caller logs it with `log_row`).
+
+        A read-only tool for a verified caller runs in a worker process when there are some;
+        everything else, and a read whose worker failed, runs in a thread of this process.
+        """
+        if self.processes is not None and name in READ_ONLY_TOOLS and self.verified:
+            try:
+                return await self.processes.run(self.read_call(name, arguments, tool_call_id))
+            except Exception:
+                call_id = self.context.call_id
+                log_failure(logger, "call %s: tool worker failed; running it here", call_id)
         return await asyncio.to_thread(self.dispatch_sync, name, arguments, tool_call_id)
+
+    def read_call(self, name: str, arguments: Any, tool_call_id: str) -> ReadToolCall:
+        """A read-only tool call as a worker process runs it, for this verified caller."""
+        assert self.patient_id is not None
+        return ReadToolCall(
+            database_url=self.sessions.kw["bind"].url.render_as_string(hide_password=False),
+            context=self.context,
+            patient_id=self.patient_id,
+            time_zone=self.time_zone,
+            name=name,
+            arguments=arguments,
+            tool_call_id=tool_call_id,
+        )
 
     def run_sync(
         self, name: str, arguments: dict[str, Any], tool_call_id: str, position: int

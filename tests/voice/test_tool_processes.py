@@ -1,0 +1,94 @@
+"""Read-only tools in worker processes: same answers as in the service, and a dead worker is
+replaced without a caller noticing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.services.world import build_world
+from tests.voice.test_tools import _next_weekday, _toolbox
+from voice.tool_processes import ToolProcesses
+from voice.tools import ToolBox
+
+JOHN_BORN = "1958-04-12"
+
+
+def _verified(factory: sessionmaker[Session], processes: ToolProcesses | None) -> ToolBox:
+    build_world(factory, datetime.now(UTC))
+    box = _toolbox(factory, processes=processes)
+    assert box.dispatch_sync("verify_patient", {"date_of_birth": JOHN_BORN}, "verify")["verified"]
+    return box
+
+
+def _read_calls() -> list[tuple[str, dict[str, object]]]:
+    day = _next_weekday().isoformat()
+    return [
+        ("check_availability", {"date": day, "time": "10:00"}),
+        ("check_availability", {"date": day}),
+        ("check_availability", {"date": "2001-01-01"}),
+        ("check_availability", {"date": day, "time": "25:99"}),
+        ("list_appointments", {}),
+    ]
+
+
+def test_read_only_tools_answer_from_a_worker_exactly_as_in_the_service(
+    session_factory: sessionmaker[Session],
+) -> None:
+    async def scenario() -> None:
+        processes = ToolProcesses(1)
+        await processes.start()
+        try:
+            box = _verified(session_factory, processes)
+            (worker,) = processes.workers
+            assert worker.process.pid != os.getpid() and worker.process.is_alive()
+            for name, arguments in _read_calls():
+                here = box.dispatch_sync(name, arguments, "here")
+                there = await box.run(name, arguments, tool_call_id="there")
+                assert there == here, name
+            assert len(worker.waiting) == 0
+            # Requests from many calls at once share the worker and each gets its own answer.
+            answers = await asyncio.gather(
+                *(box.run(name, args, tool_call_id=name) for name, args in _read_calls())
+            )
+            assert answers == [box.dispatch_sync(n, a, "here") for n, a in _read_calls()]
+        finally:
+            await processes.close()
+        assert not worker.process.is_alive()
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_worker_costs_no_answer_and_is_replaced(
+    session_factory: sessionmaker[Session],
+) -> None:
+    async def scenario() -> None:
+        processes = ToolProcesses(1)
+        await processes.start()
+        try:
+            box = _verified(session_factory, processes)
+            name, arguments = _read_calls()[0]
+            expected = box.dispatch_sync(name, arguments, "here")
+            (first,) = processes.workers
+            os.kill(first.process.pid, signal.SIGKILL)
+            for _ in range(200):  # the service notices when the socket closes
+                if not first.alive:
+                    break
+                await asyncio.sleep(0.01)
+            # The answer comes from a thread of the service while a new worker starts.
+            assert await box.run(name, arguments, tool_call_id="after") == expected
+            for _ in range(500):
+                (current,) = processes.workers
+                if current is not first and current.alive:
+                    break
+                await asyncio.sleep(0.01)
+            assert current is not first and current.process.pid != first.process.pid
+            assert await current.run(box.read_call(name, arguments, "new worker")) == expected
+        finally:
+            await processes.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,259 @@
+"""Read-only tools run in worker processes, away from the relay's event loop.
+
+The relay spends most of a busy service's CPU under one GIL. A tool run in a thread beside it
+gives the GIL up at every database call and waits for it back each time, often the whole
+switch interval (5 ms), so ten statements could cost a caller tens of milliseconds of silence,
+and the handoffs cost the relay CPU too (bench/bridge.py). A worker process has its own GIL.
+
+Only tools that only read go there (availability, the visit list): they change no state of the
+call, and writes stay in the service process, where SQLite's writers queue on one lock. The
+event loop talks to each worker over a socket, one JSON line per request and per reply, so no
+thread of the service (and no GIL handoff) sits between a tool call and its answer. A worker
+that dies fails only its requests in flight, which then run in a thread; a new one replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import socket
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, make_session_factory, read_only
+from voice.logs import log_failure
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 5
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+# Tests serve many databases from one process; a worker keeps this many engines open.
+MAX_DATABASES_PER_WORKER = 8
+
+
+class ToolWorkerGone(RuntimeError):
+    """No worker could answer (it died, or none is running): run the tool here instead."""
+
+
+@dataclass(frozen=True)
+class ReadToolCall:
+    """One read-only tool call, with what its ToolBox knows of the verified caller."""
+
+    database_url: str
+    context: Any  # voice.tools.CallContext
+    patient_id: int
+    time_zone: str
+    name: str
+    arguments: Any
+    tool_call_id: str
+
+    def message(self, request_id: int) -> bytes:
+        """The request line sent to a worker."""
+        body = dataclasses.asdict(self)
+        body["id"] = request_id
+        return orjson.dumps(body) + b"\n"
+
+
+class ToolWorker:
+    """One worker process and the socket to it, driven by the serving event loop."""
+
+    def __init__(
+        self,
+        process: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.process = process
+        self.reader = reader
+        self.writer = writer
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.alive = True
+        self._next_id = 0
+        self._replies = asyncio.get_running_loop().create_task(self._read_replies())
+
+    @classmethod
+    async def start(cls) -> ToolWorker:
+        """Fork a worker from the preloaded fork server and wait until it is ready."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.to_thread(_launch, theirs)
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_REPLY_BYTES)
+        try:
+            ready = await asyncio.wait_for(reader.readline(), START_TIMEOUT_SECONDS)
+        except BaseException:
+            writer.close()
+            process.kill()
+            raise
+        if orjson.loads(ready or b"{}").get("ready") is not True:
+            writer.close()
+            process.kill()
+            raise ToolWorkerGone("the tool worker did not start")
+        return cls(process, reader, writer)
+
+    async def run(self, call: ReadToolCall) -> dict[str, Any]:
+        """Send one call and wait for its result."""
+        if not self.alive:
+            raise ToolWorkerGone("the tool worker has stopped")
+        self._next_id += 1
+        request_id = self._next_id
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = answer
+        try:
+            self.writer.write(call.message(request_id))
+            return await answer
+        finally:
+            self.waiting.pop(request_id, None)
+
+    async def _read_replies(self) -> None:
+        try:
+            while line := await self.reader.readline():
+                reply = orjson.loads(line)
+                answer = self.waiting.pop(reply.get("id"), None)
+                if answer is None or answer.done():
+                    continue
+                if "result" in reply:
+                    answer.set_result(reply["result"])
+                else:
+                    answer.set_exception(ToolWorkerGone(str(reply.get("error"))))
+        except Exception:
+            log_failure(logger, "unreadable reply from a tool worker")
+        finally:
+            self.alive = False
+            for answer in self.waiting.values():
+                if not answer.done():
+                    answer.set_exception(ToolWorkerGone("the tool worker stopped"))
+            self.waiting.clear()
+
+    async def stop(self) -> None:
+        """Close the socket (the worker exits when it reads the end) and reap the process."""
+        self.alive = False
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        self._replies.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._replies
+        await asyncio.to_thread(self.process.join, STOP_TIMEOUT_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            await asyncio.to_thread(self.process.join, STOP_TIMEOUT_SECONDS)
+
+
+class ToolProcesses:
+    """The worker processes of one serving app."""
+
+    def __init__(self, workers: int) -> None:
+        self.size = workers
+        self.workers: list[ToolWorker] = []
+        self._replacing: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        """Start every worker (they fork from a fork server that has the tools imported)."""
+        self.workers = list(await asyncio.gather(*(ToolWorker.start() for _ in range(self.size))))
+
+    async def run(self, call: ReadToolCall) -> dict[str, Any]:
+        """The tool's result, from the least busy live worker."""
+        alive = [worker for worker in self.workers if worker.alive]
+        if len(alive) < self.size:
+            self._replace_dead()
+        if not alive:
+            raise ToolWorkerGone("no tool worker is running")
+        worker = min(alive, key=lambda w: len(w.waiting))
+        return await worker.run(call)
+
+    async def close(self) -> None:
+        """Stop the workers."""
+        self._closed = True
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._replacing
+        workers, self.workers = self.workers, []
+        await asyncio.gather(*(worker.stop() for worker in workers), return_exceptions=True)
+
+    def _replace_dead(self) -> None:
+        if self._closed or (self._replacing is not None and not self._replacing.done()):
+            return
+        self._replacing = asyncio.get_running_loop().create_task(self._replace())
+
+    async def _replace(self) -> None:
+        dead = [worker for worker in self.workers if not worker.alive]
+        logger.warning("%d tool worker process(es) stopped; starting new ones", len(dead))
+        for worker in dead:
+            await worker.stop()
+            try:
+                fresh = await ToolWorker.start()
+            except Exception:
+                log_failure(logger, "could not start a tool worker")
+                return
+            self.workers = [fresh if w is worker else w for w in self.workers]
+
+
+def _launch(theirs: socket.socket) -> Any:
+    """Start a worker process holding `theirs` (blocking: run it in a thread)."""
+    context = multiprocessing.get_context("forkserver")
+    # Forked from a server that imported the tools once: a new worker is ready in milliseconds,
+    # and nothing of the service (threads, sockets, locks) is copied into it.
+    context.set_forkserver_preload(["voice.tool_processes", "voice.tools"])
+    process = context.Process(target=serve, args=(theirs,), name="carematix-tools", daemon=True)
+    process.start()
+    return process
+
+
+# ------------------------------------------------------------------ in the worker process
+
+_databases: OrderedDict[str, sessionmaker[Session]] = OrderedDict()
+
+
+def serve(sock: socket.socket) -> None:
+    """The worker: answer request lines until the service closes the socket."""
+    # Ctrl-C in a terminal reaches the whole process group; the service decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from voice.tools import CallContext
+
+    with sock, sock.makefile("rwb") as stream:
+        stream.write(b'{"ready": true}\n')
+        stream.flush()
+        for line in stream:
+            request = orjson.loads(line)
+            request_id = request.pop("id", None)
+            try:
+                request["context"] = CallContext(**request["context"])
+                reply = {"id": request_id, "result": _run(ReadToolCall(**request))}
+            except Exception as exc:
+                log_failure(logger, "a tool worker could not run a request")
+                reply = {"id": request_id, "error": type(exc).__name__}
+            stream.write(orjson.dumps(reply) + b"\n")
+            stream.flush()
+
+
+def _sessions(url: str) -> sessionmaker[Session]:
+    """Read-only sessions on `url`, opened once per worker."""
+    if url in _databases:
+        _databases.move_to_end(url)
+        return _databases[url]
+    if len(_databases) >= MAX_DATABASES_PER_WORKER:
+        _, oldest = _databases.popitem(last=False)
+        oldest.kw["bind"].dispose()
+    _databases[url] = make_session_factory(read_only(make_engine(url)))
+    return _databases[url]
+
+
+def _run(call: ReadToolCall) -> dict[str, Any]:
+    from voice.tools import ToolBox
+
+    tools = ToolBox(_sessions(call.database_url), call.context)
+    tools.patient_id, tools.time_zone = call.patient_id, call.time_zone
+    return tools.dispatch_sync(call.name, call.arguments, call.tool_call_id)
