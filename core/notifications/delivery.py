@@ -36,6 +36,7 @@ from core.models import (
 from core.notifications.providers import DeliveryError, Failure, Outgoing, Provider
 from core.notifications.settings import NotifySettings
 from core.scheduling import zone
+from core.services.common import Actor, audit
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +300,8 @@ def record_outcome(
             row.last_error = error.reason
             report.failed.append(nid)
             log.warning("notification %s failed: %s", nid, error.reason)
+            if error.opted_out:
+                _withdraw_sms_consent(session, row, now)
         elif was_unknown:
             pass  # already flagged for a person; a late transient error changes nothing
         elif error.kind == Failure.AMBIGUOUS:
@@ -318,6 +321,26 @@ def record_outcome(
             report.retrying.append(nid)
             log.info("notification %s will retry: %s", nid, error.reason)
         return row.status
+
+
+def _withdraw_sms_consent(session: Session, row: Notification, now: datetime) -> None:
+    """The patient replied STOP to a text: record it, so no further text is even tried."""
+    if row.recipient_kind != RecipientKind.PATIENT or row.patient_id is None:
+        return
+    patient = session.get(Patient, row.patient_id)
+    if patient is None or not patient.sms_consent:
+        return
+    patient.sms_consent = False
+    audit(
+        session,
+        actor=Actor.system(),
+        action="patient.sms_consent_withdrawn",
+        entity_type="patient",
+        entity_id=patient.id,
+        now=now,
+        notification_id=row.id,
+    )
+    log.warning("patient %s opted out of texts; SMS consent withdrawn", patient.id)
 
 
 def run_once(

@@ -47,13 +47,18 @@ class Failure(StrEnum):
     AMBIGUOUS = "ambiguous"
 
 
+# The recipient replied STOP: the carrier blocks every text to them until they reply START.
+OPTED_OUT_TWILIO_CODES = frozenset({21610})
+
+
 class DeliveryError(Exception):
     """A send that did not succeed; `kind` decides retry, give up, or flag for a person."""
 
-    def __init__(self, reason: str, kind: Failure) -> None:
+    def __init__(self, reason: str, kind: Failure, *, opted_out: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.opted_out = opted_out  # the recipient has withdrawn consent to texts
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class TwilioSms:
             reason += f": {described}"
         if status == 429 or status >= 500:
             raise DeliveryError(reason, Failure.TRANSIENT)
-        raise DeliveryError(reason, Failure.PERMANENT)
+        raise DeliveryError(reason, Failure.PERMANENT, opted_out=code in OPTED_OUT_TWILIO_CODES)
 
 
 class SmtpEmail:

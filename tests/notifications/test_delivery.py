@@ -6,9 +6,9 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from core.models import Channel, Notification, NotificationStatus
+from core.models import AuditEvent, Channel, Notification, NotificationStatus, Patient
 from core.notifications.delivery import (
     claim_due,
     quiet_until,
@@ -218,6 +218,42 @@ def test_four_workers_racing_on_one_queue_send_each_message_exactly_once(
     assert {r.status for r in sent} == {NotificationStatus.SENT}
     assert {r.attempts for r in sent} == {1}
     assert len({r.claimed_by for r in sent}) > 1  # the work really was shared
+
+
+def test_a_patient_who_replied_stop_loses_sms_consent_and_gets_no_further_text(
+    session_factory, frozen_now, fake_twilio, providers, config
+):
+    world = build_world(session_factory, frozen_now)
+    queue_sms(session_factory, frozen_now, world.patient_id, 1)
+    fake_twilio.failures.append((400, 21610))
+    report = run_once(session_factory, frozen_now, providers, config=config)
+    [row] = rows(session_factory)
+    assert report.failed == [row.id]
+    assert row.last_error == "twilio HTTP 400 code 21610: recipient has unsubscribed (replied STOP)"
+    with session_factory() as session:
+        patient = session.get(Patient, world.patient_id)
+        assert patient is not None and patient.sms_consent is False
+        [event] = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient.sms_consent_withdrawn")
+        ).all()
+        assert (event.entity_id, event.details) == (world.patient_id, {"notification_id": row.id})
+    # The next text is cancelled before it reaches Twilio (which would refuse it again).
+    queue_sms(session_factory, frozen_now, world.patient_id, 1)
+    later = run_once(session_factory, frozen_now + timedelta(minutes=1), providers, config=config)
+    assert len(later.cancelled) == 1 and len(fake_twilio.messages) == 0
+    assert rows(session_factory)[-1].last_error == "patient has not consented to SMS"
+
+
+def test_other_permanent_failures_leave_sms_consent_alone(
+    session_factory, frozen_now, fake_twilio, providers, config
+):
+    world = build_world(session_factory, frozen_now)
+    queue_sms(session_factory, frozen_now, world.patient_id, 1)
+    fake_twilio.failures.append((400, 21211))
+    run_once(session_factory, frozen_now, providers, config=config)
+    with session_factory() as session:
+        patient = session.get(Patient, world.patient_id)
+        assert patient is not None and patient.sms_consent is True
 
 
 def test_sms_to_a_patient_without_consent_is_cancelled_with_a_reason(
