@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -36,6 +35,7 @@ from core.models import (
     Role,
     nurse_display_name,
 )
+from core.scheduling import WeeklyRule
 from core.services import access
 from core.services.access import Viewer
 from core.services.availability import WEEKDAY_NAMES
@@ -65,11 +65,23 @@ STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
 
 @dataclass(frozen=True, slots=True)
 class Hours:
-    """One weekly window of the nurse's hours, in the nurse's zone."""
+    """One weekly window of the nurse's hours, in the nurse's zone, between optional dates."""
 
     weekday: int
     start_time: time
     end_time: time
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+    def applies_on(self, day: date) -> bool:
+        """Whether this window gives hours on `day` (the scheduling engine's rule)."""
+        return WeeklyRule(
+            self.weekday, self.start_time, self.end_time, self.valid_from, self.valid_to
+        ).applies_on(day)
+
+    def ended_before(self, day: date) -> bool:
+        """Whether this window stopped applying before `day`."""
+        return self.valid_to is not None and self.valid_to < day
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +134,8 @@ def _calendar_query(
 
     Parameters: `nurse_id`; overrides overlapping [`first`, `after`), and with `upcoming` also
     every one ending on or after `upcoming_from`; visits from `visits` starting in
-    [`start`, `end`). Columns: the nurse's five, the appointment row's, then the rule's six.
+    [`start`, `end`). Columns: the nurse's five, the appointment row's, then the rule's six
+    (a weekly rule's dates are the ones it is valid between).
     """
     # One statement for the whole page: hours, overrides and visits share a UNION ALL, each
     # part NULL in the others' columns, joined to the nurse's row so that a nurse with none
@@ -157,7 +170,9 @@ def _calendar_query(
         select(
             *no_row,
             NurseAvailability.weekday,
-            *no_rule[1:4],
+            no_rule[1],
+            NurseAvailability.valid_from,
+            NurseAvailability.valid_to,
             NurseAvailability.start_time,
             NurseAvailability.end_time,
             NurseAvailability.nurse_id,
@@ -240,7 +255,8 @@ def _calendar_data(
         if row[_VISIT] is not None:
             visits.append(row[_VISIT:])
         elif row[_RULE] is not None:
-            hours.append(Hours(row[_RULE], row[_RULE + 4], row[_RULE + 5]))
+            weekday, _, valid_from, valid_to, start_time, end_time = row[_RULE:]
+            hours.append(Hours(weekday, start_time, end_time, valid_from, valid_to))
         elif row[_RULE + 1] is not None:
             overrides.append(Override(*row[_RULE + 1 :]))
     title, first_name, last_name, time_zone, token_hash = result[0][:5]
@@ -273,11 +289,10 @@ def _calendar(nurse_id: int, template: str) -> Response:
     by_date = {d.day: d for d in days}
     for row in rows:
         by_date[local_day(row.start_at, tz)].appointments.append(row)
-    windows: dict[int, list[str]] = defaultdict(list)
-    for rule in nurse.hours:
-        windows[rule.weekday].append(f"{rule.start_time:%H:%M}-{rule.end_time:%H:%M}")
     for d in days:
-        d.windows = windows.get(d.day.weekday(), [])
+        # Hours that start or stop on a date (a new rota) apply from that date only.
+        applying = sorted((h for h in nurse.hours if h.applies_on(d.day)), key=_start_of)
+        d.windows = [f"{h.start_time:%H:%M}-{h.end_time:%H:%M}" for h in applying]
         d.overrides = [o for o in nurse.overrides if o.start_date <= d.day <= o.end_date]
     step = timedelta(days=count)
     context: dict[str, Any] = {
@@ -290,9 +305,16 @@ def _calendar(nurse_id: int, template: str) -> Response:
         "today": today.isoformat(),
     }
     if mine:
+        context["weekly_hours"] = sorted(
+            (h for h in nurse.hours if not h.ended_before(today)), key=_start_of
+        )
         context["upcoming_overrides"] = [o for o in nurse.overrides if o.end_date >= today]
         context["weekdays"] = WEEKDAY_NAMES
     return render(template, "schedule/_calendar.html", **context)
+
+
+def _start_of(hours: Hours) -> tuple[time, date]:
+    return hours.start_time, hours.valid_from or date.min
 
 
 @bp.get("/nurses/<int:nurse_id>/calendar")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine, make_session_factory
 from core.errors import NotFound
-from core.models import Appointment, Call, Notification
+from core.models import Appointment, Call, Notification, NurseAvailability
 from core.services import access
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp.dashboard import home
@@ -97,6 +97,45 @@ def test_my_schedule_shows_only_the_nurses_own_visits_hours_and_time_off(dash: D
     html = dash.client("nurse").get("/my-schedule").get_data(as_text=True)
     assert "My weekly hours" in html and "09:00\u201317:00" in html
     assert "Emily Davis" not in html  # Dr. Garcia's patient
+
+
+def test_hours_that_start_or_stop_on_a_date_show_only_in_the_weeks_they_apply(
+    dash: Dashboard,
+) -> None:
+    nurse_id = dash.ids["nurse"]
+    monday = datetime.now(ZoneInfo("America/New_York")).date()
+    monday -= timedelta(days=monday.weekday())
+    engine = make_engine(dash.url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            session.add_all(
+                [  # an evening shift that ended last week, and a later one from next week
+                    NurseAvailability(
+                        nurse_id=nurse_id, weekday=0, start_time=time(18), end_time=time(20),
+                        valid_to=monday - timedelta(days=1),
+                    ),
+                    NurseAvailability(
+                        nurse_id=nurse_id, weekday=0, start_time=time(20), end_time=time(21),
+                        valid_from=monday + timedelta(days=7),
+                    ),
+                ]
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    coordinator = dash.client("coordinator")
+
+    def week(offset: int) -> str:
+        day = (monday + timedelta(days=7 * offset)).isoformat()
+        return coordinator.get(f"/nurses/{nurse_id}/calendar?date={day}").get_data(as_text=True)
+
+    last, this, next_ = week(-1), week(0), week(1)
+    assert "18:00-20:00" in last and "20:00-21:00" not in last
+    assert "18:00-20:00" not in this and "20:00-21:00" not in this and "09:00-17:00" in this
+    assert "20:00-21:00" in next_ and "18:00-20:00" not in next_
+    mine = dash.client("nurse").get("/my-schedule").get_data(as_text=True)
+    starts = (monday + timedelta(days=7)).isoformat()
+    assert f'20:00\u201321:00 <small class="muted">from {starts}</small>' in mine
+    assert "18:00\u201320:00" not in mine  # over: no longer part of the weekly hours
 
 
 @pytest.fixture
