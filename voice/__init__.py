@@ -65,7 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         app.extensions[DATABASE_EXTENSION] = database
         app.extensions[LOG_WRITER_EXTENSION] = LogWriter(database.sessions)
         app.extensions[TOOL_PROCESSES_EXTENSION] = await _start_tool_processes(
-            app.config.get("TOOL_PROCESSES", settings.voice_tool_processes)
+            app.config.get("TOOL_PROCESSES", settings.voice_tool_processes), url
         )
 
     app.extensions[FINISHING_CALLS_EXTENSION] = set()
@@ -124,13 +124,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-async def _start_tool_processes(workers: int) -> ToolProcesses | None:
+async def _start_tool_processes(workers: int, database_url: str) -> ToolProcesses | None:
     """The worker processes for read-only tools; None (tools run in threads) if none start."""
     if workers <= 0:
         return None
     processes = ToolProcesses(workers)
     try:
-        await processes.start()
+        await processes.start(database_url)
     except Exception:
         log_failure(logger, "tool worker processes did not start; tools run in threads")
         await processes.close()

@@ -23,12 +23,15 @@ import signal
 import socket
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, read_only
+from core.models import Patient, PatientNurseAssignment
 from voice.logs import log_failure
 
 logger = logging.getLogger(__name__)
@@ -55,12 +58,6 @@ class ReadToolCall:
     name: str
     arguments: Any
     tool_call_id: str
-
-    def message(self, request_id: int) -> bytes:
-        """The request line sent to a worker."""
-        body = dataclasses.asdict(self)
-        body["id"] = request_id
-        return orjson.dumps(body) + b"\n"
 
 
 class ToolWorker:
@@ -103,6 +100,13 @@ class ToolWorker:
 
     async def run(self, call: ReadToolCall) -> dict[str, Any]:
         """Send one call and wait for its result."""
+        return await self._ask(dataclasses.asdict(call))
+
+    async def warm(self, database_url: str) -> None:
+        """Have the worker run each read-only tool once on `database_url` (see `_warm`)."""
+        await self._ask({"warm": database_url})
+
+    async def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
         if not self.alive:
             raise ToolWorkerGone("the tool worker has stopped")
         self._next_id += 1
@@ -110,7 +114,7 @@ class ToolWorker:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = answer
         try:
-            self.writer.write(call.message(request_id))
+            self.writer.write(orjson.dumps({**body, "id": request_id}) + b"\n")
             return await answer
         finally:
             self.waiting.pop(request_id, None)
@@ -159,9 +163,19 @@ class ToolProcesses:
         self._replacing: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def start(self) -> None:
-        """Start every worker (they fork from a fork server that has the tools imported)."""
+    async def start(self, database_url: str | None = None) -> None:
+        """Start every worker (forked from a server that has the tools imported), then warm
+        each on `database_url` so that no caller waits for the first run's setup."""
         self.workers = list(await asyncio.gather(*(ToolWorker.start() for _ in range(self.size))))
+        if database_url is None:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(worker.warm(database_url) for worker in self.workers)),
+                START_TIMEOUT_SECONDS,
+            )
+        except Exception:  # a cold worker is slower, not wrong
+            log_failure(logger, "tool workers could not warm up")
 
     async def run(self, call: ReadToolCall) -> dict[str, Any]:
         """The tool's result, from the least busy live worker."""
@@ -230,6 +244,12 @@ def serve(sock: socket.socket) -> None:
             request = orjson.loads(line)
             request_id = request.pop("id", None)
             try:
+                if "warm" in request:
+                    _warm(request["warm"])
+                    reply = {"id": request_id, "result": {}}
+                    stream.write(orjson.dumps(reply) + b"\n")
+                    stream.flush()
+                    continue
                 request["context"] = CallContext(**request["context"])
                 reply = {"id": request_id, "result": _run(ReadToolCall(**request))}
             except Exception as exc:
@@ -257,3 +277,32 @@ def _run(call: ReadToolCall) -> dict[str, Any]:
     tools = ToolBox(_sessions(call.database_url), call.context)
     tools.patient_id, tools.time_zone = call.patient_id, call.time_zone
     return tools.dispatch_sync(call.name, call.arguments, call.tool_call_id)
+
+
+def _warm(url: str) -> None:
+    """Run each read-only tool once for a patient who has a nurse, discarding the answers.
+
+    A worker's first tool call opened its database connection, compiled its statements and
+    loaded time zones: about 60 ms, which the first caller of each worker used to wait for.
+    """
+    from voice.tools import CallContext, ToolBox
+
+    sessions = _sessions(url)
+    with sessions() as session:
+        found = session.execute(
+            select(Patient.id, Patient.time_zone)
+            .join(PatientNurseAssignment, PatientNurseAssignment.patient_id == Patient.id)
+            .limit(1)
+        ).first()
+    if found is None:
+        return  # an empty database: nothing to warm on
+    tools = ToolBox(sessions, CallContext(0, "", "inbound", "", ""))
+    tools.patient_id, tools.time_zone = found
+    day = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    for name, arguments in (
+        ("check_availability", {"date": day, "time": "10:00"}),
+        ("check_availability", {"date": day, "time": "03:00"}),  # refused: alternatives
+        ("check_availability", {"date": day}),
+        ("list_appointments", {}),
+    ):
+        tools.dispatch_sync(name, arguments, "warm-up")

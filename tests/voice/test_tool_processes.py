@@ -8,8 +8,10 @@ import os
 import signal
 from datetime import UTC, datetime
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import make_engine, make_session_factory
 from tests.services.world import build_world
 from tests.voice.test_tools import _next_weekday, _toolbox
 from voice.tool_processes import ToolProcesses
@@ -92,3 +94,42 @@ def test_a_killed_worker_costs_no_answer_and_is_replaced(
             await processes.close()
 
     asyncio.run(scenario())
+
+
+def test_workers_warm_up_on_the_database_before_the_first_call(pg_url: str) -> None:
+    """Each worker connects and runs the read tools once at start (no caller pays for it)."""
+    engine = make_engine(pg_url)
+    factory = make_session_factory(engine)
+    build_world(factory, datetime.now(UTC))
+    count = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+
+    def connections() -> int:
+        with factory() as session:
+            return int(session.scalar(count) or 0)
+
+    async def scenario() -> tuple[int, int]:
+        before = connections()
+        processes = ToolProcesses(2)
+        await processes.start(pg_url)
+        try:
+            return before, connections()
+        finally:
+            await processes.close()
+
+    try:
+        before, after = asyncio.run(scenario())
+    finally:
+        engine.dispose()
+    assert after == before + 2  # one pooled connection kept by each worker
+
+
+def test_a_worker_starts_on_an_empty_database_and_answers(sqlite_url: str) -> None:
+    async def scenario() -> bool:
+        processes = ToolProcesses(1)
+        await processes.start(sqlite_url)  # nobody to warm up on: nothing to do
+        try:
+            return all(worker.alive for worker in processes.workers)
+        finally:
+            await processes.close()
+
+    assert asyncio.run(scenario())
