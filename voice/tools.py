@@ -396,36 +396,25 @@ class ToolBox:
         """The patient's primary nurse; one is assigned (by the agent) if there is none."""
         assert self.patient_id is not None
         now = self.clock()
-        # Nearly every patient has a nurse: look without queueing for SQLite's write lock
-        # (behind transcript commits it cost callers up to 160 ms at 100 calls).
-        with transaction(self.reads) as session:
-            found = self._assigned_nurse(session, now, assign=False)
-        if found is not None:
-            return found
         with transaction(self.sessions) as session:
-            found = self._assigned_nurse(session, now, assign=True)
-        if found is None:
-            raise ToolError(
-                "no_nurse_available",
-                "No nurse can take this patient now; offer a transfer to staff.",
-            )
-        return found
-
-    def _assigned_nurse(
-        self, session: Session, now: datetime, *, assign: bool
-    ) -> dict[str, Any] | None:
-        """The primary nurse as the tool answers it; with `assign`, the best match if none."""
-        patient = session.get(Patient, self.patient_id)
-        assert patient is not None
-        current = active_assignment(session, patient.id, on=patient_today(patient, now))
-        auto = current is None
-        if current is None and assign:
-            current = auto_assign_best(session, patient.id, actor=self.actor, now=now)
-        if current is None:
-            return None
-        nurse = session.get(Nurse, current.nurse_id)
-        assert nurse is not None
-        return {"nurse_id": nurse.id, "nurse_name": nurse.display_name, "newly_assigned": auto}
+            patient = session.get(Patient, self.patient_id)
+            assert patient is not None
+            current = active_assignment(session, patient.id, on=patient_today(patient, now))
+            auto = current is None
+            if current is None:
+                current = auto_assign_best(session, patient.id, actor=self.actor, now=now)
+            if current is None:
+                raise ToolError(
+                    "no_nurse_available",
+                    "No nurse can take this patient now; offer a transfer to staff.",
+                )
+            nurse = session.get(Nurse, current.nurse_id)
+            assert nurse is not None
+            return {
+                "nurse_id": nurse.id,
+                "nurse_name": nurse.display_name,
+                "newly_assigned": auto,
+            }
 
     def tool_check_availability(
         self,
