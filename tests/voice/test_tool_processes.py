@@ -4,8 +4,10 @@ replaced without a caller noticing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -27,6 +29,17 @@ def _verified(factory: sessionmaker[Session], processes: ToolProcesses | None) -
     return box
 
 
+@contextlib.asynccontextmanager
+async def _workers(count: int, database_url: str | None = None) -> AsyncIterator[ToolProcesses]:
+    """`count` tool workers, started (and warmed on `database_url`), stopped afterwards."""
+    processes = ToolProcesses(count)
+    await processes.start(database_url)
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
 def _read_calls() -> list[tuple[str, dict[str, object]]]:
     day = _next_weekday().isoformat()
     return [
@@ -42,9 +55,7 @@ def test_read_only_tools_answer_from_a_worker_exactly_as_in_the_service(
     session_factory: sessionmaker[Session],
 ) -> None:
     async def scenario() -> None:
-        processes = ToolProcesses(1)
-        await processes.start()
-        try:
+        async with _workers(1) as processes:
             box = _verified(session_factory, processes)
             (worker,) = processes.workers
             assert worker.process.pid != os.getpid() and worker.process.is_alive()
@@ -58,8 +69,6 @@ def test_read_only_tools_answer_from_a_worker_exactly_as_in_the_service(
                 *(box.run(name, args, tool_call_id=name) for name, args in _read_calls())
             )
             assert answers == [box.dispatch_sync(n, a, "here") for n, a in _read_calls()]
-        finally:
-            await processes.close()
         assert not worker.process.is_alive()
 
     asyncio.run(scenario())
@@ -69,9 +78,7 @@ def test_a_killed_worker_costs_no_answer_and_is_replaced(
     session_factory: sessionmaker[Session],
 ) -> None:
     async def scenario() -> None:
-        processes = ToolProcesses(1)
-        await processes.start()
-        try:
+        async with _workers(1) as processes:
             box = _verified(session_factory, processes)
             name, arguments = _read_calls()[0]
             expected = box.dispatch_sync(name, arguments, "here")
@@ -90,8 +97,6 @@ def test_a_killed_worker_costs_no_answer_and_is_replaced(
                 await asyncio.sleep(0.01)
             assert current is not first and current.process.pid != first.process.pid
             assert await current.run(box.read_call(name, arguments, "new worker")) == expected
-        finally:
-            await processes.close()
 
     asyncio.run(scenario())
 
@@ -109,12 +114,8 @@ def test_workers_warm_up_on_the_database_before_the_first_call(pg_url: str) -> N
 
     async def scenario() -> tuple[int, int]:
         before = connections()
-        processes = ToolProcesses(2)
-        await processes.start(pg_url)
-        try:
+        async with _workers(2, pg_url):
             return before, connections()
-        finally:
-            await processes.close()
 
     try:
         before, after = asyncio.run(scenario())
@@ -125,11 +126,7 @@ def test_workers_warm_up_on_the_database_before_the_first_call(pg_url: str) -> N
 
 def test_a_worker_starts_on_an_empty_database_and_answers(sqlite_url: str) -> None:
     async def scenario() -> bool:
-        processes = ToolProcesses(1)
-        await processes.start(sqlite_url)  # nobody to warm up on: nothing to do
-        try:
+        async with _workers(1, sqlite_url) as processes:  # nobody to warm up on: nothing to do
             return all(worker.alive for worker in processes.workers)
-        finally:
-            await processes.close()
 
     assert asyncio.run(scenario())
