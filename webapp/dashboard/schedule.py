@@ -64,27 +64,6 @@ STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
 
 
 @dataclass(frozen=True, slots=True)
-class Hours:
-    """One weekly window of the nurse's hours, in the nurse's zone, between optional dates."""
-
-    weekday: int
-    start_time: time
-    end_time: time
-    valid_from: date | None = None
-    valid_to: date | None = None
-
-    def applies_on(self, day: date) -> bool:
-        """Whether this window gives hours on `day` (the scheduling engine's rule)."""
-        return WeeklyRule(
-            self.weekday, self.start_time, self.end_time, self.valid_from, self.valid_to
-        ).applies_on(day)
-
-    def ended_before(self, day: date) -> bool:
-        """Whether this window stopped applying before `day`."""
-        return self.valid_to is not None and self.valid_to < day
-
-
-@dataclass(frozen=True, slots=True)
 class Override:
     """Time off or extra hours, as the calendar and "My schedule" show it."""
 
@@ -108,7 +87,7 @@ class CalendarNurse:
     display_name: str
     time_zone: str
     calendar_token_hash: str | None  # whether "My schedule" offers to turn a feed link off
-    hours: list[Hours]
+    hours: list[WeeklyRule]  # the scheduling engine's own rules, dates of validity included
     overrides: list[Override]  # by start date
 
 
@@ -248,7 +227,7 @@ def _calendar_data(
     result = db.session.execute(query, params).all()
     if not result:
         raise access.not_found(Nurse, nurse_id)
-    hours: list[Hours] = []
+    hours: list[WeeklyRule] = []
     overrides: list[Override] = []
     visits: list[Sequence[Any]] = []
     for row in result:
@@ -256,7 +235,7 @@ def _calendar_data(
             visits.append(row[_VISIT:])
         elif row[_RULE] is not None:
             weekday, _, valid_from, valid_to, start_time, end_time = row[_RULE:]
-            hours.append(Hours(weekday, start_time, end_time, valid_from, valid_to))
+            hours.append(WeeklyRule(weekday, start_time, end_time, valid_from, valid_to))
         elif row[_RULE + 1] is not None:
             overrides.append(Override(*row[_RULE + 1 :]))
     title, first_name, last_name, time_zone, token_hash = result[0][:5]
@@ -292,7 +271,7 @@ def _calendar(nurse_id: int, template: str) -> Response:
     for d in days:
         # Hours that start or stop on a date (a new rota) apply from that date only.
         applying = sorted((h for h in nurse.hours if h.applies_on(d.day)), key=_start_of)
-        d.windows = [f"{h.start_time:%H:%M}-{h.end_time:%H:%M}" for h in applying]
+        d.windows = [f"{h.start:%H:%M}-{h.end:%H:%M}" for h in applying]
         d.overrides = [o for o in nurse.overrides if o.start_date <= d.day <= o.end_date]
     step = timedelta(days=count)
     context: dict[str, Any] = {
@@ -306,15 +285,15 @@ def _calendar(nurse_id: int, template: str) -> Response:
     }
     if mine:
         context["weekly_hours"] = sorted(
-            (h for h in nurse.hours if not h.ended_before(today)), key=_start_of
+            (h for h in nurse.hours if h.valid_to is None or h.valid_to >= today), key=_start_of
         )
         context["upcoming_overrides"] = [o for o in nurse.overrides if o.end_date >= today]
         context["weekdays"] = WEEKDAY_NAMES
     return render(template, "schedule/_calendar.html", **context)
 
 
-def _start_of(hours: Hours) -> tuple[time, date]:
-    return hours.start_time, hours.valid_from or date.min
+def _start_of(hours: WeeklyRule) -> tuple[time, date]:
+    return hours.start, hours.valid_from or date.min
 
 
 @bp.get("/nurses/<int:nurse_id>/calendar")
