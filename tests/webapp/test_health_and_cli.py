@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,6 +18,8 @@ from sqlalchemy import create_engine, func, pool, select
 from core.models import User
 from core.security import verify_password
 from webapp import create_app, db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make_app(database_url: str, **extra: object) -> Flask:
@@ -238,3 +244,26 @@ def test_set_password_for_an_unknown_email_exits_non_zero(
 
     assert result.exit_code != 0
     assert "No login" in result.output
+
+
+def _gunicorn_config() -> Any:
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", ROOT / "gunicorn.conf.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_dashboard_refuses_a_port_another_server_listens_on_with_reuse_port() -> None:
+    """SO_REUSEPORT spreads connections over gunicorn's workers; it must not let a second
+    dashboard share the port of a running one."""
+    config = _gunicorn_config()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as running:
+        running.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        port = running.getsockname()[1]
+        server = SimpleNamespace(cfg=SimpleNamespace(address=[("127.0.0.1", port)]))
+        with pytest.raises(SystemExit, match="already in use"):
+            config.on_starting(server)
+    config.on_starting(server)  # free again: starts
