@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ValidationError
@@ -26,20 +26,29 @@ def patient_today(patient: Patient, now: datetime) -> date:
     return require_aware(now, "now").astimezone(zone(patient.time_zone)).date()
 
 
+# Built once: every availability check and booking runs it, and building it cost more
+# Python than running it (bench/bridge.py tool profile).
+_ACTIVE_ASSIGNMENT = (
+    select(PatientNurseAssignment)
+    .where(
+        PatientNurseAssignment.patient_id == bindparam("patient_id"),
+        PatientNurseAssignment.role == bindparam("role"),
+        PatientNurseAssignment.valid_from <= bindparam("on"),
+        or_(
+            PatientNurseAssignment.valid_to.is_(None),
+            PatientNurseAssignment.valid_to >= bindparam("on"),
+        ),
+    )
+    .order_by(PatientNurseAssignment.valid_from.desc())
+)
+
+
 def active_assignment(
     session: Session, patient_id: int, *, on: date, role: str = AssignmentRole.PRIMARY
 ) -> PatientNurseAssignment | None:
     """The patient's assignment of that role covering the date `on`, if any."""
-    return session.scalars(
-        select(PatientNurseAssignment)
-        .where(
-            PatientNurseAssignment.patient_id == patient_id,
-            PatientNurseAssignment.role == role,
-            PatientNurseAssignment.valid_from <= on,
-            or_(PatientNurseAssignment.valid_to.is_(None), PatientNurseAssignment.valid_to >= on),
-        )
-        .order_by(PatientNurseAssignment.valid_from.desc())
-    ).first()
+    params = {"patient_id": patient_id, "role": role, "on": on}
+    return session.scalars(_ACTIVE_ASSIGNMENT, params).first()
 
 
 def is_assigned(session: Session, patient_id: int, nurse_id: int, on: date) -> bool:
