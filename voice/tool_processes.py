@@ -160,18 +160,30 @@ class ToolProcesses:
     def __init__(self, workers: int) -> None:
         self.size = workers
         self.workers: list[ToolWorker] = []
+        self.database_url: str | None = None
         self._replacing: asyncio.Task[None] | None = None
         self._closed = False
 
     async def start(self, database_url: str | None = None) -> None:
         """Start every worker (forked from a server that has the tools imported), then warm
         each on `database_url` so that no caller waits for the first run's setup."""
-        self.workers = list(await asyncio.gather(*(ToolWorker.start() for _ in range(self.size))))
-        if database_url is None:
+        self.database_url = database_url
+        started = await asyncio.gather(
+            *(ToolWorker.start() for _ in range(self.size)), return_exceptions=True
+        )
+        self.workers = [worker for worker in started if isinstance(worker, ToolWorker)]
+        failed = [error for error in started if isinstance(error, BaseException)]
+        if failed:
+            await self.close()
+            raise failed[0]
+        await self._warm(self.workers)
+
+    async def _warm(self, workers: list[ToolWorker]) -> None:
+        if self.database_url is None:
             return
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(worker.warm(database_url) for worker in self.workers)),
+                asyncio.gather(*(worker.warm(self.database_url) for worker in workers)),
                 START_TIMEOUT_SECONDS,
             )
         except Exception:  # a cold worker is slower, not wrong
@@ -192,7 +204,7 @@ class ToolProcesses:
         self._closed = True
         if self._replacing is not None:
             self._replacing.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._replacing
         workers, self.workers = self.workers, []
         await asyncio.gather(*(worker.stop() for worker in workers), return_exceptions=True)
@@ -212,6 +224,7 @@ class ToolProcesses:
             except Exception:
                 log_failure(logger, "could not start a tool worker")
                 return
+            await self._warm([fresh])
             self.workers = [fresh if w is worker else w for w in self.workers]
 
 
