@@ -132,8 +132,8 @@ async def _start_tool_processes(workers: int, database_url: str) -> ToolProcesse
     try:
         await processes.start(database_url)
     except Exception:
+        # start() has already stopped any worker that did start.
         log_failure(logger, "tool worker processes did not start; tools run in threads")
-        await processes.close()
         return None
     return processes
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -124,9 +126,15 @@ def test_workers_warm_up_on_the_database_before_the_first_call(pg_url: str) -> N
     assert after == before + 2  # one pooled connection kept by each worker
 
 
-def test_a_worker_starts_on_an_empty_database_and_answers(sqlite_url: str) -> None:
+def test_workers_start_quietly_on_an_empty_database(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nobody to warm up on, the warm-up does nothing: no failure, workers running."""
+
     async def scenario() -> bool:
-        async with _workers(1, sqlite_url) as processes:  # nobody to warm up on: nothing to do
+        async with _workers(1, sqlite_url) as processes:
             return all(worker.alive for worker in processes.workers)
 
-    assert asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING, logger="voice.tool_processes"):
+        assert asyncio.run(scenario())
+    assert not [r.getMessage() for r in caplog.records if r.name == "voice.tool_processes"]
