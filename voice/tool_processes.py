@@ -5,8 +5,10 @@ gives the GIL up at every database call and waits for it back each time, often t
 switch interval (5 ms), so ten statements could cost a caller tens of milliseconds of silence,
 and the handoffs cost the relay CPU too (bench/bridge.py). A worker process has its own GIL.
 
-Only tools that only read go there (availability, the visit list): they change no state of the
-call, and writes stay in the service process, where SQLite's writers queue on one lock. The
+Only tools that only read go there (availability, the visit list, and the assigned nurse when
+there is one): they change no state of the call, and writes stay in the service process, where
+SQLite's writers queue on one lock. A tool that finds it must write (a patient without a nurse
+gets one assigned) answers `WriteNeeded`, and the service runs it again in a thread. The
 event loop talks to each worker over a socket, one JSON line per request and per reply, so no
 thread of the service (and no GIL handoff) sits between a tool call and its answer. A worker
 that dies fails only its requests in flight, which then run in a thread; a new one replaces it.
@@ -27,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, read_only
@@ -45,6 +47,10 @@ MAX_DATABASES_PER_WORKER = 8
 
 class ToolWorkerGone(RuntimeError):
     """No worker could answer (it died, or none is running): run the tool here instead."""
+
+
+class WriteNeeded(Exception):
+    """The tool has to change something (a worker only reads): run it in the service."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class ToolWorker:
                     continue
                 if "result" in reply:
                     answer.set_result(reply["result"])
+                elif reply.get("write_needed"):
+                    answer.set_exception(WriteNeeded())
                 else:
                     answer.set_exception(ToolWorkerGone(str(reply.get("error"))))
         except Exception:
@@ -265,6 +273,8 @@ def serve(sock: socket.socket) -> None:
                     continue
                 request["context"] = CallContext(**request["context"])
                 reply = {"id": request_id, "result": _run(ReadToolCall(**request))}
+            except WriteNeeded:
+                reply = {"id": request_id, "write_needed": True}
             except Exception as exc:
                 log_failure(logger, "a tool worker could not run a request")
                 reply = {"id": request_id, "error": type(exc).__name__}
@@ -273,21 +283,33 @@ def serve(sock: socket.socket) -> None:
 
 
 def _sessions(url: str) -> sessionmaker[Session]:
-    """Read-only sessions on `url`, opened once per worker."""
+    """Read-only sessions on `url`, opened once per worker; the database refuses writes."""
     if url in _databases:
         _databases.move_to_end(url)
         return _databases[url]
     if len(_databases) >= MAX_DATABASES_PER_WORKER:
         _, oldest = _databases.popitem(last=False)
         oldest.kw["bind"].dispose()
-    _databases[url] = make_session_factory(read_only(make_engine(url)))
+    if url.startswith("postgresql"):
+        engine = make_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+    else:
+        engine = make_engine(url)
+        event.listen(engine, "connect", _sqlite_query_only)
+    _databases[url] = make_session_factory(read_only(engine))
     return _databases[url]
+
+
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    # A worker only reads: should a tool try to write here, the database refuses it.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()
 
 
 def _run(call: ReadToolCall) -> dict[str, Any]:
     from voice.tools import ToolBox
 
-    tools = ToolBox(_sessions(call.database_url), call.context)
+    tools = ToolBox(_sessions(call.database_url), call.context, reads_only=True)
     tools.patient_id, tools.time_zone = call.patient_id, call.time_zone
     return tools.dispatch_sync(call.name, call.arguments, call.tool_call_id)
 
@@ -309,7 +331,7 @@ def _warm(url: str) -> None:
         ).first()
     if found is None:
         return  # an empty database: nothing to warm on
-    tools = ToolBox(sessions, CallContext(0, "", "inbound", "", ""))
+    tools = ToolBox(sessions, CallContext(0, "", "inbound", "", ""), reads_only=True)
     tools.patient_id, tools.time_zone = found
     day = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     for name, arguments in (
@@ -317,5 +339,7 @@ def _warm(url: str) -> None:
         ("check_availability", {"date": day, "time": "03:00"}),  # refused: alternatives
         ("check_availability", {"date": day}),
         ("list_appointments", {}),
+        ("get_assigned_nurse", {}),
     ):
-        tools.dispatch_sync(name, arguments, "warm-up")
+        with contextlib.suppress(WriteNeeded):  # the assignment has ended: nothing to read
+            tools.dispatch_sync(name, arguments, "warm-up")

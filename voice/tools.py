@@ -30,7 +30,7 @@ from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
 from voice.log_writer import store_lines
 from voice.logs import log_failure
-from voice.tool_processes import ReadToolCall, ToolProcesses
+from voice.tool_processes import ReadToolCall, ToolProcesses, WriteNeeded
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,10 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
 ]
 TOOL_NAMES = frozenset(t["name"] for t in TOOL_DEFINITIONS)
 OPEN_BEFORE_VERIFICATION = frozenset({"verify_patient", "transfer_to_staff", "end_call"})
-# Tools that change nothing, not even the call's state: they may run in a worker process.
-READ_ONLY_TOOLS = frozenset({"check_availability", "list_appointments"})
+# Tools a worker process may run: they change nothing, not even the call's state.
+# get_assigned_nurse writes only for a patient without a nurse: the worker answers WriteNeeded
+# and the tool runs again in the service.
+WORKER_TOOLS = frozenset({"check_availability", "list_appointments", "get_assigned_nurse"})
 
 
 class ToolError(Exception):
@@ -222,9 +224,12 @@ class ToolBox:
         can_transfer: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         processes: ToolProcesses | None = None,
+        reads_only: bool = False,
     ) -> None:
         self.sessions = sessions
         self.processes = processes
+        # In a tool worker: a tool that would write raises WriteNeeded instead.
+        self.reads_only = reads_only
         # Tools that only look (availability, the visit list) never queue for SQLite's write lock.
         self.reads = read_only_sessions(sessions)
         self.context = context
@@ -256,9 +261,11 @@ class ToolBox:
         A read-only tool for a verified caller runs in a worker process when there are some;
         everything else, and a read whose worker failed, runs in a thread of this process.
         """
-        if self.processes is not None and name in READ_ONLY_TOOLS and self.verified:
+        if self.processes is not None and name in WORKER_TOOLS and self.verified:
             try:
                 return await self.processes.run(self.read_call(name, arguments, tool_call_id))
+            except WriteNeeded:
+                pass
             except Exception:
                 call_id = self.context.call_id
                 log_failure(logger, "call %s: tool worker failed; running it here", call_id)
@@ -332,6 +339,8 @@ class ToolBox:
             return method(tool_call_id=tool_call_id, **arguments)
         except ToolError as exc:
             return exc.payload
+        except WriteNeeded:
+            raise
         except SlotUnavailable as exc:
             return {
                 "error": exc.code,
@@ -401,6 +410,8 @@ class ToolBox:
             assert patient is not None
             current = active_assignment(session, patient.id, on=patient_today(patient, now))
             auto = current is None
+            if current is None and self.reads_only:
+                raise WriteNeeded
             if current is None:
                 current = auto_assign_best(session, patient.id, actor=self.actor, now=now)
             if current is None:

@@ -9,13 +9,16 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory
+from core.models import Patient, PatientNurseAssignment
+from core.services.common import Actor
+from core.services.people import create_patient
 from tests.services.world import build_world
 from tests.voice.test_tools import _next_weekday, _toolbox
 from voice.tool_processes import ToolProcesses
@@ -50,6 +53,7 @@ def _read_calls() -> list[tuple[str, dict[str, object]]]:
         ("check_availability", {"date": "2001-01-01"}),
         ("check_availability", {"date": day, "time": "25:99"}),
         ("list_appointments", {}),
+        ("get_assigned_nurse", {}),
     ]
 
 
@@ -74,6 +78,47 @@ def test_read_only_tools_answer_from_a_worker_exactly_as_in_the_service(
         assert not worker.process.is_alive()
 
     asyncio.run(scenario())
+
+
+def test_a_patient_without_a_nurse_is_assigned_one_by_the_service_not_the_worker(
+    session_factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker only reads: it hands the assignment back, and the service writes it."""
+    now = datetime.now(UTC)
+    build_world(session_factory, now)
+    with session_factory() as session:
+        create_patient(
+            session, actor=Actor.system(), now=now, first_name="Ann", last_name="Lee",
+            date_of_birth=date(1970, 1, 2), phone="+12025550177", time_zone="America/New_York",
+        )  # fmt: skip
+        session.commit()
+
+    async def scenario() -> tuple[dict[str, object], dict[str, object], int]:
+        async with _workers(1) as processes:
+            box = _toolbox(session_factory, "+12025550177", processes=processes)
+            verified = await box.run(
+                "verify_patient", {"date_of_birth": "1970-01-02"}, tool_call_id="v"
+            )
+            assert verified["verified"] is True
+            (worker,) = processes.workers
+            first = await box.run("get_assigned_nurse", {}, tool_call_id="first")
+            second = await box.run("get_assigned_nurse", {}, tool_call_id="second")
+            return first, second, worker._next_id
+
+    with caplog.at_level(logging.WARNING):
+        first, second, worker_requests = asyncio.run(scenario())
+    assert first["newly_assigned"] is True and first["nurse_name"]
+    assert {k: v for k, v in second.items() if k != "newly_assigned"} == {
+        k: v for k, v in first.items() if k != "newly_assigned"
+    }
+    assert second["newly_assigned"] is False
+    assert worker_requests == 2  # both asked the worker; the first came back for a write
+    with session_factory() as session:
+        assignments = session.scalars(
+            select(PatientNurseAssignment).join(Patient).where(Patient.phone == "+12025550177")
+        ).all()
+    assert [a.source for a in assignments] == ["agent"]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_killed_worker_costs_no_answer_and_is_replaced(
