@@ -72,6 +72,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import orjson  # noqa: E402
+import uvloop  # noqa: E402
 import websockets  # noqa: E402
 
 from bench._common import (  # noqa: E402
@@ -204,7 +206,7 @@ class BenchRealtime:
         try:
             async for raw in ws:
                 now = time.monotonic()
-                event = json.loads(raw)
+                event = orjson.loads(raw)
                 kind = event.get("type", "")
                 if kind == "input_audio_buffer.append":
                     audio = base64.b64decode(event["audio"])
@@ -219,7 +221,7 @@ class BenchRealtime:
                     sent = session.tool_sent.pop(str(item.get("call_id")), None)
                     if sent is not None:
                         stats.tool_rtt.append((sent[1], now - sent[0]))
-                        output = json.loads(item.get("output") or "{}")
+                        output = orjson.loads(item.get("output") or "{}")
                         if "error" in output:
                             stats.tool_errors.append(f"{sent[1]}: {output['error']}")
                 session.received.append(event)
@@ -273,7 +275,7 @@ class BenchRealtime:
                 return
             MODEL_HEADER.pack_into(audio, 0, MODEL_MAGIC, session.index, time.monotonic_ns())
             await session.ws.send(
-                json.dumps(
+                orjson.dumps(
                     {
                         "type": "response.output_audio.delta",
                         "event_id": session.new_id("event"),
@@ -283,7 +285,7 @@ class BenchRealtime:
                         "content_index": 0,
                         "delta": base64.b64encode(audio).decode(),
                     }
-                )
+                ).decode()
             )
         await session.finish(response_id, item_id, text)
 
@@ -367,7 +369,7 @@ class BenchTwilioCall(FakeTwilioCall):
                 },
             }
             try:
-                await self.ws.send(json.dumps(message))
+                await self.ws.send(orjson.dumps(message).decode())
             except websockets.ConnectionClosed:
                 return
             self.frames_sent += 1
@@ -376,7 +378,7 @@ class BenchTwilioCall(FakeTwilioCall):
         try:
             async for raw in self.ws:
                 now = time.monotonic()
-                message = json.loads(raw)
+                message = orjson.loads(raw)
                 event = message.get("event")
                 if event == "media":
                     audio = base64.b64decode(message["media"]["payload"])
@@ -507,7 +509,7 @@ async def _generate(config: dict[str, Any]) -> dict[str, Any]:
 def generator_main(config_path: str) -> None:
     """The load generator's process: run the calls, write what it saw next to its config."""
     config = json.loads(Path(config_path).read_text())
-    out = asyncio.run(_generate(config))
+    out = uvloop.run(_generate(config))
     Path(config["output"]).write_text(json.dumps(out))
 
 
@@ -1179,7 +1181,7 @@ def main() -> None:
     if args.generator:
         generator_main(args.generator)
         return
-    runs = asyncio.run(main_async(args))
+    runs = uvloop.run(main_async(args))
     report(runs)
 
 
