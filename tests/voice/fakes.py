@@ -37,14 +37,13 @@ FRAME_BYTES = 160
 
 
 @contextlib.asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    """Serve `app` with the production server settings on a free loopback port; yields its
-    http:// base URL."""
+async def served(app: Any, **overrides: Any) -> AsyncIterator[str]:
+    """Serve `app` with the production server settings (plus `overrides`) on a free loopback
+    port; yields its http:// base URL."""
     sock = bound_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        server_config(app, port=port, timeout_graceful_shutdown=1, log_level="warning")
-    )
+    options = {"timeout_graceful_shutdown": 1, "log_level": "warning", **overrides}
+    server = uvicorn.Server(server_config(app, port=port, **options))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(500):

@@ -1,0 +1,153 @@
+"""uvicorn's sans-I/O WebSocket protocol, with a direct path for the frames a media stream is.
+
+A call relays about a hundred small text messages a second. In uvicorn's protocol each one
+passes through the websockets library's generator-based parser (a frame object, an enum
+lookup, checks and an events list per frame) on the way in, and through a frame object and an
+output list on the way out: most of the relay's Python work per message. This subclass reads
+and writes the common case itself: single-frame (FIN) masked text frames from the client,
+pings and pongs, and unfragmented text frames to it, while the connection is open.
+
+Anything else (a close frame, binary or fragmented messages, reserved bits, an unmasked or
+oversized frame, invalid UTF-8) is handed to the library from that frame on, and the library
+keeps the connection from then on: closing handshakes and every protocol error stay its
+business, with its close codes. The handover is sound because the library's parser sits at a
+frame boundary with nothing buffered: a client speaks only after the 101 response, and from
+then on every byte went through this class until the handover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover (the C extension ships in the wheels)
+    from websockets.utils import apply_mask
+
+FIN = 0x80
+RESERVED_BITS = 0x70
+OPCODE_BITS = 0x0F
+MASKED = 0x80
+TEXT, PING, PONG = 0x1, 0x9, 0xA
+MAX_CONTROL_PAYLOAD = 125
+
+
+def server_text_frame(payload: bytes) -> bytes:
+    """One unmasked, final text frame (RFC 6455 section 5.2), as a server sends it."""
+    length = len(payload)
+    if length < 126:
+        header = bytes((FIN | TEXT, length))
+    elif length < 65536:
+        header = bytes((FIN | TEXT, 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((FIN | TEXT, 127)) + length.to_bytes(8, "big")
+    return header + payload
+
+
+class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's `websockets-sansio` protocol, reading and writing plain text frames itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct = False  # frames are read here (True) or by the library (False)
+        self._partial = b""  # the start of a frame still arriving
+
+    async def send(self, message: Any) -> None:
+        """ASGI send: a text message is written directly while the connection is open."""
+        kind = message["type"]
+        if kind == "websocket.send" and self._can_write_directly():
+            text = message.get("text")
+            if text is not None and message.get("bytes") is None:
+                self.transport.write(server_text_frame(text.encode()))
+                return
+        accepting = kind == "websocket.accept" and not self.handshake_complete
+        await super().send(message)
+        if accepting and self.handshake_complete and self.conn.state is State.OPEN:
+            # The 101 has just been written: the client has sent nothing since its request.
+            self.direct = not self.conn.reader.buffer
+
+    def _can_write_directly(self) -> bool:
+        return (
+            self.handshake_complete
+            and not self.close_sent
+            and not self.disconnected
+            and self.initial_response is None
+            and self.writable.is_set()
+            and self.conn.state is State.OPEN
+            and not self.conn.expect_continuation_frame
+        )
+
+    def data_received(self, data: bytes) -> None:
+        """Read whole text, ping and pong frames here; hand anything else to the library."""
+        if not self.direct:
+            super().data_received(data)
+            return
+        buffer = self._partial + data if self._partial else data
+        self._partial = b""
+        delivered = False
+        end = len(buffer)
+        start = 0
+        max_size = self.conn.max_size
+        while end - start >= 2:
+            head1, head2 = buffer[start], buffer[start + 1]
+            opcode = head1 & OPCODE_BITS
+            length = head2 & 0x7F
+            if (
+                head1 & (FIN | RESERVED_BITS) != FIN
+                or not head2 & MASKED
+                or opcode not in (TEXT, PING, PONG)
+                or (opcode != TEXT and length > MAX_CONTROL_PAYLOAD)
+            ):
+                self._hand_over(buffer[start:], delivered)
+                return
+            at = start + 2
+            if length == 126:
+                if end - at < 2:
+                    break
+                length = int.from_bytes(buffer[at : at + 2], "big")
+                at += 2
+            elif length == 127:
+                if end - at < 8:
+                    break
+                length = int.from_bytes(buffer[at : at + 8], "big")
+                at += 8
+            if max_size is not None and length > max_size:
+                self._hand_over(buffer[start:], delivered)
+                return
+            if end - at < 4 + length:
+                break
+            payload = apply_mask(buffer[at + 4 : at + 4 + length], buffer[at : at + 4])
+            if opcode == TEXT:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    self._hand_over(buffer[start:], delivered)  # the library closes with 1007
+                    return
+                if not self.close_sent:  # past `websocket.close`, messages are dropped
+                    self.queue.put_nowait({"type": "websocket.receive", "text": text})
+                    delivered = True
+            else:
+                # The library answers pings and matches pongs to its keepalive pings.
+                self.conn.recv_frame(Frame(Opcode(opcode), payload))
+                self.handle_events()
+            start = at + 4 + length
+        if start < end:
+            self._partial = bytes(buffer[start:])
+        if delivered:
+            self._pause_until_read()
+
+    def _hand_over(self, rest: bytes, delivered: bool) -> None:
+        self.direct = False
+        if delivered:
+            self._pause_until_read()
+        super().data_received(bytes(rest))
+
+    def _pause_until_read(self) -> None:
+        # As uvicorn does: stop reading until the app has taken what is queued.
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
