@@ -26,6 +26,7 @@ from voice import protocol
 from voice.audio_frames import direct_writer
 from voice.log_writer import LogWriter, store_lines
 from voice.logs import log_failure
+from voice.model_socket import MODEL_SOCKET_OPTIONS
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
 from voice.twilio_rest import TwilioRest
@@ -106,7 +107,9 @@ class ModelConnector:
         if not settings.openai_api_key:
             raise RuntimeError("OPENAI_API_KEY is not configured")
         client = self.client(settings.openai_api_key, settings.openai_base_url)
-        connection = await client.realtime.connect(model=settings.openai_realtime_model).enter()
+        connection = await client.realtime.connect(
+            model=settings.openai_realtime_model, websocket_connection_options=MODEL_SOCKET_OPTIONS
+        ).enter()
         return connection  # type: ignore[return-value]
 
 
