@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import transaction
+from core.db import connection_transaction
 from core.services import calls
 from voice.logs import log_failure
 
@@ -31,8 +31,8 @@ _STOP = object()
 
 def store_lines(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> None:
     """Store conversation lines now, in one transaction (blocking)."""
-    with transaction(sessions) as session:
-        calls.append_logs(session, rows)
+    with connection_transaction(sessions) as connection:
+        calls.append_logs(connection, rows)
 
 
 class LogWriter:

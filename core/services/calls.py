@@ -6,9 +6,9 @@ Framework-free: the voice service calls these from worker threads, one short tra
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -220,10 +220,11 @@ def append_log(session: Session, **line: Any) -> ConversationLog:
     return stored
 
 
-def append_logs(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Store several lines (built by `log_row`) with one statement."""
+def append_logs(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
+    """Store several lines (built by `log_row`) with one statement (a Core insert: the ORM's
+    bulk path would only add its bookkeeping)."""
     if rows:
-        session.execute(insert(ConversationLog), rows)
+        session.execute(insert(cast(Table, ConversationLog.__table__)), rows)
 
 
 def mark_interrupted(session: Session, *, call_id: int, item_id: str) -> int:
