@@ -17,6 +17,8 @@ then on every byte went through this class until the handover.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -48,11 +50,42 @@ def server_text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+class MessageQueue:
+    """What uvicorn's protocol needs of its asyncio.Queue, for its one reader (the app's
+    receive): a deque and a future, without the Queue's loop lookup and waiter lists."""
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        """Queue `item` and wake the reader."""
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        """Whether nothing is queued."""
+        return not self._items
+
+    async def get(self) -> Any:
+        """The oldest item, once there is one."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, reading and writing plain text frames itself."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue = MessageQueue()  # type: ignore[assignment]
         self.direct = False  # frames are read here (True) or by the library (False)
         self._partial = b""  # the start of a frame still arriving
 

@@ -24,6 +24,7 @@ from websockets.uri import parse_uri
 
 from tests.voice.fakes import served
 from voice.server import MAX_WEBSOCKET_MESSAGE_BYTES
+from voice.websocket_protocol import MessageQueue
 
 
 @dataclass
@@ -261,3 +262,25 @@ def test_a_close_from_the_client_completes_the_closing_handshake() -> None:
     assert echoed == ["echo:bye"]
     assert closed == 1000
     assert disconnects == [1000]
+
+
+def test_the_message_queue_survives_a_cancelled_reader() -> None:
+    """The app's receive() can be cancelled (a call ending); the queue stays usable."""
+
+    async def scenario() -> list[str]:
+        queue = MessageQueue()
+        waiting = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        queue.put_nowait("one")
+        queue.put_nowait("two")
+        got = [await queue.get(), await queue.get()]
+        later = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        assert not later.done() and queue.empty()
+        queue.put_nowait("three")
+        return [*got, await asyncio.wait_for(later, 1)]
+
+    assert asyncio.run(scenario()) == ["one", "two", "three"]
