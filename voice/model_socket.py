@@ -26,12 +26,8 @@ from websockets.exceptions import ConcurrencyError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-FIN = 0x80
-RESERVED_BITS = 0x70
-OPCODE_BITS = 0x0F
-MASKED = 0x80
-TEXT, PING, PONG = 0x1, 0x9, 0xA
-MAX_CONTROL_PAYLOAD = 125
+from voice.websocket_frames import LIBRARY, TEXT, frame_at
+
 END_OF_HEAD = b"\r\n\r\n"
 MAX_HEAD_BYTES = 64 * 1024
 # Stop reading the socket while this many messages wait for `recv` (the library's default).
@@ -83,44 +79,21 @@ class ModelSocketConnection(ClientConnection):
 
     def _read_frames(self, buffer: bytes) -> None:
         self._partial = b""
-        end = len(buffer)
         start = 0
-        max_size = self.protocol.max_size
-        while end - start >= 2:
-            head1, head2 = buffer[start], buffer[start + 1]
-            opcode = head1 & OPCODE_BITS
-            length = head2 & 0x7F
-            if (
-                head1 & (FIN | RESERVED_BITS) != FIN
-                or head2 & MASKED
-                or opcode not in (TEXT, PING, PONG)
-                or (opcode != TEXT and length > MAX_CONTROL_PAYLOAD)
-            ):
+        while found := frame_at(buffer, start, masked=False, max_size=self.protocol.max_size):
+            opcode, payload_at, payload_end = found
+            if found is LIBRARY:
                 self._hand_over(buffer[start:])
                 return
-            at = start + 2
-            if length == 126:
-                if end - at < 2:
-                    break
-                length = int.from_bytes(buffer[at : at + 2], "big")
-                at += 2
-            elif length == 127:
-                if end - at < 8:
-                    break
-                length = int.from_bytes(buffer[at : at + 8], "big")
-                at += 8
-            if max_size is not None and length > max_size:
-                self._hand_over(buffer[start:])
-                return
-            if end - at < length:
+            if payload_end > len(buffer):
                 break
-            payload = buffer[at : at + length]
-            start = at + length
+            payload = buffer[payload_at:payload_end]
+            start = payload_end
             if opcode == TEXT:
                 self._messages.append(payload)
             else:
                 self._control_frame(Frame(Opcode(opcode), payload))
-        if start < end:
+        if start < len(buffer):
             self._partial = bytes(buffer[start:])
         if self._messages:
             self._wake()

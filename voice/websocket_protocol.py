@@ -25,17 +25,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from voice.websocket_frames import FIN, LIBRARY, TEXT, frame_at
+
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover (the C extension ships in the wheels)
     from websockets.utils import apply_mask
-
-FIN = 0x80
-RESERVED_BITS = 0x70
-OPCODE_BITS = 0x0F
-MASKED = 0x80
-TEXT, PING, PONG = 0x1, 0x9, 0xA
-MAX_CONTROL_PAYLOAD = 125
 
 
 def server_text_frame(payload: bytes) -> bytes:
@@ -122,38 +117,17 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
         buffer = self._partial + data if self._partial else data
         self._partial = b""
         delivered = False
-        end = len(buffer)
         start = 0
-        max_size = self.conn.max_size
-        while end - start >= 2:
-            head1, head2 = buffer[start], buffer[start + 1]
-            opcode = head1 & OPCODE_BITS
-            length = head2 & 0x7F
-            if (
-                head1 & (FIN | RESERVED_BITS) != FIN
-                or not head2 & MASKED
-                or opcode not in (TEXT, PING, PONG)
-                or (opcode != TEXT and length > MAX_CONTROL_PAYLOAD)
-            ):
+        while found := frame_at(buffer, start, masked=True, max_size=self.conn.max_size):
+            opcode, payload_at, payload_end = found
+            if found is LIBRARY:
                 self._hand_over(buffer[start:], delivered)
                 return
-            at = start + 2
-            if length == 126:
-                if end - at < 2:
-                    break
-                length = int.from_bytes(buffer[at : at + 2], "big")
-                at += 2
-            elif length == 127:
-                if end - at < 8:
-                    break
-                length = int.from_bytes(buffer[at : at + 8], "big")
-                at += 8
-            if max_size is not None and length > max_size:
-                self._hand_over(buffer[start:], delivered)
-                return
-            if end - at < 4 + length:
+            if payload_end > len(buffer):
                 break
-            payload = apply_mask(buffer[at + 4 : at + 4 + length], buffer[at : at + 4])
+            payload = apply_mask(
+                buffer[payload_at:payload_end], buffer[payload_at - 4 : payload_at]
+            )
             if opcode == TEXT:
                 try:
                     text = payload.decode()
@@ -167,8 +141,8 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
                 # The library answers pings and matches pongs to its keepalive pings.
                 self.conn.recv_frame(Frame(Opcode(opcode), payload))
                 self.handle_events()
-            start = at + 4 + length
-        if start < end:
+            start = payload_end
+        if start < len(buffer):
             self._partial = bytes(buffer[start:])
         if delivered:
             self._pause_until_read()

@@ -1,0 +1,55 @@
+"""Reading the WebSocket frames the bridge handles itself (RFC 6455 section 5.2).
+
+Both of the bridge's sockets read their common frames without the websockets library's
+per-frame objects (`voice.websocket_protocol` for Twilio's side, `voice.model_socket` for the
+model's). This is the header parsing they share: it finds where a frame's payload lies, or
+says the frame is one to leave to the library.
+"""
+
+from __future__ import annotations
+
+FIN = 0x80
+RESERVED_BITS = 0x70
+OPCODE_BITS = 0x0F
+MASKED = 0x80
+TEXT, PING, PONG = 0x1, 0x9, 0xA
+MAX_CONTROL_PAYLOAD = 125
+# frame_at's answer for a frame the caller must hand to the library.
+LIBRARY = (-1, 0, 0)
+
+
+def frame_at(
+    buffer: bytes, start: int, *, masked: bool, max_size: int | None
+) -> tuple[int, int, int] | None:
+    """(opcode, payload start, payload end) of the frame at `start`; None while its header is
+    incomplete; LIBRARY for anything but a final text, ping or pong frame, masked as `masked`
+    says, within `max_size`. A masked frame's key is the 4 bytes before its payload."""
+    end = len(buffer)
+    if end - start < 2:
+        return None
+    head1, head2 = buffer[start], buffer[start + 1]
+    opcode = head1 & OPCODE_BITS
+    length = head2 & 0x7F
+    if (
+        head1 & (FIN | RESERVED_BITS) != FIN
+        or bool(head2 & MASKED) != masked
+        or opcode not in (TEXT, PING, PONG)
+        or (opcode != TEXT and length > MAX_CONTROL_PAYLOAD)
+    ):
+        return LIBRARY
+    at = start + 2
+    if length == 126:
+        if end - at < 2:
+            return None
+        length = int.from_bytes(buffer[at : at + 2], "big")
+        at += 2
+    elif length == 127:
+        if end - at < 8:
+            return None
+        length = int.from_bytes(buffer[at : at + 8], "big")
+        at += 8
+    if max_size is not None and length > max_size:
+        return LIBRARY
+    if masked:
+        at += 4
+    return opcode, at, at + length
