@@ -144,6 +144,7 @@ class ModelSocketConnection(ClientConnection):
         if self._paused and len(self._messages) <= RESUME_AT:
             self._paused = False
             self.transport.resume_reading()
+        # The SDK asks for bytes; text is decoded only for other callers.
         return data if decode is False else data.decode()
 
 

@@ -105,6 +105,7 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.disconnected
             and self.initial_response is None
             and self.writable.is_set()
+            and not self.transport.is_closing()
             and self.conn.state is State.OPEN
             and not self.conn.expect_continuation_frame
         )
