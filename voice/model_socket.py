@@ -26,7 +26,7 @@ from websockets.exceptions import ConcurrencyError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from voice.websocket_frames import LIBRARY, TEXT, frame_at
+from voice.websocket_frames import LIBRARY, TEXT, FrameBuffer, frame_at
 
 END_OF_HEAD = b"\r\n\r\n"
 MAX_HEAD_BYTES = 64 * 1024
@@ -42,7 +42,7 @@ class ModelSocketConnection(ClientConnection):
         self.direct = False  # frames are read here (True) or by the library (False)
         self._head = b""  # the HTTP response so far (until the handshake is read)
         self._head_done = False
-        self._partial = b""  # the start of a frame still arriving
+        self._partial = FrameBuffer()
         self._messages: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -52,7 +52,7 @@ class ModelSocketConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         """Frames read here once the handshake is done; everything else by the library."""
         if self.direct:
-            self._read_frames(self._partial + data if self._partial else data)
+            self._read_frames(self._partial.take(data))
         elif self._head_done:
             super().data_received(data)
         else:
@@ -77,8 +77,7 @@ class ModelSocketConnection(ClientConnection):
         elif len(head) > end:
             super().data_received(head[end:])  # a refusal's body
 
-    def _read_frames(self, buffer: bytes) -> None:
-        self._partial = b""
+    def _read_frames(self, buffer: bytes | bytearray) -> None:
         start = 0
         while found := frame_at(buffer, start, masked=False, max_size=self.protocol.max_size):
             opcode, payload_at, payload_end = found
@@ -87,14 +86,13 @@ class ModelSocketConnection(ClientConnection):
                 return
             if payload_end > len(buffer):
                 break
-            payload = buffer[payload_at:payload_end]
+            payload = bytes(buffer[payload_at:payload_end])
             start = payload_end
             if opcode == TEXT:
                 self._messages.append(payload)
             else:
                 self._control_frame(Frame(Opcode(opcode), payload))
-        if start < len(buffer):
-            self._partial = bytes(buffer[start:])
+        self._partial.keep(buffer, start)
         if self._messages:
             self._wake()
             if len(self._messages) >= PAUSE_AT and not self._paused:
@@ -112,7 +110,7 @@ class ModelSocketConnection(ClientConnection):
         for event in events:
             self.process_event(event)
 
-    def _hand_over(self, rest: bytes) -> None:
+    def _hand_over(self, rest: bytes | bytearray) -> None:
         self.direct = False
         self._wake()  # a waiting recv() reads from the library now
         super().data_received(bytes(rest))

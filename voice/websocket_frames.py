@@ -18,8 +18,33 @@ MAX_CONTROL_PAYLOAD = 125
 LIBRARY = (-1, 0, 0)
 
 
+class FrameBuffer:
+    """The start of a frame still arriving, grown in place: a large frame that comes in many
+    pieces is copied about once, not once per piece."""
+
+    def __init__(self) -> None:
+        self._rest = bytearray()
+
+    def take(self, data: bytes) -> bytes | bytearray:
+        """The bytes to parse now: what was kept, then `data`."""
+        if not self._rest:
+            return data
+        rest, self._rest = self._rest, bytearray()
+        rest += data
+        return rest
+
+    def keep(self, buffer: bytes | bytearray, start: int) -> None:
+        """Keep `buffer[start:]`, an incomplete frame, for the next piece."""
+        if start >= len(buffer):
+            return
+        if start == 0 and isinstance(buffer, bytearray):
+            self._rest = buffer
+        else:
+            self._rest = bytearray(buffer[start:])
+
+
 def frame_at(
-    buffer: bytes, start: int, *, masked: bool, max_size: int | None
+    buffer: bytes | bytearray, start: int, *, masked: bool, max_size: int | None
 ) -> tuple[int, int, int] | None:
     """(opcode, payload start, payload end) of the frame at `start`; None while its header is
     incomplete; LIBRARY for anything but a final text, ping or pong frame, masked as `masked`

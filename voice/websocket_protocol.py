@@ -25,7 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from voice.websocket_frames import FIN, LIBRARY, TEXT, frame_at
+from voice.websocket_frames import FIN, LIBRARY, TEXT, FrameBuffer, frame_at
 
 try:
     from websockets.speedups import apply_mask
@@ -82,7 +82,7 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = MessageQueue()  # type: ignore[assignment]
         self.direct = False  # frames are read here (True) or by the library (False)
-        self._partial = b""  # the start of a frame still arriving
+        self._partial = FrameBuffer()
 
     async def send(self, message: Any) -> None:
         """ASGI send: a text message is written directly while the connection is open."""
@@ -115,8 +115,7 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.direct:
             super().data_received(data)
             return
-        buffer = self._partial + data if self._partial else data
-        self._partial = b""
+        buffer = self._partial.take(data)
         delivered = False
         start = 0
         while found := frame_at(buffer, start, masked=True, max_size=self.conn.max_size):
@@ -143,12 +142,11 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.recv_frame(Frame(Opcode(opcode), payload))
                 self.handle_events()
             start = payload_end
-        if start < len(buffer):
-            self._partial = bytes(buffer[start:])
+        self._partial.keep(buffer, start)
         if delivered:
             self._pause_until_read()
 
-    def _hand_over(self, rest: bytes, delivered: bool) -> None:
+    def _hand_over(self, rest: bytes | bytearray, delivered: bool) -> None:
         self.direct = False
         if delivered:
             self._pause_until_read()
