@@ -12,32 +12,14 @@ send is used, so closing handshakes and flow control stay the library's business
 from __future__ import annotations
 
 import os
-import struct
 from typing import Any
 
 from websockets.protocol import Side, State
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover (the C extension ships in the wheels)
-    from websockets.utils import apply_mask
+from voice.websocket_frames import text_frame
 
-TEXT_FIN = 0x81  # FIN + opcode 1 (text)
-MASKED = 0x80
 # Keys for 1,024 frames per read of the OS CSPRNG; each frame still gets its own random key.
 MASK_POOL_BYTES = 4096
-
-
-def masked_text_frame(payload: bytes, key: bytes) -> bytes:
-    """One client-to-server text frame (RFC 6455 section 5.2), masked with `key`."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((TEXT_FIN, MASKED | length))
-    elif length < 65536:
-        header = struct.pack("!BBH", TEXT_FIN, MASKED | 126, length)
-    else:
-        header = struct.pack("!BBQ", TEXT_FIN, MASKED | 127, length)
-    return header + key + apply_mask(payload, key)
 
 
 class AudioFrameWriter:
@@ -67,7 +49,7 @@ class AudioFrameWriter:
         ):
             await websocket.send(text)  # waits for the socket, or raises ConnectionClosed
             return
-        transport.write(masked_text_frame(text.encode(), self._key()))
+        transport.write(text_frame(text.encode(), self._key()))
 
 
 def direct_writer(websocket: Any) -> AudioFrameWriter | None:

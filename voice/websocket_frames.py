@@ -1,12 +1,18 @@
-"""Reading the WebSocket frames the bridge handles itself (RFC 6455 section 5.2).
+"""The WebSocket frames the bridge reads and writes itself (RFC 6455 section 5.2).
 
-Both of the bridge's sockets read their common frames without the websockets library's
-per-frame objects (`voice.websocket_protocol` for Twilio's side, `voice.model_socket` for the
-model's). This is the header parsing they share: it finds where a frame's payload lies, or
-says the frame is one to leave to the library.
+Both of the bridge's sockets handle their common frames without the websockets library's
+per-frame objects (`voice.websocket_protocol` for Twilio's side; `voice.model_socket` and
+`voice.audio_frames` for the model's). This is what they share: building a text frame, and
+finding where a received frame's payload lies, or that the frame is one to leave to the
+library.
 """
 
 from __future__ import annotations
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover (the C extension ships in the wheels)
+    from websockets.utils import apply_mask
 
 FIN = 0x80
 RESERVED_BITS = 0x70
@@ -16,6 +22,21 @@ TEXT, PING, PONG = 0x1, 0x9, 0xA
 MAX_CONTROL_PAYLOAD = 125
 # frame_at's answer for a frame the caller must hand to the library.
 LIBRARY = (-1, 0, 0)
+
+
+def text_frame(payload: bytes, key: bytes | None = None) -> bytes:
+    """One final text frame: masked with `key` (client to server), or plain (server)."""
+    length = len(payload)
+    mask_bit = MASKED if key is not None else 0
+    if length < 126:
+        header = bytes((FIN | TEXT, mask_bit | length))
+    elif length < 65536:
+        header = bytes((FIN | TEXT, mask_bit | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((FIN | TEXT, mask_bit | 127)) + length.to_bytes(8, "big")
+    if key is None:
+        return header + payload
+    return header + key + apply_mask(payload, key)
 
 
 class FrameBuffer:

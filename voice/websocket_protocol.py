@@ -25,24 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from voice.websocket_frames import FIN, LIBRARY, TEXT, FrameBuffer, frame_at
-
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover (the C extension ships in the wheels)
-    from websockets.utils import apply_mask
-
-
-def server_text_frame(payload: bytes) -> bytes:
-    """One unmasked, final text frame (RFC 6455 section 5.2), as a server sends it."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((FIN | TEXT, length))
-    elif length < 65536:
-        header = bytes((FIN | TEXT, 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((FIN | TEXT, 127)) + length.to_bytes(8, "big")
-    return header + payload
+from voice.websocket_frames import LIBRARY, TEXT, FrameBuffer, apply_mask, frame_at, text_frame
 
 
 class MessageQueue:
@@ -90,7 +73,7 @@ class MediaStreamWebSocketProtocol(WebSocketsSansIOProtocol):
         if kind == "websocket.send" and self._can_write_directly():
             text = message.get("text")
             if text is not None and message.get("bytes") is None:
-                self.transport.write(server_text_frame(text.encode()))
+                self.transport.write(text_frame(text.encode()))
                 return
         accepting = kind == "websocket.accept" and not self.handshake_complete
         await super().send(message)

@@ -15,8 +15,9 @@ from websockets.streams import StreamReader
 from core.config import Settings
 from tests.voice.fakes import FakeModelSession, FakeRealtime
 from voice import protocol
-from voice.audio_frames import AudioFrameWriter, masked_text_frame
+from voice.audio_frames import AudioFrameWriter
 from voice.session import ModelConnector, audio_sender
+from voice.websocket_frames import text_frame
 
 
 def _parse_as_a_server_would(data: bytes) -> Frame:
@@ -34,7 +35,7 @@ def _parse_as_a_server_would(data: bytes) -> Frame:
 @pytest.mark.parametrize("size", [0, 125, 126, 1_000, 65_535, 65_536, 100_000])
 def test_frames_of_every_length_class_unmask_to_the_message(size: int) -> None:
     message = ("x" * size).encode()
-    frame = _parse_as_a_server_would(masked_text_frame(message, b"\x01\x02\x03\xfe"))
+    frame = _parse_as_a_server_would(text_frame(message, b"\x01\x02\x03\xfe"))
     assert (frame.opcode, frame.fin, frame.data) == (OP_TEXT, True, message)
 
 
