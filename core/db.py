@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -161,35 +161,24 @@ def _sqlite_writer_lock(factory: sessionmaker[Session]) -> threading.RLock | Non
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Open a session, commit on success, roll back on error: the entry point's unit of work."""
-    writer_lock = _sqlite_writer_lock(factory)
-    if writer_lock is not None:
-        writer_lock.acquire()
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-        if writer_lock is not None:
-            writer_lock.release()
+    with _sqlite_writer_lock(factory) or nullcontext():
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 @contextmanager
 def connection_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
     """Like `transaction`, on a plain connection: for bulk statements that need no ORM
     session (a third less CPU per commit for a line of conversation)."""
-    writer_lock = _sqlite_writer_lock(factory)
-    if writer_lock is not None:
-        writer_lock.acquire()
-    try:
-        with factory.kw["bind"].begin() as connection:
-            yield connection
-    finally:
-        if writer_lock is not None:
-            writer_lock.release()
+    with _sqlite_writer_lock(factory) or nullcontext(), factory.kw["bind"].begin() as connection:
+        yield connection
 
 
 def lock_nurse_row(session: Session, nurse_id: int) -> None:
