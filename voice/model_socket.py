@@ -23,7 +23,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConcurrencyError
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from voice.websocket_frames import LIBRARY, TEXT, FrameBuffer, frame_at
@@ -143,7 +143,16 @@ class ModelSocketConnection(ClientConnection):
             self._paused = False
             self.transport.resume_reading()
         # The SDK asks for bytes; text is decoded only for other callers.
-        return data if decode is False else data.decode()
+        if decode is False:
+            return data
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            # As the library's recv does: fail the connection with 1007, then raise its close.
+            async with self.send_context():
+                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self.protocol.close_exc from self.recv_exc
 
 
 # What the SDK's `realtime.connect(websocket_connection_options=...)` passes to websockets.

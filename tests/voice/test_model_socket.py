@@ -226,6 +226,32 @@ def test_a_close_from_the_server_ends_recv_after_the_messages_before_it() -> Non
     assert [f.opcode for f in echoed] == [Opcode.CLOSE]  # the library completed the handshake
 
 
+def test_text_that_is_not_utf8_closes_with_1007_when_decoded_as_the_library_does() -> None:
+    echoed: list[Frame] = []
+    invalid = b"\xff\xfe"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(_text("caf\u00e9") + _frame(Opcode.TEXT, invalid) * 2)
+        echoed.extend(await _client_frames(reader))
+
+    async def scenario() -> tuple[str, bytes, int | None]:
+        async with (
+            raw_server(script) as url,
+            _connect(url) as ws,
+        ):
+            text = await ws.recv()
+            raw = await ws.recv(decode=False)  # bytes, unchecked, as the library gives them
+            with pytest.raises(ConnectionClosedError) as closed:
+                await ws.recv()
+            sent = closed.value.sent
+            return text, raw, sent.code if sent else None
+
+    text, raw, code = asyncio.run(scenario())
+    assert text == "caf\u00e9" and raw == invalid
+    assert code == 1007
+    assert [f.opcode for f in echoed] == [Opcode.CLOSE]
+
+
 def test_a_dropped_socket_wakes_a_waiting_recv() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(_text("only this"))
