@@ -126,6 +126,7 @@ class Settings:
     staff_phone_number: str = ""
     allow_unsigned_webhooks: bool = False
     session_cookie_secure: bool = True
+    trusted_proxy_hops: int = 0
     redis_url: str = ""
     demo_password: str = ""
     default_time_zone: str = "America/New_York"
@@ -169,6 +170,7 @@ class Settings:
             staff_phone_number=env.get("STAFF_PHONE_NUMBER", ""),
             allow_unsigned_webhooks=_flag(env.get("ALLOW_UNSIGNED_WEBHOOKS")),
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE", "true")),
+            trusted_proxy_hops=max(0, int(env.get("TRUSTED_PROXY_HOPS", "0"))),
             redis_url=env.get("REDIS_URL", ""),
             demo_password=env.get("DEMO_PASSWORD", ""),
             default_time_zone=env.get("DEFAULT_TIME_ZONE", "America/New_York"),

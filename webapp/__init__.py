@@ -11,6 +11,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import PROJECT_ROOT, Settings, development_secret_key, with_shared_secrets
 from core.db import Base
@@ -59,6 +60,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
         app.config["SETTINGS"] = settings
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    hops = app.config["SETTINGS"].trusted_proxy_hops
+    if hops:
+        # Behind a TLS-terminating proxy, links the dashboard hands out (calendar feeds) must
+        # carry the public scheme and host. Only as many X-Forwarded-* values as there are
+        # trusted proxies are believed; without one, a client could set them at will.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
 
     db.init_app(app)
     # migrations/env.py picks batch mode (SQLite) and the comparison options per dialect.

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from core.config import Settings
 from core.db import make_engine, make_session_factory, transaction
 from core.models import ApiToken, AuditEvent, Nurse, User
 from core.notifications.feeds import hash_calendar_token
 from core.services.api_tokens import create_token, hash_token
 from core.services.common import Actor
-from tests.webapp.dashboard.conftest import EMAILS, Dashboard
+from tests.webapp.dashboard.conftest import EMAILS, Dashboard, dashboard_app
 
 ROLES = ("admin", "coordinator", "nurse", None)
 FEED_URL = re.compile(r'value="(http://localhost/calendar/([^"/]+)\.ics)"')
@@ -211,6 +213,35 @@ def test_without_htmx_the_new_link_is_shown_on_a_page(dash: Dashboard) -> None:
     response = dash.post("nurse", "/my-schedule/calendar-link")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" in html and FEED_URL.search(html)
+
+
+FORWARDED = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "care.example.org",
+    # A browser sends it; over https, CSRF protection requires a same-origin Referer.
+    "Referer": "https://care.example.org/my-schedule",
+}
+
+
+@pytest.mark.parametrize(
+    ("hops", "link"),
+    [(0, "http://localhost/calendar/"), (1, "https://care.example.org/calendar/")],
+)
+def test_feed_links_carry_the_proxys_address_only_behind_a_trusted_proxy(
+    dash: Dashboard, hops: int, link: str
+) -> None:
+    settings = replace(Settings.from_env(env={}), database_url=dash.url, trusted_proxy_hops=hops)
+    apps = dashboard_app(dash.url, dash.ids, SETTINGS=settings)
+    proxied = next(apps)
+    try:
+        response = proxied.post(
+            "nurse", "/my-schedule/calendar-link", headers={"HX-Request": "true", **FORWARDED}
+        )
+        feed_url = re.search(r'value="([^"]+\.ics)"', response.get_data(as_text=True))
+        assert response.status_code == 200 and feed_url is not None
+        assert feed_url.group(1).startswith(link)
+    finally:
+        next(apps, None)
 
 
 def test_a_coordinator_manages_a_nurses_link_from_the_nurse_page(dash: Dashboard) -> None:
