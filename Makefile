@@ -69,15 +69,16 @@ screenshots: $(TEST_STAMP) ## Refresh docs/screenshots/ from the browser tests
 simulate-call: $(INSTALL_STAMP) ## Place a simulated call against the running voice service (make run)
 	$(BIN)/python -m voice.simulate_call
 
-test: $(TEST_STAMP) ## Lint, check import contracts, run the whole test suite
+test: $(TEST_STAMP) ## Lint, check import contracts and types, run the whole test suite
 	@bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	@status=0; $(BIN)/python -m pytest -n auto tests/ || status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests under tests/" >&2; exit 0; fi; \
 	  exit $$status
 
-lint: $(TEST_STAMP) ## ruff (lint + format check), import contracts, mypy on core/
+lint: $(TEST_STAMP) ## ruff (lint + format check), import contracts, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -7,9 +7,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -21,6 +30,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# A select of any columns (SQLAlchemy 2.1 types a select by each of its columns).
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 
 class Base(DeclarativeBase):

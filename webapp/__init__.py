@@ -102,9 +102,10 @@ def _engine_options(url: str) -> dict[str, Any]:
 def _ensure_sqlite_directory(url: str) -> None:
     """Create the SQLite file's folder so a fresh checkout can start without setup."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return
-    folder = Path(parsed.database).parent
+    folder = Path(database).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -57,7 +57,7 @@ class LoginUser:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, user: User | Row[Any], nurse_zone: str | None = None) -> None:
+    def __init__(self, user: User | Row[*tuple[Any, ...]], nurse_zone: str | None = None) -> None:
         self.id = user.id
         self.email = user.email
         self.role = user.role

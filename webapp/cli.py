@@ -40,7 +40,7 @@ def seed_demo_command() -> None:
     """Load the demo team, patients and logins (does nothing if they are already there)."""
     given_password = current_app.config.get("DEMO_PASSWORD") or None
     try:
-        result = seed_demo(db.session, now=datetime.now(UTC), password=given_password)
+        result = seed_demo(db.session(), now=datetime.now(UTC), password=given_password)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -78,7 +78,7 @@ def create_user_command(email: str, role: str, nurse_id: int | None, password: s
     """Create a dashboard login."""
     try:
         user = create_user(
-            db.session,
+            db.session(),
             email=email,
             password=password,
             role=role,
@@ -110,7 +110,7 @@ def set_password_command(email: str, password: str) -> None:
         user_id = db.session.scalar(select(User.id).where(User.email == address))
         if user_id is None:
             raise click.ClickException(f"No login with the email {address}.")
-        set_password(db.session, user_id, password, actor=Actor.cli(), now=datetime.now(UTC))
+        set_password(db.session(), user_id, password, actor=Actor.cli(), now=datetime.now(UTC))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()

@@ -20,10 +20,10 @@ def _now() -> datetime:
 @bp.get("/calendar/<token>.ics")
 def nurse_calendar(token: str) -> Response:
     """The nurse's visits as iCalendar, for Google Calendar, Outlook or Apple Calendar."""
-    nurse = nurse_for_calendar_token(db.session, token)
+    nurse = nurse_for_calendar_token(db.session(), token)
     if nurse is None:
         abort(404)  # unknown, rotated or revoked: the same answer, so tokens cannot be probed
-    body = calendar_feed(db.session, nurse, _now())
+    body = calendar_feed(db.session(), nurse, _now())
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="carematix.ics"'
     # Private: the feed names patients' first names; calendar apps poll it every few minutes.

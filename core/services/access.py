@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, false, or_, select
 from sqlalchemy.orm import Session
 
+from core.db import AnySelect
 from core.errors import NotFound
 from core.models import (
     Appointment,
@@ -61,7 +62,7 @@ def nurse_patient_filter(column: Any, nurse_id: int, now: datetime) -> ColumnEle
     return or_(column.in_(assigned), column.in_(booked))
 
 
-def _scope(stmt: Select[Any], viewer: Viewer, condition: Any) -> Select[Any]:
+def _scope(stmt: AnySelect, viewer: Viewer, condition: Any) -> AnySelect:
     """`stmt` unchanged for staff, restricted for a linked nurse, empty for anyone else."""
     if viewer.sees_all:
         return stmt
@@ -70,24 +71,24 @@ def _scope(stmt: Select[Any], viewer: Viewer, condition: Any) -> Select[Any]:
     return stmt.where(condition(viewer.own_nurse_id))
 
 
-def patients(viewer: Viewer, now: datetime) -> Select[tuple[Patient]]:
+def patients(viewer: Viewer, now: datetime) -> Select[Patient]:
     """Patients the viewer may see."""
     return _scope(
         select(Patient), viewer, lambda nurse_id: nurse_patient_filter(Patient.id, nurse_id, now)
     )
 
 
-def nurses(viewer: Viewer) -> Select[tuple[Nurse]]:
+def nurses(viewer: Viewer) -> Select[Nurse]:
     """Nurses the viewer may see (a nurse: only themselves)."""
     return _scope(select(Nurse), viewer, lambda nurse_id: Nurse.id == nurse_id)
 
 
-def appointments(viewer: Viewer) -> Select[tuple[Appointment]]:
+def appointments(viewer: Viewer) -> Select[Appointment]:
     """Appointments the viewer may see (a nurse: only their own)."""
     return _scope(select(Appointment), viewer, lambda nurse_id: Appointment.nurse_id == nurse_id)
 
 
-def calls(viewer: Viewer, now: datetime) -> Select[tuple[Call]]:
+def calls(viewer: Viewer, now: datetime) -> Select[Call]:
     """Calls the viewer may see (a nurse: calls with one of their patients)."""
     return _scope(
         select(Call), viewer, lambda nurse_id: nurse_patient_filter(Call.patient_id, nurse_id, now)
@@ -100,7 +101,7 @@ def not_found(model: type[Base], record_id: int) -> NotFound:
     return NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")
 
 
-def _one(session: Session, stmt: Select[tuple[RowT]], model: type[RowT], record_id: int) -> RowT:
+def _one(session: Session, stmt: Select[RowT], model: type[RowT], record_id: int) -> RowT:
     row = session.scalar(stmt.where(model.id == record_id))  # type: ignore[attr-defined,arg-type]
     if row is None:
         raise not_found(model, record_id)

@@ -123,7 +123,7 @@ def book_for(
     """Book through the core service: 201 for a new visit, 200 when the key replays one."""
     existing = replayed(ctx, idempotency_key)
     appointment = book_appointment(
-        db.session,
+        db.session(),
         patient_id=patient_id,
         start=body.start,
         actor=actor(ctx),
@@ -169,7 +169,7 @@ def reschedule(
     visible_appointment(ctx, appointment_id)
     replayed(ctx, idempotency_key)
     moved = reschedule_appointment(
-        db.session,
+        db.session(),
         appointment_id,
         new_start=body.start,
         actor=actor(ctx),
@@ -193,7 +193,7 @@ def cancel(ctx: Context, appointment_id: int, body: CancelRequest) -> Appointmen
     """Cancel a scheduled visit with a reason code and an optional note."""
     visible_appointment(ctx, appointment_id)
     cancelled = cancel_appointment(
-        db.session,
+        db.session(),
         appointment_id,
         actor=actor(ctx),
         now=ctx.now,
@@ -215,7 +215,7 @@ def complete(ctx: Context, appointment_id: int) -> AppointmentOut:
     """Record that a visit that has started took place."""
     visible_appointment(ctx, appointment_id)
     return appointment_out(
-        mark_completed(db.session, appointment_id, actor=actor(ctx), now=ctx.now)
+        mark_completed(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
     )
 
 
@@ -230,4 +230,6 @@ def complete(ctx: Context, appointment_id: int) -> AppointmentOut:
 def no_show(ctx: Context, appointment_id: int) -> AppointmentOut:
     """Record that the patient did not attend a visit that has started."""
     visible_appointment(ctx, appointment_id)
-    return appointment_out(mark_no_show(db.session, appointment_id, actor=actor(ctx), now=ctx.now))
+    return appointment_out(
+        mark_no_show(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
+    )

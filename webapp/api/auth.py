@@ -32,7 +32,7 @@ def authenticate_request(now: datetime) -> User:
         raise _unauthenticated(
             "Use the Bearer scheme: 'Authorization: Bearer <token>'.", "invalid_request"
         )
-    user = authenticate(db.session, token.strip(), now)
+    user = authenticate(db.session(), token.strip(), now)
     if user is None:
         raise _unauthenticated(
             "The token is unknown, revoked, or its login is deactivated.", "invalid_token"

@@ -85,7 +85,7 @@ def get_transcript(ctx: Context, call_id: int) -> TranscriptOut:
     call = visible_call(ctx, call_id)
     assert ctx.user is not None
     audit(
-        db.session,
+        db.session(),
         actor=actor(ctx),
         action="transcript.viewed",
         entity_type="call",
@@ -232,7 +232,7 @@ def list_transcripts(ctx: Context, query: TranscriptListQuery) -> Page[Transcrip
     )
     if page.items:  # transcript text was read: recorded like a single transcript view
         audit(
-            db.session,
+            db.session(),
             actor=actor(ctx),
             action="transcripts.listed",
             entity_type="call",

@@ -34,7 +34,7 @@ def create_token_command(email: str, name: str) -> None:
     try:
         user_id, address = _user_id(email)
         token, plaintext = create_token(
-            db.session, user_id, name, actor=Actor.cli(), now=datetime.now(UTC)
+            db.session(), user_id, name, actor=Actor.cli(), now=datetime.now(UTC)
         )
         db.session.commit()
     except DomainError as exc:
@@ -54,7 +54,7 @@ def list_tokens_command(email: str) -> None:
         user_id, address = _user_id(email)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
-    tokens = list_tokens(db.session, user_id)
+    tokens = list_tokens(db.session(), user_id)
     db.session.rollback()
     if not tokens:
         click.echo(f"{address} has no API tokens.")
@@ -70,7 +70,7 @@ def list_tokens_command(email: str) -> None:
 def revoke_token_command(token_id: int) -> None:
     """Revoke the API token with TOKEN_ID (see list-tokens); it stops working at once."""
     try:
-        token = revoke(db.session, token_id, actor=Actor.cli(), now=datetime.now(UTC))
+        token = revoke(db.session(), token_id, actor=Actor.cli(), now=datetime.now(UTC))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()

@@ -86,7 +86,7 @@ def available_nurses(ctx: Context, query: AvailableNursesQuery) -> AvailableNurs
     # Wide enough for every zone's version of that local date (offsets reach +-14 hours).
     low = local_to_utc(day, 0, zone("UTC")) - timedelta(days=1)
     high = low + timedelta(days=3)
-    schedules = load_schedules(db.session, nurses, low, high)
+    schedules = load_schedules(db.session(), nurses, low, high)
     items: list[NurseAvailabilityOut] = []
     for nurse in nurses:
         schedule = schedules[nurse.id]
@@ -149,7 +149,7 @@ def nurse_slots(ctx: Context, nurse_id: int, query: SlotsQuery) -> NurseSlots:
     """Bookable visit starts in [start, end) (at most 92 days), on the nurse's local grid."""
     nurse = visible_nurse(ctx, nurse_id)
     slots = free_slots(
-        db.session,
+        db.session(),
         nurse.id,
         start=query.start,
         end=query.end,
@@ -227,14 +227,14 @@ def nurse_availability(ctx: Context, nurse_id: int) -> NurseAvailabilityRules:
 def assigned_nurse(ctx: Context, phone: str) -> AssignedNurse:
     """Look a patient up by phone (E.164 such as +12025550101; URL-encode the `+` as %2B in
     strict clients) and give their primary and backup nurses today."""
-    patient = find_patient_by_phone(db.session, phone[:64])
+    patient = find_patient_by_phone(db.session(), phone[:64])
     if patient is not None:
         patient = db.session.scalar(scoped_patients(ctx).where(Patient.id == patient.id))
     if patient is None:
         raise ApiProblem("not_found", "No patient has that phone number.")
     today = patient_today(patient, ctx.now)
-    primary = active_assignment(db.session, patient.id, on=today)
-    backup = active_assignment(db.session, patient.id, on=today, role=AssignmentRole.BACKUP)
+    primary = active_assignment(db.session(), patient.id, on=today)
+    backup = active_assignment(db.session(), patient.id, on=today, role=AssignmentRole.BACKUP)
     return AssignedNurse(
         patient_id=patient.id,
         patient_name=patient.full_name,

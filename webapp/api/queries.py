@@ -32,42 +32,42 @@ def viewer(ctx: Context) -> access.Viewer:
 
 def visible_patient(ctx: Context, patient_id: int) -> Patient:
     """The patient, if the caller may see them; else NotFound (404)."""
-    return access.get_patient(db.session, viewer(ctx), patient_id, ctx.now)
+    return access.get_patient(db.session(), viewer(ctx), patient_id, ctx.now)
 
 
 def visible_nurse(ctx: Context, nurse_id: int) -> Nurse:
     """The nurse, if the caller may see them (a nurse token sees only itself); else 404."""
-    return access.get_nurse(db.session, viewer(ctx), nurse_id)
+    return access.get_nurse(db.session(), viewer(ctx), nurse_id)
 
 
-def scoped_nurses(ctx: Context) -> Select[tuple[Nurse]]:
+def scoped_nurses(ctx: Context) -> Select[Nurse]:
     """Nurses the caller may see."""
     return access.nurses(viewer(ctx))
 
 
-def scoped_patients(ctx: Context) -> Select[tuple[Patient]]:
+def scoped_patients(ctx: Context) -> Select[Patient]:
     """Patients the caller may see."""
     return access.patients(viewer(ctx), ctx.now)
 
 
-def scoped_appointments(ctx: Context) -> Select[tuple[Appointment]]:
+def scoped_appointments(ctx: Context) -> Select[Appointment]:
     """Appointments the caller may see."""
     return access.appointments(viewer(ctx))
 
 
 def visible_appointment(ctx: Context, appointment_id: int) -> Appointment:
     """The appointment, if the caller may see it; else 404."""
-    return access.get_appointment(db.session, viewer(ctx), appointment_id)
+    return access.get_appointment(db.session(), viewer(ctx), appointment_id)
 
 
-def scoped_calls(ctx: Context) -> Select[tuple[Call]]:
+def scoped_calls(ctx: Context) -> Select[Call]:
     """Calls the caller may see (a nurse: calls with one of their patients)."""
     return access.calls(viewer(ctx), ctx.now)
 
 
 def visible_call(ctx: Context, call_id: int) -> Call:
     """The call, if the caller may see it; else 404."""
-    return access.get_call(db.session, viewer(ctx), call_id, ctx.now)
+    return access.get_call(db.session(), viewer(ctx), call_id, ctx.now)
 
 
 def _page_link(page: int) -> str:
@@ -76,9 +76,7 @@ def _page_link(page: int) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
-def paginate(
-    stmt: Select[tuple[RowT]], query: PageQuery, convert: Callable[[RowT], OutT]
-) -> Page[OutT]:
+def paginate(stmt: Select[RowT], query: PageQuery, convert: Callable[[RowT], OutT]) -> Page[OutT]:
     """One page of `stmt` (already ordered), with links to the pages around it."""
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     total = total or 0

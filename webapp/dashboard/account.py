@@ -27,7 +27,7 @@ def _tokens(
         "account/tokens.html",
         "account/_tokens.html",
         status=status,
-        tokens=list_tokens(db.session, current_user.id),
+        tokens=list_tokens(db.session(), current_user.id),
         errors=errors or {},
         form=request.form if errors else None,
         created=created,
@@ -51,7 +51,7 @@ def create() -> Response:
         if not name:
             raise ValidationError("Give the token a name, e.g. what will use it.", field="name")
         token, plaintext = create_token(
-            db.session, current_user.id, name, actor=actor(), now=now_utc()
+            db.session(), current_user.id, name, actor=actor(), now=now_utc()
         )
     except DomainError as exc:
         db.session.rollback()
@@ -63,7 +63,7 @@ def create() -> Response:
 @bp.post("/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int) -> Response:
     """Revoke one of the user's own tokens (another user's is a 404)."""
-    token = revoke(db.session, token_id, actor=actor(), now=now_utc(), owner_id=current_user.id)
+    token = revoke(db.session(), token_id, actor=actor(), now=now_utc(), owner_id=current_user.id)
     db.session.commit()
     if not is_partial():
         return finish(url_for("account.tokens"), "Token revoked.")

@@ -9,9 +9,10 @@ from typing import Any
 
 from flask import request, url_for
 from flask_login import current_user
-from sqlalchemy import Integer, Select, bindparam, or_, select
+from sqlalchemy import Integer, Select, String, bindparam, or_, select
 from werkzeug.wrappers import Response
 
+from core.db import AnySelect
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
 from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
 from core.notifications.queries import notifications_for_appointment
@@ -74,15 +75,15 @@ class _ListShape:
     newest_first: bool = False
 
 
-def _ids_named(model: type[Nurse] | type[Patient], parameter: str) -> Select[tuple[int]]:
+def _ids_named(model: type[Nurse] | type[Patient], parameter: str) -> Select[int]:
     """Ids of the people whose first or last name matches the LIKE pattern `parameter`."""
-    like = bindparam(parameter)
+    like = bindparam(parameter, type_=String)
     return select(model.id).where(or_(model.first_name.ilike(like), model.last_name.ilike(like)))
 
 
 def _list_statements(
-    scoped: Select[tuple[Appointment]], shape: _ListShape
-) -> tuple[Select[Any], Select[tuple[int]]]:
+    scoped: Select[Appointment], shape: _ListShape
+) -> tuple[AnySelect, Select[int]]:
     """The page (rows and capped total) and the count alone, the filters' values as parameters."""
     stmt = scoped
     if shape.status:
@@ -108,11 +109,11 @@ _STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
 
 
 @lru_cache(maxsize=2 ** len(fields(_ListShape)))
-def _staff_list_statements(shape: _ListShape) -> tuple[Select[Any], Select[tuple[int]]]:
+def _staff_list_statements(shape: _ListShape) -> tuple[AnySelect, Select[int]]:
     return _list_statements(access.appointments(_STAFF), shape)
 
 
-def _nurse_choices(visible: Select[tuple[Nurse]]) -> Select[Any]:
+def _nurse_choices(visible: Select[Nurse]) -> AnySelect:
     """The nurse dropdown's options: none when there are more than `dropdown_limit`."""
     # A short team gets a dropdown; a large agency a name search, since a thousand options cost
     # more than the rest of the page (bench/dashboard.py) and are no way to find someone.
@@ -192,7 +193,7 @@ def index() -> Response:
 
 
 def _primary_nurse(patient: Patient) -> Nurse | None:
-    assignment = active_assignment(db.session, patient.id, on=patient_today(patient, now_utc()))
+    assignment = active_assignment(db.session(), patient.id, on=patient_today(patient, now_utc()))
     return assignment.nurse if assignment is not None else None
 
 
@@ -201,7 +202,7 @@ def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> lis
         return []
     tz = viewer_zone()
     return free_slots(
-        db.session,
+        db.session(),
         nurse.id,
         start=day_start(day, tz),
         end=day_start(day + timedelta(days=1), tz),
@@ -258,7 +259,7 @@ def _patient_arg(source: Any) -> Patient | None:
     raw = (source.get("patient_id") or "").strip()
     if not raw.isdigit():
         return None
-    return access.get_patient(db.session, viewer(), int(raw), now_utc())
+    return access.get_patient(db.session(), viewer(), int(raw), now_utc())
 
 
 @bp.get("/new")
@@ -297,7 +298,7 @@ def book() -> Response:
         return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
     try:
         appointment = book_appointment(
-            db.session,
+            db.session(),
             patient_id=patient.id,
             start=_chosen_start("Start"),
             kind=text("kind") or AppointmentKind.PHONE,
@@ -324,13 +325,13 @@ def book() -> Response:
 
 
 def _appointment(appointment_id: int) -> Appointment:
-    return access.get_appointment(db.session, viewer(), appointment_id)
+    return access.get_appointment(db.session(), viewer(), appointment_id)
 
 
 def _detail(
     appointment: Appointment, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> Response:
-    messages = notifications_for_appointment(db.session, appointment.id)
+    messages = notifications_for_appointment(db.session(), appointment.id)
     return render(
         "appointments/show.html",
         status=status,
@@ -358,7 +359,7 @@ def cancel(appointment_id: int) -> Response:
     appointment = _appointment(appointment_id)
     try:
         cancel_appointment(
-            db.session,
+            db.session(),
             appointment.id,
             reason_code=text("reason_code"),
             note=text("note"),
@@ -377,7 +378,7 @@ def cancel(appointment_id: int) -> Response:
 def _close(appointment_id: int, action: Any, message: str) -> Response:
     appointment = _appointment(appointment_id)
     try:
-        action(db.session, appointment.id, actor=actor(), now=now_utc())
+        action(db.session(), appointment.id, actor=actor(), now=now_utc())
     except InvalidState as exc:
         db.session.rollback()
         return _detail(appointment, errors={"_status": exc.message}, status=422)
@@ -429,7 +430,7 @@ def reschedule(appointment_id: int) -> Response:
         return _reschedule_form(appointment, errors={})
     try:
         new = reschedule_appointment(
-            db.session,
+            db.session(),
             appointment.id,
             new_start=_chosen_start("New start"),
             actor=actor(),

@@ -35,14 +35,14 @@ def _answer(nurse: Nurse, mine: bool, feed_url: str | None, notice: str) -> Resp
 
 
 def _rotate(nurse: Nurse, mine: bool) -> Response:
-    token = rotate_calendar_token(db.session, nurse.id, actor(), now_utc())
+    token = rotate_calendar_token(db.session(), nurse.id, actor(), now_utc())
     db.session.commit()
     feed_url = url_for("feeds.nurse_calendar", token=token, _external=True)
     return _answer(nurse, mine, feed_url, "New link created; any earlier link no longer works.")
 
 
 def _revoke(nurse: Nurse, mine: bool) -> Response:
-    revoke_calendar_token(db.session, nurse.id, actor(), now_utc())
+    revoke_calendar_token(db.session(), nurse.id, actor(), now_utc())
     db.session.commit()
     return _answer(nurse, mine, None, "Calendar link turned off.")
 
@@ -50,7 +50,7 @@ def _revoke(nurse: Nurse, mine: bool) -> Response:
 def _my_nurse() -> Nurse:
     if current_user.nurse_id is None:
         abort(403)
-    return access.get_nurse(db.session, viewer(), current_user.nurse_id)
+    return access.get_nurse(db.session(), viewer(), current_user.nurse_id)
 
 
 @bp.post("/my-schedule/calendar-link")
@@ -71,11 +71,11 @@ def revoke_mine() -> Response:
 @roles_required(*STAFF)
 def rotate(nurse_id: int) -> Response:
     """A new subscription link for a nurse (shown once, to pass on to them)."""
-    return _rotate(access.get_nurse(db.session, viewer(), nurse_id), mine=False)
+    return _rotate(access.get_nurse(db.session(), viewer(), nurse_id), mine=False)
 
 
 @bp.post("/nurses/<int:nurse_id>/calendar-link/off")
 @roles_required(*STAFF)
 def revoke(nurse_id: int) -> Response:
     """Turn a nurse's subscription link off."""
-    return _revoke(access.get_nurse(db.session, viewer(), nurse_id), mine=False)
+    return _revoke(access.get_nurse(db.session(), viewer(), nurse_id), mine=False)

@@ -52,7 +52,7 @@ def index() -> Response:
 
 
 def _call(call_id: int) -> Call:
-    return access.get_call(db.session, viewer(), call_id, now_utc())
+    return access.get_call(db.session(), viewer(), call_id, now_utc())
 
 
 def _lines(call_id: int, after_id: int) -> list[ConversationLog]:
@@ -87,7 +87,7 @@ def show(call_id: int) -> Response:
     call = _call(call_id)
     lines = _lines(call.id, 0)
     audit(
-        db.session,
+        db.session(),
         actor=actor(),
         action="transcript.viewed",
         entity_type="call",
@@ -161,7 +161,7 @@ def _ask_voice_service(path: str, expected: int, needed: str, **payload: Any) ->
 @roles_required(*STAFF)
 def place_call(patient_id: int) -> Response:
     """Ask the voice service to call the patient, then open the call's live page."""
-    patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
+    patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
     back = url_for("patients.show", patient_id=patient.id)
     try:
         body = _ask_voice_service(

@@ -14,10 +14,20 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from flask import request as flask_request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import Integer, Select, bindparam, cast, func, literal_column, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+)
 from werkzeug.wrappers import Response
 
-from core.db import read_only_options
+from core.db import AnySelect, read_only_options
 from core.errors import DomainError, NotFound, ValidationError
 from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, require_aware, zone
@@ -202,7 +212,7 @@ _ROW_COLUMNS = (
 APPOINTMENT_ROW_WIDTH = len(_ROW_COLUMNS)  # columns an `appointment_rows_select` row starts with
 
 
-def appointment_rows_select(stmt: Select[Any], *extra: Any) -> Select[Any]:
+def appointment_rows_select(stmt: AnySelect, *extra: Any) -> AnySelect:
     """`stmt` (appointments) as appointment row columns, then `extra` columns."""
     return (
         stmt.with_only_columns(*_ROW_COLUMNS, *extra)
@@ -344,12 +354,12 @@ def page_number() -> int:
 COUNT_LIMIT = 10_000
 
 
-def count_rows(stmt: Select[Any], limit: int | None = None) -> int:
+def count_rows(stmt: AnySelect, limit: int | None = None) -> int:
     """How many rows `stmt` selects (at most `limit`), without reading any of their columns."""
     return db.session.scalar(count_select(stmt, limit)) or 0
 
 
-def count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[int]]:
+def count_select(stmt: AnySelect, limit: int | ColumnElement[int] | None = None) -> Select[int]:
     """The select that `count_rows` runs, to embed as a scalar subquery elsewhere."""
     # Counting a select of whole entities made PostgreSQL plan every column (bench/dashboard.py).
     counted = (
@@ -361,7 +371,7 @@ def count_select(stmt: Select[Any], limit: int | None = None) -> Select[tuple[in
     return select(func.count()).select_from(counted)
 
 
-def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
+def paginate(stmt: AnySelect, per_page: int = PER_PAGE) -> Page:
     """One page of an ordered select of entities, with its rows counted up to COUNT_LIMIT."""
     total = count_rows(stmt, COUNT_LIMIT + 1)
     more = total > COUNT_LIMIT
@@ -369,21 +379,21 @@ def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Page:
     pages = max(1, math.ceil(total / per_page))
     page = min(page_number(), pages)
     window = stmt.limit(per_page).offset((page - 1) * per_page)
-    items = db.session.scalars(window).all()
+    items: Sequence[Any] = db.session.scalars(window).all()
     return Page(items=items, page=page, pages=pages, total=total, more=more)
 
 
-def paged(stmt: Select[Any]) -> Select[Any]:
+def paged(stmt: AnySelect) -> AnySelect:
     """`stmt` with its page window as `limit` and `offset` parameters (see `paginate_counted`)."""
     return stmt.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
 
 
-def capped_count(stmt: Select[Any]) -> Select[tuple[int]]:
+def capped_count(stmt: AnySelect) -> Select[int]:
     """`count_select` up to the `count_cap` parameter, which `paginate_counted` sets."""
     return count_select(stmt, bindparam("count_cap", type_=Integer))
 
 
-def capped_total(stmt: Select[Any]) -> Any:
+def capped_total(stmt: AnySelect) -> Any:
     """`capped_count` as a column for a page's select.
 
     An uncorrelated scalar subquery: the database counts it once per statement, so a page and
@@ -393,8 +403,8 @@ def capped_total(stmt: Select[Any]) -> Any:
 
 
 def paginate_counted(
-    page_stmt: Select[Any],
-    count_stmt: Select[tuple[int]],
+    page_stmt: AnySelect,
+    count_stmt: Select[int],
     params: dict[str, Any],
     read: Callable[[Sequence[Any]], Sequence[Any]],
     per_page: int = PER_PAGE,
@@ -419,7 +429,7 @@ def paginate_counted(
     return Page(items=read(result), page=number, pages=pages, total=shown, more=total > shown)
 
 
-def _page_of(stmt: Select[Any], params: dict[str, Any], number: int, per_page: int) -> Any:
+def _page_of(stmt: AnySelect, params: dict[str, Any], number: int, per_page: int) -> Any:
     bounds = {"limit": per_page, "offset": (number - 1) * per_page}
     return db.session.execute(stmt, {**params, **bounds}).all()
 

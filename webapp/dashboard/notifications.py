@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import partial
 
 from flask import request, url_for
 from sqlalchemy import select
@@ -69,23 +70,22 @@ def _choice(name: str, allowed: Iterable[str]) -> str | None:
 @roles_required(*STAFF)
 def index() -> Response:
     """Every notification, newest first, filterable by status, channel, recipient and event."""
-    events = notification_events(db.session)
-    filters = {
-        "status": _choice("status", [s.value for s in NotificationStatus]),
-        "channel": _choice("channel", [c.value for c in Channel]),
-        "recipient_kind": _choice("recipient_kind", [k.value for k in RecipientKind]),
-        "event": _choice("event", events),
-    }
-    number = page_number()
-    items, total = list_notifications(
-        db.session, **filters, limit=PER_PAGE, offset=(number - 1) * PER_PAGE
+    events = notification_events(db.session())
+    page_of = partial(
+        list_notifications,
+        db.session(),
+        status=_choice("status", [s.value for s in NotificationStatus]),
+        channel=_choice("channel", [c.value for c in Channel]),
+        recipient_kind=_choice("recipient_kind", [k.value for k in RecipientKind]),
+        event=_choice("event", events),
+        limit=PER_PAGE,
     )
+    number = page_number()
+    items, total = page_of(offset=(number - 1) * PER_PAGE)
     pages = max(1, math.ceil(total / PER_PAGE))
     if number > pages:  # past the end: show the last page
         number = pages
-        items, total = list_notifications(
-            db.session, **filters, limit=PER_PAGE, offset=(number - 1) * PER_PAGE
-        )
+        items, total = page_of(offset=(number - 1) * PER_PAGE)
     page = Page(items=items, page=number, pages=pages, total=total)
     return render(
         "notifications/page.html",
@@ -126,14 +126,14 @@ def retry(notification_id: int) -> Response:
     """Queue a failed or unknown message for one more attempt; answers with its row."""
     row = _notification(notification_id)
     now = now_utc()
-    if not retry_notification(db.session, row.id, now):
+    if not retry_notification(db.session(), row.id, now):
         db.session.rollback()
         message = f"Only failed or unknown messages can be retried; this one is {row.status}."
         if not is_partial():
             return finish(url_for("notifications.index"), message, "error")
         return _row(row, {"error": message}, 422)
     audit(
-        db.session,
+        db.session(),
         actor=actor(),
         action="notification.retried",
         entity_type="notification",

@@ -62,7 +62,7 @@ SETTINGS_FIELDS = [
 
 
 def _nurse(nurse_id: int) -> Nurse:
-    return access.get_nurse(db.session, viewer(), nurse_id)
+    return access.get_nurse(db.session(), viewer(), nurse_id)
 
 
 @bp.get("/")
@@ -123,7 +123,7 @@ def create() -> Response:
     if request.method == "GET":
         return _form(None, {})
     try:
-        nurse = create_nurse(db.session, actor=actor(), now=now_utc(), **_form_values(False))
+        nurse = create_nurse(db.session(), actor=actor(), now=now_utc(), **_form_values(False))
     except ValidationError as exc:
         db.session.rollback()
         return _form(None, errors_of(exc), 422)
@@ -139,7 +139,7 @@ def edit(nurse_id: int) -> Response:
     if request.method == "GET":
         return _form(nurse, {})
     try:
-        update_nurse(db.session, nurse.id, actor=actor(), now=now_utc(), **_form_values(True))
+        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **_form_values(True))
     except ValidationError as exc:
         db.session.rollback()
         return _form(nurse, errors_of(exc), 422)
@@ -152,7 +152,7 @@ def edit(nurse_id: int) -> Response:
 def toggle_active(nurse_id: int) -> Response:
     """Deactivate or reactivate a nurse; answers with the nurse's row."""
     nurse = _nurse(nurse_id)
-    update_nurse(db.session, nurse.id, actor=actor(), now=now_utc(), active=not nurse.active)
+    update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), active=not nurse.active)
     db.session.commit()
     return render("nurses/_row.html", "nurses/_row.html", nurse=nurse)
 
@@ -232,7 +232,7 @@ def save_availability(nurse_id: int) -> Response:
     windows: list[WeeklyWindowInput] = []
     try:
         windows = _windows(grid)
-        set_weekly_availability(db.session, nurse.id, windows, actor=actor(), now=now_utc())
+        set_weekly_availability(db.session(), nurse.id, windows, actor=actor(), now=now_utc())
     except ValidationError as exc:
         db.session.rollback()
         return render(
@@ -298,7 +298,7 @@ def add_override_view(nurse_id: int) -> Response:
     nurse = _nurse(nurse_id)
     try:
         _, collisions = add_override(
-            db.session,
+            db.session(),
             nurse.id,
             kind=text("kind"),
             start_date=date_field("start_date", "First date"),  # type: ignore[arg-type]
@@ -324,6 +324,6 @@ def remove_override_view(nurse_id: int, override_id: int) -> Response:
     override = db.session.get(NurseAvailabilityOverride, override_id)
     if override is None or override.nurse_id != nurse.id:
         raise NotFound("No such override.")
-    remove_override(db.session, override.id, actor=actor(), now=now_utc())
+    remove_override(db.session(), override.id, actor=actor(), now=now_utc())
     db.session.commit()
     return _overrides_partial(nurse)

@@ -99,7 +99,7 @@ def create() -> Response:
     if request.method == "GET":
         return _form(None, {})
     try:
-        patient = create_patient(db.session, actor=actor(), now=now_utc(), **_form_values())
+        patient = create_patient(db.session(), actor=actor(), now=now_utc(), **_form_values())
     except ValidationError as exc:
         db.session.rollback()
         return _form(None, errors_of(exc), 422)
@@ -111,11 +111,11 @@ def create() -> Response:
 @roles_required(*STAFF)
 def edit(patient_id: int) -> Response:
     """Change a patient's details."""
-    patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
+    patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
     if request.method == "GET":
         return _form(patient, {})
     try:
-        update_patient(db.session, patient.id, actor=actor(), now=now_utc(), **_form_values())
+        update_patient(db.session(), patient.id, actor=actor(), now=now_utc(), **_form_values())
     except ValidationError as exc:
         db.session.rollback()
         return _form(patient, errors_of(exc), 422)
@@ -126,11 +126,11 @@ def edit(patient_id: int) -> Response:
 def _care_team_context(patient: Patient, errors: dict[str, str]) -> dict[str, Any]:
     now = now_utc()
     today = patient_today(patient, now)
-    primary = active_assignment(db.session, patient.id, on=today)
-    backup = active_assignment(db.session, patient.id, on=today, role=AssignmentRole.BACKUP)
+    primary = active_assignment(db.session(), patient.id, on=today)
+    backup = active_assignment(db.session(), patient.id, on=today, role=AssignmentRole.BACKUP)
     staff = current_user.role in STAFF
     proposals = (
-        rank_nurses(db.session, patient.id, now=now)[:5] if primary is None and staff else []
+        rank_nurses(db.session(), patient.id, now=now)[:5] if primary is None and staff else []
     )
     nurses = (
         db.session.scalars(
@@ -163,7 +163,7 @@ def _care_team(patient: Patient, errors: dict[str, str], status: int = 200) -> R
 def show(patient_id: int) -> Response:
     """A patient's details, care team and appointments."""
     now = now_utc()
-    patient = access.get_patient(db.session, viewer(), patient_id, now)
+    patient = access.get_patient(db.session(), viewer(), patient_id, now)
     upcoming = db.session.scalars(
         access.appointments(viewer())
         .where(Appointment.patient_id == patient.id)
@@ -178,13 +178,13 @@ def show(patient_id: int) -> Response:
 @roles_required(*STAFF)
 def assign(patient_id: int) -> Response:
     """Make a nurse the patient's primary or backup; answers with the care team fragment."""
-    patient = access.get_patient(db.session, viewer(), patient_id, now_utc())
+    patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
     try:
         nurse_id = int_field("nurse_id", "Nurse")
         assert nurse_id is not None
         role = text("role") or AssignmentRole.PRIMARY
         assign_nurse(
-            db.session,
+            db.session(),
             patient_id=patient.id,
             nurse_id=nurse_id,
             role=role,

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from werkzeug.wrappers import Response
 
+from core.db import AnySelect
 from core.errors import ValidationError
 from core.models import (
     Appointment,
@@ -107,8 +108,8 @@ class Day:
 
 
 def _calendar_query(
-    nurses: Select[tuple[Nurse]], visits: Select[tuple[Appointment]], upcoming: bool
-) -> Select[Any]:
+    nurses: Select[Nurse], visits: Select[Appointment], upcoming: bool
+) -> AnySelect:
     """The nurse's row from `nurses`, joined to their hours, overrides and visits.
 
     Parameters: `nurse_id`; overrides overlapping [`first`, `after`), and with `upcoming` also
@@ -193,7 +194,7 @@ _RULE = _VISIT + APPOINTMENT_ROW_WIDTH
 
 
 @cache
-def _staff_calendar_query() -> Select[Any]:
+def _staff_calendar_query() -> AnySelect:
     """`_calendar_query` for staff, built once: building it cost more than running it."""
     return _calendar_query(access.nurses(STAFF), access.appointments(STAFF), False)
 

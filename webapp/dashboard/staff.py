@@ -63,7 +63,7 @@ def create() -> Response:
     """Add a login."""
     try:
         create_user(
-            db.session,
+            db.session(),
             email=text("email"),
             password=request.form.get("password") or "",
             role=text("role"),
@@ -95,7 +95,7 @@ def toggle_active(user_id: int) -> Response:
     """Deactivate or reactivate a login; answers with its row."""
     user = _user(user_id)
     try:
-        set_active(db.session, user.id, not user.active, actor=actor(), now=now_utc())
+        set_active(db.session(), user.id, not user.active, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _row(user, errors_of(exc), 422)
@@ -110,7 +110,7 @@ def reset_password(user_id: int) -> Response:
     user = _user(user_id)
     try:
         set_password(
-            db.session, user.id, request.form.get("password") or "", actor=actor(), now=now_utc()
+            db.session(), user.id, request.form.get("password") or "", actor=actor(), now=now_utc()
         )
     except DomainError as exc:
         db.session.rollback()
@@ -126,7 +126,7 @@ def link(user_id: int) -> Response:
     user = _user(user_id)
     try:
         nurse_id = int_field("nurse_id", "Nurse", required=False)
-        link_nurse(db.session, user.id, nurse_id, actor=actor(), now=now_utc())
+        link_nurse(db.session(), user.id, nurse_id, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _row(user, errors_of(exc), 422)
