@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from voice.heap import freeze_startup_heap
 from voice.websocket_protocol import MediaStreamWebSocketProtocol
 
 # Twilio's frames are a few hundred bytes; refuse anything larger at the protocol level.
@@ -64,11 +65,21 @@ def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+class VoiceServer(uvicorn.Server):
+    """uvicorn's server, freezing the startup heap once the app is ready to serve."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does (lifespan first), then freeze what startup built."""
+        await super().startup(sockets)
+        if not self.should_exit:
+            freeze_startup_heap()
+
+
 def main() -> None:
     """Serve `asgi:app` on VOICE_HOST:VOICE_PORT until SIGTERM/SIGINT."""
     host = os.environ.get("VOICE_HOST") or "127.0.0.1"
     port = int(os.environ.get("VOICE_PORT") or 8001)
-    uvicorn.Server(server_config("asgi:app", host=host, port=port)).run()
+    VoiceServer(server_config("asgi:app", host=host, port=port)).run()
 
 
 if __name__ == "__main__":

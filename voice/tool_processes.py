@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, read_only
 from core.models import Patient, PatientNurseAssignment
+from voice.heap import freeze_startup_heap
 from voice.logs import log_failure
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ def serve(sock: socket.socket) -> None:
             try:
                 if "warm" in request:
                     _warm(request["warm"])
+                    freeze_startup_heap()
                     reply = {"id": request_id, "result": {}}
                     stream.write(orjson.dumps(reply) + b"\n")
                     stream.flush()
