@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -199,3 +201,40 @@ def lock_nurse_row(session: Session, nurse_id: int) -> None:
 
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
+
+
+T = TypeVar("T")
+
+# How long to keep trying work that must not be lost through a database blip (a PostgreSQL
+# restart or failover, a dropped connection): about half a minute in all.
+RETRY_DELAYS_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+def transient_failure(error: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again (the server went
+    away or refused connections, or the connection broke), as opposed to bad data."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def retry_transient(
+    work: Callable[[int], T],
+    delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """`work(attempt)`, tried again after each delay while it fails transiently (blocking).
+
+    `attempt` is 0 the first time: a retry may follow a commit that succeeded although its
+    answer was lost, so work that inserts must check what is already stored when it is not 0.
+    """
+    for attempt, delay in enumerate((*delays, None)):
+        try:
+            return work(attempt)
+        except Exception as error:
+            if delay is None or not transient_failure(error):
+                raise
+            if on_retry is not None:
+                on_retry(error)
+            time.sleep(delay)
+    raise AssertionError("unreachable")

@@ -6,6 +6,10 @@ database's write lock and each paying the ORM's per-transaction cost. One writer
 whatever lines are waiting when it is free, inserts them with one statement and commits: a
 lone line is written at once (there is no timer), and under load lines share commits. A line is
 durable milliseconds after it is said, and the dashboard's live view sees it then.
+
+When the database is briefly unavailable (a restart, a failover, a dropped connection), the
+writer keeps trying for about half a minute, while new lines wait behind, instead of losing
+what was said in the meantime.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import connection_transaction
+from core.db import (
+    RETRY_DELAYS_SECONDS,
+    connection_transaction,
+    retry_transient,
+    transient_failure,
+)
 from core.services import calls
 from voice.logs import log_failure
 
@@ -29,17 +38,24 @@ MAX_LINES_PER_COMMIT = 500
 _STOP = object()
 
 
-def store_lines(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> None:
-    """Store conversation lines now, in one transaction (blocking)."""
+def store_lines(
+    sessions: sessionmaker[Session], rows: list[dict[str, Any]], *, skip_stored: bool = False
+) -> None:
+    """Store conversation lines now, in one transaction (blocking; see `append_logs`)."""
     with connection_transaction(sessions) as connection:
-        calls.append_logs(connection, rows)
+        calls.append_logs(connection, rows, skip_stored=skip_stored)
 
 
 class LogWriter:
     """A thread storing conversation lines (rows built by `core.services.calls.log_row`)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
+    ) -> None:
         self.sessions = sessions
+        self.retry_delays = retry_delays
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="conversation-log", daemon=True)
         self._thread.start()
@@ -76,13 +92,18 @@ class LogWriter:
                 return
 
     def _write(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
+        rows = [row for row, _ in batch]
         try:
-            store_lines(self.sessions, [row for row, _ in batch])
-        except Exception:
-            if len(batch) == 1:
-                _, done = batch[0]
-                log_failure(logger, "could not store a conversation line")
-                done.set_exception(RuntimeError("conversation line not stored"))
+            retry_transient(
+                lambda attempt: store_lines(self.sessions, rows, skip_stored=attempt > 0),
+                self.retry_delays,
+                on_retry=_database_unavailable,
+            )
+        except Exception as error:
+            if len(batch) == 1 or transient_failure(error):
+                log_failure(logger, "could not store %d conversation line(s)", len(batch))
+                for _, done in batch:
+                    done.set_exception(RuntimeError("conversation line not stored"))
                 return
             # One bad line must not cost the others theirs: store them one at a time.
             for line in batch:
@@ -90,3 +111,7 @@ class LogWriter:
             return
         for _, done in batch:
             done.set_result(None)
+
+
+def _database_unavailable(error: BaseException) -> None:
+    logger.warning("conversation lines wait for the database (%s)", type(error).__name__)

@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.db import transaction
+from core.db import RETRY_DELAYS_SECONDS, retry_transient, transaction
 from core.models import LogRole
 from core.scheduling import zone
 from core.services import calls
@@ -43,6 +43,9 @@ MAX_BAD_FRAMES = 20
 ACTION_DEADLINE_SECONDS = 20.0
 # Realtime sessions are capped at 60 minutes; recycle well before.
 MODEL_RECYCLE_SECONDS = 55 * 60
+# A finished call waits this long for its last lines, which the writer keeps trying to store
+# through a database blip, before it assembles the transcript.
+LAST_LINES_WAIT_SECONDS = sum(RETRY_DELAYS_SECONDS) + 5
 NON_FATAL_ERRORS = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
@@ -416,13 +419,14 @@ class CallSession:
         if pending:
             await asyncio.wait(pending, timeout=5)
         if self._db_tasks:
-            await asyncio.wait(list(self._db_tasks), timeout=10)
+            await asyncio.wait(list(self._db_tasks), timeout=LAST_LINES_WAIT_SECONDS)
         try:
-            await asyncio.to_thread(self._finish_sync)
+            await asyncio.to_thread(retry_transient, self._finish_sync)
         except Exception:
             log_failure(logger, "call %s: could not assemble the transcript", self.call_id)
 
-    def _finish_sync(self) -> None:
+    def _finish_sync(self, _attempt: int = 0) -> None:
+        # Safe to repeat: the end time and outcome are kept once set, the transcript rebuilt.
         with transaction(self.sessions) as session:
             calls.finish_call(session, self.call_id, now=datetime.now(UTC))
 

@@ -220,11 +220,30 @@ def append_log(session: Session, **line: Any) -> ConversationLog:
     return stored
 
 
-def append_logs(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
+def append_logs(
+    session: Session | Connection, rows: list[dict[str, Any]], *, skip_stored: bool = False
+) -> None:
     """Store several lines (built by `log_row`) with one statement (a Core insert: the ORM's
-    bulk path would only add its bookkeeping)."""
+    bulk path would only add its bookkeeping).
+
+    With `skip_stored`, lines already stored (same call, position, role and time) are left
+    out, so a retry after a commit whose answer was lost stores nothing twice.
+    """
+    table = cast(Table, ConversationLog.__table__)
+    if rows and skip_stored:
+        found = session.execute(
+            select(table.c.call_id, table.c.position, table.c.role, table.c.created_at).where(
+                table.c.call_id.in_({row["call_id"] for row in rows})
+            )
+        )
+        stored = {tuple(line) for line in found}
+        rows = [
+            row
+            for row in rows
+            if (row["call_id"], row["position"], row["role"], row["created_at"]) not in stored
+        ]
     if rows:
-        session.execute(insert(cast(Table, ConversationLog.__table__)), rows)
+        session.execute(insert(table), rows)
 
 
 def mark_interrupted(session: Session, *, call_id: int, item_id: str) -> int:

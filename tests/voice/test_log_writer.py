@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, wait
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, make_url, pool, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import transaction
+from core.db import make_engine, make_session_factory, transaction
 from core.models import Call, ConversationLog
 from core.services import calls
-from voice.log_writer import LogWriter
+from voice.log_writer import LogWriter, store_lines
 
 NOW = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
 
@@ -106,3 +108,66 @@ def test_stop_stores_what_is_queued(session_factory: sessionmaker[Session]) -> N
     writer.stop()
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(ConversationLog)) == 20
+
+
+@contextmanager
+def _refusing_connections(url: str) -> Iterator[None]:
+    """PostgreSQL as during a restart: open connections cut, new ones refused, until exit."""
+    target = make_url(url)
+    admin = create_engine(
+        target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
+    )
+    name = target.database
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        try:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            yield
+        finally:
+            connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    admin.dispose()
+
+
+def test_lines_said_while_postgresql_is_away_are_stored_once_it_is_back(pg_url: str) -> None:
+    engine = make_engine(pg_url)  # the product's pool: pre-ping, reconnects
+    factory = make_session_factory(engine)
+    call_id = _call(factory)
+    writer = LogWriter(factory)
+    impatient = LogWriter(factory, retry_delays=(0.05, 0.05))
+    try:
+        writer.submit(_row(call_id, 0)).result(10)  # the writer holds a pooled connection
+        with _refusing_connections(pg_url):
+            said = [writer.submit(_row(call_id, position)) for position in (1, 2, 3)]
+            given_up = impatient.submit(_row(call_id, 9))
+            wait([given_up], timeout=10)
+            time.sleep(0.3)
+            waiting = [f.done() for f in said]
+        wait(said, timeout=30)
+    finally:
+        writer.stop()
+        impatient.stop()
+        engine.dispose()
+
+    assert waiting == [False, False, False]  # kept trying while the database was away
+    assert [f.exception() for f in said] == [None, None, None]
+    assert isinstance(given_up.exception(), RuntimeError)  # a budget spent is a failure
+    assert _stored(factory) == [0, 1, 2, 3]
+
+
+def test_a_retry_stores_only_the_lines_not_stored_yet(
+    session_factory: sessionmaker[Session],
+) -> None:
+    call_id = _call(session_factory)
+    rows = [_row(call_id, position) for position in range(3)]
+    store_lines(session_factory, rows[:2])  # a commit whose answer never arrived
+    store_lines(session_factory, rows, skip_stored=True)
+    store_lines(session_factory, rows, skip_stored=True)
+    assert _stored(session_factory) == [0, 1, 2]
+    store_lines(session_factory, rows[2:])  # without the check, a line goes in again
+    assert _stored(session_factory) == [0, 1, 2, 2]
