@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import read_only_sessions, transaction
@@ -84,6 +85,10 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
             "start": {**_STR, "description": "YYYY-MM-DDTHH:MM, patient's local time"},
             "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
             "reason": _STR,
+            "nurse_id": {
+                "type": "integer",
+                "description": "Only for an offered alternative with another nurse: its nurse_id",
+            },
         },
         ["start"],
     ),
@@ -163,6 +168,16 @@ def _slot(slot: Slot, tz: str) -> dict[str, Any]:
         "spoken": spoken(slot.start, tz),
         "nurse_id": slot.nurse_id,
     }
+
+
+def _alternatives(session: Session, slots: list[Slot], tz: str) -> list[dict[str, Any]]:
+    """Offered slots with their nurse's name: the backup nurse's are offered when the
+    patient's own nurse has no time, and the caller should hear whom they would see."""
+    if not slots:
+        return []
+    nurses = session.scalars(select(Nurse).where(Nurse.id.in_({s.nurse_id for s in slots})))
+    names = {nurse.id: nurse.display_name for nurse in nurses}
+    return [{**_slot(slot, tz), "nurse_name": names.get(slot.nurse_id, "")} for slot in slots]
 
 
 def _parse_date(value: Any, field: str) -> date:
@@ -342,11 +357,13 @@ class ToolBox:
         except WriteNeeded:
             raise
         except SlotUnavailable as exc:
+            with transaction(self.reads) as session:
+                offered = _alternatives(session, exc.alternatives, self.time_zone)
             return {
                 "error": exc.code,
                 "reason": exc.reason,
                 "message": exc.message,
-                "alternatives": [_slot(s, self.time_zone) for s in exc.alternatives],
+                "alternatives": offered,
                 "escalate": exc.escalate,
             }
         except DomainError as exc:
@@ -462,7 +479,7 @@ class ToolBox:
                     result.update(
                         reason=answer.refusal,
                         message=answer.message,
-                        alternatives=[_slot(s, tz) for s in answer.alternatives],
+                        alternatives=_alternatives(session, answer.alternatives, tz),
                         escalate=answer.escalate,
                     )
                 session.rollback()
@@ -489,15 +506,19 @@ class ToolBox:
         start: Any = None,
         duration_minutes: Any = None,
         reason: Any = "",
+        nurse_id: Any = None,
     ) -> dict[str, Any]:
-        """Book with the patient's nurse; the tool call id makes a retry return the same visit."""
+        """Book with the patient's nurse (or the assigned nurse of an offered alternative); the
+        tool call id makes a retry return the same visit."""
         assert self.patient_id is not None
         tz, now = self.time_zone, self.clock()
         begin = _parse_local_start(start, tz, "start")
+        with_nurse = _optional_id(nurse_id, "nurse_id")
         with transaction(self.sessions) as session:
             appointment = booking.book_appointment(
                 session,
                 patient_id=self.patient_id,
+                nurse_id=with_nurse,
                 start=begin,
                 actor=self.actor,
                 now=now,
@@ -622,11 +643,17 @@ class ToolBox:
         return {"ending": True}
 
 
-def _appointment_id(value: Any) -> int:
+def _record_id(value: Any, field: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ToolError(
-            "invalid_argument", "appointment_id must be a number.", field="appointment_id"
-        )
+        raise ToolError("invalid_argument", f"{field} must be a number.", field=field)
     return value
+
+
+def _appointment_id(value: Any) -> int:
+    return _record_id(value, "appointment_id")
+
+
+def _optional_id(value: Any, field: str) -> int | None:
+    return None if value is None or value == "" else _record_id(value, field)

@@ -127,8 +127,10 @@ def offer_alternatives(
     now: datetime,
     preferences: Preferences | None = None,
     ignore_appointment_id: int | None = None,
+    include_backup: bool = True,
 ) -> tuple[list[Slot], bool]:
-    """Up to three spread-out slots near `asked`; else the backup nurse's; else escalate."""
+    """Up to three spread-out slots near `asked`; else the backup nurse's (unless the change
+    cannot move to another nurse: `include_backup`); else escalate."""
     minutes = int(length.total_seconds() // 60)
     horizon_end = now + timedelta(days=nurse.horizon_days)
     schedule = load_schedule(session, nurse, now, horizon_end)
@@ -143,7 +145,11 @@ def offer_alternatives(
     if found:
         return _slots_from(nurse.id, found, length), False
     today = now.astimezone(zone(patient.time_zone)).date()
-    backup = active_assignment(session, patient.id, on=today, role=AssignmentRole.BACKUP)
+    backup = (
+        active_assignment(session, patient.id, on=today, role=AssignmentRole.BACKUP)
+        if include_backup
+        else None
+    )
     if backup is not None and backup.nurse_id != nurse.id and backup.nurse.active:
         backup_schedule = load_schedule(
             session, backup.nurse, now, now + timedelta(days=backup.nurse.horizon_days)
@@ -167,6 +173,7 @@ def _refuse(
     now: datetime,
     preferences: Preferences | None = None,
     ignore_appointment_id: int | None = None,
+    include_backup: bool = True,
 ) -> SlotUnavailable:
     offered, escalate = offer_alternatives(
         session,
@@ -177,6 +184,7 @@ def _refuse(
         now=now,
         preferences=preferences,
         ignore_appointment_id=ignore_appointment_id,
+        include_backup=include_backup,
     )
     message = REFUSAL_MESSAGES[refusal]
     if escalate:
@@ -440,6 +448,7 @@ def reschedule_appointment(
             now=now,
             preferences=preferences,
             ignore_appointment_id=old.id,
+            include_backup=False,  # a moved visit stays with its nurse: offer only hers
         )
     with session.begin_nested():
         old.status = AppointmentStatus.CANCELLED

@@ -377,6 +377,37 @@ def test_check_availability_offers_the_backup_nurse_when_the_primary_is_full(
     assert not answer.escalate
 
 
+def test_a_reschedule_offers_only_its_own_nurses_times(session_factory, frozen_now):
+    # The backup's times cannot take a moved visit (it stays with its nurse): none offered.
+    world = build_world(session_factory, frozen_now, horizon_days=2)
+    visit = book(session_factory, frozen_now, world.patient_id, local(MONDAY, 14))
+    with session_factory() as session:
+        assign_nurse(
+            session,
+            patient_id=world.patient_id,
+            nurse_id=world.other_nurse_id,
+            role=AssignmentRole.BACKUP,
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        add_override(
+            session,
+            world.nurse_id,
+            kind="time_off",
+            start_date=MONDAY,
+            end_date=date(2025, 3, 6),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+    with session_factory() as session, pytest.raises(SlotUnavailable) as refused:
+        reschedule_appointment(
+            session, visit.id, new_start=local(TUESDAY, 10), actor=ACTOR, now=frozen_now
+        )
+    assert refused.value.alternatives == []  # the backup has time, but not for this visit
+    assert refused.value.escalate
+
+
 def test_no_availability_at_all_signals_escalation(session_factory, frozen_now, world):
     with session_factory() as session:
         add_override(

@@ -8,8 +8,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Appointment, Call, ConversationLog, PatientNurseAssignment
+from core.models import (
+    Appointment,
+    AssignmentRole,
+    Call,
+    ConversationLog,
+    Nurse,
+    PatientNurseAssignment,
+)
 from core.services import calls
+from core.services.assignments import assign_nurse
+from core.services.availability import add_override
 from core.services.people import create_patient
 from tests.services.world import ACTOR, NY, build_world
 from voice.tools import CallContext, ToolBox
@@ -142,3 +151,53 @@ def test_transfer_waits_for_the_goodbye_when_a_staff_line_exists(
     with session_factory() as session:
         call = session.get(Call, box.context.call_id)
         assert call is not None and call.outcome == "transferred"
+
+
+def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
+    session_factory: sessionmaker[Session],
+) -> None:
+    now = datetime.now(UTC)
+    world = build_world(session_factory, now)
+    day = _next_weekday()
+    with session_factory() as session:
+        add_override(  # the primary nurse is away for the whole booking horizon
+            session,
+            world.nurse_id,
+            kind="time_off",
+            start_date=day - timedelta(days=3),
+            end_date=day + timedelta(days=120),
+            actor=ACTOR,
+            now=now,
+        )
+        session.commit()
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    start = f"{day.isoformat()}T10:00"
+    unassigned = _run(box, "book_appointment", "c1", start=start, nurse_id=world.other_nurse_id)
+    assert unassigned["error"] == "not_assigned"
+    assert _run(box, "book_appointment", "c2", start=start, nurse_id="x")["error"] == (
+        "invalid_argument"
+    )
+    with session_factory() as session:
+        assign_nurse(
+            session,
+            patient_id=world.patient_id,
+            nurse_id=world.other_nurse_id,
+            role=AssignmentRole.BACKUP,
+            actor=ACTOR,
+            now=now,
+        )
+        session.commit()
+        backup_name = session.get(Nurse, world.other_nurse_id).display_name  # type: ignore[union-attr]
+
+    answer = _run(box, "check_availability", date=day.isoformat(), time="10:00")
+    assert answer["available"] is False and answer["alternatives"]
+    offered = answer["alternatives"][0]
+    assert offered["nurse_id"] == world.other_nurse_id and offered["nurse_name"] == backup_name
+    booked = _run(
+        box, "book_appointment", "c3", start=offered["start"][:16], nurse_id=offered["nurse_id"]
+    )
+    assert booked["booked"] and booked["nurse_name"] == backup_name
+    with session_factory() as session:
+        nurses = session.scalars(select(Appointment.nurse_id)).all()
+    assert nurses == [world.other_nurse_id]  # the refused attempts wrote nothing

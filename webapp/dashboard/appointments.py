@@ -233,6 +233,16 @@ def _booking_form(
     patients = db.session.scalars(
         access.patients(viewer(), now_utc()).order_by(Patient.last_name, Patient.first_name)
     ).all()
+    # A full primary nurse's conflict offers the backup nurse's times: say whose they are.
+    offered = {slot.nurse_id for slot in conflict.alternatives} if conflict else set()
+    slot_nurses = (
+        {
+            other.id: other.display_name
+            for other in db.session.scalars(select(Nurse).where(Nurse.id.in_(offered)))
+        }
+        if offered
+        else {}
+    )
     return render(
         "appointments/book.html",
         "appointments/_book_form.html",
@@ -240,6 +250,7 @@ def _booking_form(
         patient=patient,
         patients=patients,
         nurse=nurse,
+        slot_nurses=slot_nurses,
         day=day,
         slots=slots,
         errors=errors,
@@ -253,6 +264,22 @@ def _chosen_start(label: str) -> datetime:
     """A slot button's instant (`start`), else the typed local time (`start_local`)."""
     name = "start" if request.form.get("start") else "start_local"
     return instant_field(name, label, viewer_zone())
+
+
+def _chosen_slot(label: str) -> tuple[int | None, datetime]:
+    """An offered time with another nurse (`start_with`: her id, a slash, the instant), else
+    `_chosen_start` with the patient's own nurse (None)."""
+    chosen = text("start_with")
+    if not chosen:
+        return None, _chosen_start(label)
+    nurse_id, _, start = chosen.partition("/")
+    try:
+        instant = datetime.fromisoformat(start)
+    except ValueError:
+        instant = None
+    if not nurse_id.isdigit() or instant is None or instant.tzinfo is None:
+        raise ValidationError(f"{label} must be one of the offered times.", field="start")
+    return int(nurse_id), instant
 
 
 def _patient_arg(source: Any) -> Patient | None:
@@ -297,10 +324,12 @@ def book() -> Response:
     if patient is None:
         return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
     try:
+        nurse_id, start = _chosen_slot("Start")
         appointment = book_appointment(
             db.session(),
             patient_id=patient.id,
-            start=_chosen_start("Start"),
+            nurse_id=nurse_id,
+            start=start,
             kind=text("kind") or AppointmentKind.PHONE,
             reason=text("reason"),
             actor=actor(),

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from core.db import make_engine
-from core.models import Appointment, AppointmentStatus, AuditEvent, Patient
+from core.db import make_engine, make_session_factory
+from core.models import Appointment, AppointmentStatus, AuditEvent, Nurse, Patient
+from core.services.availability import add_override
+from core.services.common import Actor
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp import db
 from webapp.dashboard import appointments, common
@@ -272,3 +274,44 @@ def test_the_list_pages_through_a_long_history_and_clamps_to_its_last_page(
     # A nurse's list of the same dates is scoped to their own visits: none of these.
     theirs = any_dash.client("nurse").get(f"{listing}&page=2").get_data(as_text=True)
     assert _row_ids(theirs) == [] and "0 in all." in theirs
+
+
+def test_when_the_nurse_is_away_the_backup_nurses_offered_times_book_with_her(
+    dash: Dashboard,
+) -> None:
+    john = dash.ids["patient"]  # primary Dr. Alice Wilson, backup Dr. Chen
+    start = _free_starts(dash, john)[0]
+    engine = make_engine(dash.url)
+    with make_session_factory(engine)() as session:
+        today = datetime.now(UTC).date()
+        add_override(
+            session,
+            dash.ids["nurse"],
+            kind="time_off",
+            start_date=today,
+            end_date=today + timedelta(days=120),
+            actor=Actor.system(),
+            now=datetime.now(UTC),
+        )
+        session.commit()
+        chen = session.scalar(select(Nurse).where(Nurse.last_name == "Chen"))
+        assert chen is not None
+    engine.dispose()
+    before = dash.count(Appointment)
+
+    refused = dash.post("coordinator", "/appointments/new", {"patient_id": john, "start": start})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and f"with {chen.display_name}" in html
+    offered = re.findall(r'name="start_with" value="([^"]+)"', html)
+    assert offered and all(value.startswith(f"{chen.id}/") for value in offered)
+    garbled = dash.post(
+        "coordinator", "/appointments/new", {"patient_id": john, "start_with": "x/y"}
+    )
+    assert garbled.status_code == 422 and dash.count(Appointment) == before
+
+    booked = dash.post(
+        "coordinator", "/appointments/new", {"patient_id": john, "start_with": offered[0]}
+    )
+    assert booked.status_code == 303
+    newest = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
+    assert newest.nurse_id == chen.id and newest.patient_id == john
