@@ -11,12 +11,13 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import NotFound
+from core.errors import InvalidState, NotFound
 from core.models import (
     Appointment,
     AppointmentStatus,
     Call,
     CallbackRequest,
+    CallbackStatus,
     CallDirection,
     CallStatus,
     CallTranscript,
@@ -380,3 +381,26 @@ def patient_appointment(session: Session, patient_id: int, appointment_id: int) 
 def count_calls(session: Session) -> int:
     """How many calls are recorded."""
     return session.scalar(select(func.count()).select_from(Call)) or 0
+
+
+def resolve_callback_request(
+    session: Session, request_id: int, *, actor: Actor, now: datetime
+) -> CallbackRequest:
+    """Mark a callback request done: a coordinator has called the patient back (audited)."""
+    now = require_aware(now, "now")
+    request = get_or_raise(session, CallbackRequest, request_id, "callback request")
+    if request.status != CallbackStatus.OPEN:
+        raise InvalidState("That callback request is already done.")
+    request.status = CallbackStatus.DONE
+    request.resolved_at = now
+    request.resolved_by_user_id = actor.user_id
+    audit(
+        session,
+        actor=actor,
+        action="callback_request.resolved",
+        entity_type="callback_request",
+        entity_id=request.id,
+        now=now,
+    )
+    session.flush()
+    return request

@@ -10,6 +10,7 @@ from webapp.dashboard import (
     account,
     appointments,
     calendar_links,
+    callbacks,
     calls,
     common,
     home,
@@ -34,6 +35,7 @@ def register(app: Flask) -> None:
         calls,
         staff,
         notifications,
+        callbacks,
         calendar_links,
         account,
     ):

@@ -26,6 +26,7 @@ from core.services import access
 from core.services.access import Viewer
 from webapp import db
 from webapp.auth import now_utc
+from webapp.dashboard import callbacks
 from webapp.dashboard.common import (
     appointment_rows_select,
     blueprint,
@@ -174,6 +175,7 @@ def index() -> Response:
     live, recent, queued = _calls_and_queue(now)
     return render(
         "home/page.html",
+        callbacks_waiting=callbacks.open_count(),
         today=today,
         appointments=todays,
         todays_total=todays_total,

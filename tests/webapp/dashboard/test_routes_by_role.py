@@ -48,6 +48,8 @@ GET_ROUTES = [
     ("/calls/{call}/updates?after=0", (OK, OK, FORBIDDEN, LOGIN)),
     ("/calls/9999", (MISSING, MISSING, FORBIDDEN, LOGIN)),
     ("/staff/", (OK, FORBIDDEN, FORBIDDEN, LOGIN)),
+    ("/callbacks/", (OK, OK, FORBIDDEN, LOGIN)),
+    ("/callbacks/?status=done", (OK, OK, FORBIDDEN, LOGIN)),
 ]
 
 # POSTs with a valid CSRF token but no form data: what matters is who gets past the gate.
@@ -70,6 +72,7 @@ POST_ROUTES = [
     ("/staff/", (BAD, FORBIDDEN, FORBIDDEN, LOGIN)),
     ("/staff/1/password", (BAD, FORBIDDEN, FORBIDDEN, LOGIN)),
     ("/staff/9999/active", (MISSING, FORBIDDEN, FORBIDDEN, LOGIN)),
+    ("/callbacks/9999/done", (MISSING, MISSING, FORBIDDEN, LOGIN)),
 ]
 
 
