@@ -424,6 +424,34 @@ def test_marks_follow_every_100_ms_and_the_end_of_each_answer(sqlite_url: str) -
     assert results["truncate"]["audio_end_ms"] == 100
 
 
+def test_model_error_events_are_noted_and_the_call_goes_on(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+    _world(factory)
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        for code in ("conversation_already_has_active_response", "invalid_value"):
+            await model.send(
+                {
+                    "type": "error",
+                    "event_id": model.new_id("event"),
+                    "error": {"type": "invalid_request_error", "code": code, "message": "no"},
+                }
+            )
+        await model.say("Hello after the errors!")
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: bool(call.sent_events("media")))
+            await call.wait_for(lambda: bool(_lines(factory)))
+            await call.stop()
+
+    asyncio.run(scenario())
+    assert [line.text for line in _lines(factory)] == ["Hello after the errors!"]
+
+
 def test_dtmf_zero_transfers_to_staff(sqlite_url: str) -> None:
     factory = _factory(sqlite_url)
     _world(factory)
