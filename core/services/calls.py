@@ -296,6 +296,51 @@ def _transcript_line(line: ConversationLog) -> str:
     return f"{label}: {line.text}{suffix}"
 
 
+_LOCKED = "Verification locked after three failed attempts."
+
+
+def _action(line: ConversationLog) -> str | None:
+    """What a tool call did, in a few words for coordinators (None: nothing worth saying)."""
+    result = line.tool_result or {}
+    error = result.get("error")
+    if line.tool_name == "verify_patient" and error == "verification_failed":
+        return "Verification failed."
+    if line.tool_name == "verify_patient" and error == "verification_locked":
+        return _LOCKED
+    if error:
+        return None
+    if result.get("verified") and "first_name" in result:
+        return "Caller verified."
+    if result.get("booked"):
+        return f"Booked {result.get('spoken', '')} with {result.get('nurse_name', 'the nurse')}."
+    if result.get("rescheduled"):
+        return (
+            f"Moved appointment {result.get('previous_appointment_id')} to"
+            f" {result.get('spoken', '')} (now appointment {result.get('appointment_id')})."
+        )
+    if result.get("cancelled"):
+        return f"Cancelled appointment {result.get('appointment_id')} ({result.get('spoken', '')})."
+    if result.get("transferring"):
+        return "Transferred to staff."
+    if result.get("callback_requested"):
+        return "Callback requested: no one could take the call."
+    return None
+
+
+def summarize(lines: list[ConversationLog], outcome: str | None) -> str:
+    """A call in a few lines, for coordinators: what the agent did in order (verification,
+    bookings, moves, cancellations, hand-overs), then the outcome. Built from the stored tool
+    results, so it says only what happened."""
+    actions: list[str] = []
+    for line in lines:
+        action = _action(line) if line.role == LogRole.TOOL else None
+        if action and not (actions and actions[-1] == action == _LOCKED):
+            actions.append(action)
+    if not actions:
+        actions.append("No scheduling change.")
+    return "\n".join([*actions, f"Outcome: {(outcome or 'completed').replace('_', ' ')}."])
+
+
 def finish_call(session: Session, call_id: int, *, now: datetime) -> CallTranscript:
     """Close the call's record: ended time, a default outcome, and the assembled transcript."""
     now = require_aware(now, "now")
@@ -308,13 +353,15 @@ def finish_call(session: Session, call_id: int, *, now: datetime) -> CallTranscr
         call.status = CallStatus.COMPLETED
         if call.answered_at is not None:
             call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
-    text = "\n".join(_transcript_line(line) for line in conversation(session, call_id))
+    lines = conversation(session, call_id)
+    text = "\n".join(_transcript_line(line) for line in lines)
+    summary = summarize(lines, call.outcome)
     transcript = session.scalar(select(CallTranscript).where(CallTranscript.call_id == call_id))
     if transcript is None:
-        transcript = CallTranscript(call_id=call_id, text=text, created_at=now)
+        transcript = CallTranscript(call_id=call_id, text=text, summary=summary, created_at=now)
         session.add(transcript)
     else:
-        transcript.text = text
+        transcript.text, transcript.summary = text, summary
     session.flush()
     return transcript
 

@@ -172,6 +172,11 @@ def test_inbound_call_books_an_appointment_end_to_end(db_url: str) -> None:
     assert call.transcript is not None
     assert call.transcript.text.splitlines()[0].startswith("Agent: Hello")
     assert "[book_appointment: ok]" in call.transcript.text
+    assert call.transcript.summary.splitlines() == [
+        "Caller verified.",
+        f"Booked {booked['spoken']} with {booked['nurse_name']}.",
+        "Outcome: booked.",
+    ]
 
 
 def test_a_taken_time_gets_alternatives_and_books_nothing(sqlite_url: str) -> None:
@@ -266,6 +271,13 @@ def test_three_failed_verifications_lock_the_call(sqlite_url: str) -> None:
     assert not any("John" in str(r) or "Alice" in str(r) for r in results)
     call = _call(factory)
     assert (call.verified, call.outcome) == (False, "verification_failed")
+    assert call.transcript is not None
+    assert call.transcript.summary.splitlines() == [
+        "Verification failed.",
+        "Verification failed.",
+        "Verification locked after three failed attempts.",
+        "Outcome: verification failed.",
+    ]
 
 
 def test_an_unknown_caller_cannot_verify_or_see_anything(sqlite_url: str) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory, transaction
 from core.models import AuditEvent, Call, CallStatus, ConversationLog, LogRole, Nurse, User
+from core.services.calls import finish_call
 from tests.webapp.dashboard.conftest import PASSWORD, Dashboard, login
 
 
@@ -178,3 +179,18 @@ def test_call_patient_reports_the_voice_services_refusal(
     response = dash.post("coordinator", f"/patients/{dash.ids['patient']}/call")
     page = dash.client("coordinator").get(response.location).get_data(as_text=True)
     assert "The call was not placed: Twilio is not configured." in page
+
+
+def test_a_finished_calls_page_shows_its_summary(dash: Dashboard) -> None:
+    call_id = dash.ids["call"]
+    live = dash.client("coordinator").get(f"/calls/{call_id}").get_data(as_text=True)
+    assert 'id="call-summary"' not in live  # nothing to sum up while the call goes on
+    engine = make_engine(dash.url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            finish_call(session, call_id, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    html = dash.client("coordinator").get(f"/calls/{call_id}").get_data(as_text=True)
+    assert 'id="call-summary"' in html
+    assert "<li>No scheduling change.</li><li>Outcome: completed.</li>" in html
