@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.errors import ValidationError
+from core.errors import InvalidState, NotFound, ValidationError
 from core.models import (
     AssignmentRole,
     ConditionSpecialization,
@@ -146,6 +146,39 @@ def end_assignment(
         nurse_id=assignment.nurse_id,
     )
     return assignment
+
+
+def remove_assignment(
+    session: Session, patient_id: int, assignment_id: int, *, actor: Actor, now: datetime
+) -> None:
+    """Take a nurse off the patient's care team from today (in the patient's zone).
+
+    An assignment that started before today ends yesterday, so its history stays; one that
+    starts today or later never took effect and is deleted, as `assign_nurse` does when it
+    replaces one. Visits already booked with the nurse are kept: cancel or move them apart.
+    """
+    assignment = session.get(PatientNurseAssignment, assignment_id)
+    if assignment is None or assignment.patient_id != patient_id:
+        raise NotFound(f"No assignment {assignment_id} for this patient.")
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    today = patient_today(patient, now)
+    if assignment.valid_to is not None and assignment.valid_to < today:
+        raise InvalidState("That assignment has already ended.")
+    if assignment.valid_from >= today:
+        session.delete(assignment)
+    else:
+        assignment.valid_to = today - timedelta(days=1)
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="assignment.ended",
+        entity_type="patient",
+        entity_id=patient_id,
+        now=now,
+        nurse_id=assignment.nurse_id,
+        role=assignment.role,
+    )
 
 
 # ---------------------------------------------------------------- matching

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from core.errors import NotFound, ValidationError
+from core.errors import InvalidState, NotFound, ValidationError
 from core.models import (
     Appointment,
+    AssignmentRole,
     AuditEvent,
     Nurse,
     NurseAvailability,
@@ -24,6 +26,7 @@ from core.services.assignments import (
     assign_nurse,
     auto_assign_best,
     rank_nurses,
+    remove_assignment,
     set_condition_mapping,
 )
 from core.services.availability import WeeklyWindowInput, add_override, set_weekly_availability
@@ -431,3 +434,34 @@ def test_demo_data_goes_into_a_used_database_only_when_asked(session, frozen_now
     added = seed_demo(session, now=frozen_now, password="demo password 1", alongside_data=True)
     assert added.created
     assert count(session, Nurse) == 6
+
+
+def test_removing_a_nurse_from_the_care_team_keeps_history_and_takes_effect_today(
+    session_factory, frozen_now
+):
+    world = build_world(session_factory, frozen_now - timedelta(days=10))  # primary since then
+    with session_factory() as session:
+        primary = active_assignment(session, world.patient_id, on=frozen_now.date())
+        assert primary is not None
+        backup = assign_nurse(
+            session,
+            patient_id=world.patient_id,
+            nurse_id=world.other_nurse_id,
+            role=AssignmentRole.BACKUP,
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        remove_assignment(session, world.patient_id, primary.id, actor=ACTOR, now=frozen_now)
+        remove_assignment(session, world.patient_id, backup.id, actor=ACTOR, now=frozen_now)
+        session.commit()
+        today = frozen_now.astimezone(ZoneInfo(NY)).date()
+        assert active_assignment(session, world.patient_id, on=today) is None
+        ended = session.get(PatientNurseAssignment, primary.id)
+        assert ended is not None and ended.valid_to == today - timedelta(days=1)  # history kept
+        assert session.get(PatientNurseAssignment, backup.id) is None  # never took effect
+        with pytest.raises(InvalidState):
+            remove_assignment(session, world.patient_id, primary.id, actor=ACTOR, now=frozen_now)
+        with pytest.raises(NotFound):  # another patient's assignment, through this patient
+            remove_assignment(
+                session, world.other_patient_id, primary.id, actor=ACTOR, now=frozen_now
+            )

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
-from core.errors import NotFound, ValidationError
+from core.errors import InvalidState, NotFound, ValidationError
 from core.models import (
     Appointment,
     AssignmentRole,
@@ -19,7 +19,13 @@ from core.models import (
     Role,
 )
 from core.services import access
-from core.services.assignments import active_assignment, assign_nurse, patient_today, rank_nurses
+from core.services.assignments import (
+    active_assignment,
+    assign_nurse,
+    patient_today,
+    rank_nurses,
+    remove_assignment,
+)
 from core.services.people import LANGUAGES, create_patient, update_patient
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -30,6 +36,7 @@ from webapp.dashboard.common import (
     errors_of,
     finish,
     int_field,
+    is_partial,
     paginate,
     reads_only,
     render,
@@ -198,4 +205,20 @@ def assign(patient_id: int) -> Response:
         db.session.rollback()
         return _care_team(patient, {"nurse_id": "Choose a nurse."}, 422)
     db.session.commit()
+    return _care_team(patient, {})
+
+
+@bp.post("/<int:patient_id>/assignments/<int:assignment_id>/end")
+@roles_required(*STAFF)
+def end_assignment(patient_id: int, assignment_id: int) -> Response:
+    """Take a nurse off the care team from today; answers with the care team fragment."""
+    patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
+    try:
+        remove_assignment(db.session(), patient.id, assignment_id, actor=actor(), now=now_utc())
+    except InvalidState as exc:
+        db.session.rollback()
+        return _care_team(patient, errors_of(exc), 422)
+    db.session.commit()
+    if not is_partial():
+        return finish(url_for("patients.show", patient_id=patient.id), "Care team changed.")
     return _care_team(patient, {})

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory, transaction
-from core.models import Nurse, Patient, PatientNurseAssignment
+from core.models import AuditEvent, Nurse, Patient, PatientNurseAssignment
 from core.services.common import Actor
 from core.services.people import create_patient
 from tests.webapp.dashboard.conftest import Dashboard
@@ -125,3 +125,30 @@ def test_assigning_the_primary_as_backup_too_is_refused_in_place(dash: Dashboard
     assert response.status_code == 422
     assert "already this patient" in response.get_data(as_text=True)
     assert dash.count(PatientNurseAssignment) == before
+
+
+def test_a_coordinator_removes_the_backup_nurse_from_the_care_team(dash: Dashboard) -> None:
+    john = dash.ids["patient"]  # primary Dr. Alice Wilson, backup Dr. Chen
+    backup = dash.scalar(
+        select(PatientNurseAssignment).where(
+            PatientNurseAssignment.patient_id == john, PatientNurseAssignment.role == "backup"
+        )
+    )
+    page = dash.client("coordinator").get(f"/patients/{john}").get_data(as_text=True)
+    end = f"/patients/{john}/assignments/{backup.id}/end"
+    assert f'hx-post="{end}"' in page and "hx-confirm=" in page
+    before = dash.count(AuditEvent, AuditEvent.action == "assignment.ended")
+
+    removed = dash.post("coordinator", end, headers={"HX-Request": "true"})
+    html = removed.get_data(as_text=True)
+    assert removed.status_code == 200 and html.lstrip().startswith('<section id="care-team"')
+    assert '<dd id="backup-nurse">None' in html and "Alice Wilson" in html
+    assert dash.count(AuditEvent, AuditEvent.action == "assignment.ended") == before + 1
+    other = dash.ids["other_patient"]
+    assert dash.post(
+        "coordinator", f"/patients/{other}/assignments/{backup.id}/end"
+    ).status_code in (
+        404,
+        422,
+    )
+    assert dash.count(AuditEvent, AuditEvent.action == "assignment.ended") == before + 1

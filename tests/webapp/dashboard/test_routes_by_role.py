@@ -63,6 +63,7 @@ POST_ROUTES = [
     ("/patients/{patient}/edit", (BAD, BAD, FORBIDDEN, LOGIN)),
     ("/patients/{patient}/assign", (BAD, BAD, FORBIDDEN, LOGIN)),
     ("/patients/{other_patient}/assign", (BAD, BAD, FORBIDDEN, LOGIN)),
+    ("/patients/{patient}/assignments/9999/end", (MISSING, MISSING, FORBIDDEN, LOGIN)),
     ("/appointments/new", (BAD, BAD, FORBIDDEN, LOGIN)),
     ("/appointments/{appointment}/cancel", (BAD, BAD, FORBIDDEN, LOGIN)),
     ("/appointments/{appointment}/reschedule", (BAD, BAD, FORBIDDEN, LOGIN)),
