@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import read_only_sessions, transaction
 from core.errors import DomainError, Slot, SlotUnavailable
 from core.models import CallDirection, LogRole, Nurse, Patient
-from core.scheduling import local_to_utc, wall_time_exists, zone
+from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
 from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
 from core.services.common import Actor
@@ -36,6 +36,7 @@ from voice.tool_processes import ReadToolCall, ToolProcesses, WriteNeeded
 logger = logging.getLogger(__name__)
 
 MAX_VERIFICATION_ATTEMPTS = 3
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 _LOCAL_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})(?::00)?$")
@@ -75,6 +76,16 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
             "date": {**_STR, "description": "YYYY-MM-DD in the patient's time zone"},
             "time": {**_STR, "description": "HH:MM (24 h) in the patient's time zone"},
             "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
+            "part_of_day": {
+                "type": "string",
+                "enum": ["morning", "afternoon", "evening"],
+                "description": "When the caller prefers visits; alternatives keep to it",
+            },
+            "weekdays": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(WEEKDAY_NAMES)},
+                "description": "Days the caller prefers; alternatives keep to them",
+            },
         },
         ["date"],
     ),
@@ -208,6 +219,30 @@ def _parse_local_start(value: Any, tz: str, field: str) -> datetime:
     if not match:
         raise ToolError("invalid_argument", f"{field} must be YYYY-MM-DDTHH:MM.", field=field)
     return _local_instant(_parse_date(match[1], field), _parse_minute(match[2], field), tz, field)
+
+
+def _preferences(part_of_day: Any, weekdays: Any, tz: str) -> Preferences | None:
+    """The caller's stated preferences for alternatives (None: any time the nurse has)."""
+    if part_of_day in (None, "") and not weekdays:
+        return None
+    if part_of_day not in (None, "") and part_of_day not in {p.value for p in PartOfDay}:
+        raise ToolError(
+            "invalid_argument",
+            "part_of_day must be morning, afternoon or evening.",
+            field="part_of_day",
+        )
+    days = weekdays or []
+    if not isinstance(days, list) or any(
+        not isinstance(d, str) or d.lower() not in WEEKDAY_NAMES for d in days
+    ):
+        raise ToolError(
+            "invalid_argument", "weekdays must be a list of day names.", field="weekdays"
+        )
+    return Preferences(
+        time_zone=tz,
+        weekdays=frozenset(WEEKDAY_NAMES.index(d.lower()) for d in days),
+        part_of_day=part_of_day or None,
+    )
 
 
 def _minutes(value: Any) -> int | None:
@@ -451,12 +486,16 @@ class ToolBox:
         date: Any = None,
         time: Any = None,
         duration_minutes: Any = None,
+        part_of_day: Any = None,
+        weekdays: Any = None,
     ) -> dict[str, Any]:
-        """Whether the asked time is free; alternatives if not; a day's free slots if no time."""
+        """Whether the asked time is free; alternatives (within the caller's preferences) if
+        not; a day's free slots if no time."""
         assert self.patient_id is not None
         tz, now = self.time_zone, self.clock()
         day = _parse_date(date, "date")
         minutes = _minutes(duration_minutes)
+        preferences = _preferences(part_of_day, weekdays, tz)
         if day < now.astimezone(zone(tz)).date():
             raise ToolError("in_the_past", "That date has already passed.", field="date")
         with transaction(self.reads) as session:
@@ -468,6 +507,7 @@ class ToolBox:
                     start=start,
                     now=now,
                     duration_minutes=minutes,
+                    preferences=preferences,
                 )
                 result: dict[str, Any] = {
                     "available": answer.available,

@@ -201,3 +201,27 @@ def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
     with session_factory() as session:
         nurses = session.scalars(select(Appointment.nurse_id)).all()
     assert nurses == [world.other_nurse_id]  # the refused attempts wrote nothing
+
+
+def test_alternatives_keep_to_the_callers_stated_preferences(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    day = _next_weekday()
+    _run(box, "book_appointment", "taken", start=f"{day.isoformat()}T10:00")
+
+    def offered(**preferences: object) -> list[datetime]:
+        answer = _run(box, "check_availability", date=day.isoformat(), time="10:00", **preferences)
+        assert answer["available"] is False and answer["alternatives"], answer
+        return [datetime.fromisoformat(a["start"]) for a in answer["alternatives"]]
+
+    assert any(start.hour < 12 for start in offered())  # nearest first: the same morning
+    assert all(12 <= start.hour < 17 for start in offered(part_of_day="afternoon"))
+    friday = offered(weekdays=["friday"])
+    assert all(start.weekday() == 4 for start in friday)
+    bad = _run(box, "check_availability", date=day.isoformat(), time="10:00", part_of_day="night")
+    assert bad["error"] == "invalid_argument" and bad["field"] == "part_of_day"
+    odd = _run(box, "check_availability", date=day.isoformat(), time="10:00", weekdays="friday")
+    assert odd["error"] == "invalid_argument"
