@@ -330,6 +330,11 @@ def free_intervals(
     return free
 
 
+def works_throughout(schedule: NurseSchedule, start: datetime, end: datetime) -> bool:
+    """Whether the nurse's hours (weekly and extra, time off aside) cover [start, end)."""
+    return _covering(working_intervals(schedule, start, end, with_time_off=False), start, end)
+
+
 def _covering(free: Sequence[Interval], start: datetime, end: datetime) -> bool:
     """Whether one interval of the sorted, merged `free` contains [start, end)."""
     index = bisect.bisect_right(free, (start, datetime.max.replace(tzinfo=UTC))) - 1

@@ -18,8 +18,16 @@ from core.models import (
     NurseAvailabilityOverride,
     OverrideKind,
 )
-from core.scheduling import MIDNIGHT, local_to_utc, require_aware, window_minutes, zone
+from core.scheduling import (
+    MIDNIGHT,
+    local_to_utc,
+    require_aware,
+    window_minutes,
+    works_throughout,
+    zone,
+)
 from core.services.common import Actor, audit, get_or_raise
+from core.services.schedules import load_schedule
 
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MAX_OVERRIDE_DAYS = 366
@@ -115,6 +123,30 @@ def set_weekly_availability(
         windows=len(rows),
     )
     return rows
+
+
+def visits_outside_hours(session: Session, nurse_id: int, now: datetime) -> list[OverrideCollision]:
+    """Booked visits from `now` on that the nurse's hours no longer cover (after her weekly
+    hours changed): listed so that none is silently left outside her working time."""
+    now = require_aware(now, "now")
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    visits = session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.nurse_id == nurse.id,
+            Appointment.status == AppointmentStatus.SCHEDULED,
+            Appointment.end_at > now,
+        )
+        .order_by(Appointment.start_at)
+    ).all()
+    if not visits:
+        return []
+    schedule = load_schedule(session, nurse, visits[0].start_at, max(v.end_at for v in visits))
+    return [
+        OverrideCollision(v.id, v.start_at, v.end_at, {"patient_id": v.patient_id})
+        for v in visits
+        if not works_throughout(schedule, v.start_at, v.end_at)
+    ]
 
 
 def override_intervals(

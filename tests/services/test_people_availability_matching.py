@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,7 +29,12 @@ from core.services.assignments import (
     remove_assignment,
     set_condition_mapping,
 )
-from core.services.availability import WeeklyWindowInput, add_override, set_weekly_availability
+from core.services.availability import (
+    WeeklyWindowInput,
+    add_override,
+    set_weekly_availability,
+    visits_outside_hours,
+)
 from core.services.booking import free_slots
 from core.services.common import Actor
 from core.services.people import create_nurse, create_patient, update_nurse
@@ -465,3 +470,39 @@ def test_removing_a_nurse_from_the_care_team_keeps_history_and_takes_effect_toda
             remove_assignment(
                 session, world.other_patient_id, primary.id, actor=ACTOR, now=frozen_now
             )
+
+
+def test_visits_outside_new_weekly_hours_are_found_and_past_ones_left_alone(
+    session_factory, frozen_now
+):
+    world = build_world(session_factory, frozen_now - timedelta(days=7))
+    with session_factory() as session:
+        past = Appointment(
+            nurse_id=world.nurse_id,
+            patient_id=world.patient_id,
+            start_at=frozen_now - timedelta(days=6, hours=-6),
+            end_at=frozen_now - timedelta(days=6, hours=-7),
+            created_at=frozen_now,
+        )
+        morning = Appointment(  # Tuesday 10:00 in New York
+            nurse_id=world.nurse_id,
+            patient_id=world.patient_id,
+            start_at=datetime(2025, 3, 4, 15, 0, tzinfo=UTC),
+            end_at=datetime(2025, 3, 4, 15, 30, tzinfo=UTC),
+            created_at=frozen_now,
+        )
+        afternoon = Appointment(  # Tuesday 14:00 in New York
+            nurse_id=world.nurse_id,
+            patient_id=world.patient_id,
+            start_at=datetime(2025, 3, 4, 19, 0, tzinfo=UTC),
+            end_at=datetime(2025, 3, 4, 19, 30, tzinfo=UTC),
+            created_at=frozen_now,
+        )
+        session.add_all([past, morning, afternoon])
+        session.flush()
+        assert visits_outside_hours(session, world.nurse_id, frozen_now) == []
+        set_weekly_availability(
+            session, world.nurse_id, weekdays(time(13), time(17)), actor=ACTOR, now=frozen_now
+        )
+        outside = visits_outside_hours(session, world.nurse_id, frozen_now)
+        assert [c.appointment_id for c in outside] == [morning.id]

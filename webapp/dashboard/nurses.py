@@ -17,6 +17,7 @@ from core.services.availability import (
     add_override,
     remove_override,
     set_weekly_availability,
+    visits_outside_hours,
 )
 from core.services.people import create_nurse, update_nurse
 from webapp import db
@@ -245,6 +246,8 @@ def save_availability(nurse_id: int) -> Response:
             weekdays=WEEKDAY_NAMES,
             saved=False,
         )
+    # The change is saved either way; visits it leaves outside her hours are listed to move.
+    outside = visits_outside_hours(db.session(), nurse.id, now_utc())
     db.session.commit()
     db.session.refresh(nurse)
     return render(
@@ -255,6 +258,7 @@ def save_availability(nurse_id: int) -> Response:
         grid_errors={},
         weekdays=WEEKDAY_NAMES,
         saved=True,
+        outside=outside,
     )
 
 

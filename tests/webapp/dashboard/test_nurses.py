@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from core.models import Appointment, Nurse, NurseAvailability, NurseAvailabilityOverride
 from tests.webapp.dashboard.conftest import Dashboard
+from webapp import db
 
 NEW_NURSE = {
     "title": "RN",
@@ -188,3 +190,31 @@ def test_an_override_can_be_removed_but_only_through_its_own_nurse(dash: Dashboa
     right = dash.post("coordinator", f"/nurses/{nurse_id}/overrides/{override_id}/delete")
     assert right.status_code == 200
     assert dash.count(NurseAvailabilityOverride) == 0
+
+
+def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashboard) -> None:
+    nurse_id = dash.ids["nurse"]
+    now = datetime.now(UTC)
+    with dash.app.app_context():
+        upcoming = set(
+            db.session.scalars(
+                select(Appointment.id).where(
+                    Appointment.nurse_id == nurse_id,
+                    Appointment.status == "scheduled",
+                    Appointment.end_at > now,
+                )
+            )
+        )
+    assert upcoming  # the demo data books her visits
+    early_sundays = {"start-6": ["06:00"], "end-6": ["07:00"]}
+    response = dash.post("coordinator", f"/nurses/{nurse_id}/availability", early_sundays)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Weekly hours saved." in html
+    warning = html.split('id="visits-outside-hours"')[1].split("</div>")[0]
+    listed = {int(i) for i in re.findall(r'href="/appointments/(\d+)"', warning)}
+    assert listed == upcoming
+    every_day = {f"start-{d}": ["00:00"] for d in range(7)} | {
+        f"end-{d}": ["00:00"] for d in range(7)
+    }
+    response = dash.post("coordinator", f"/nurses/{nurse_id}/availability", every_day)
+    assert 'id="visits-outside-hours"' not in response.get_data(as_text=True)
