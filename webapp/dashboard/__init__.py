@@ -9,6 +9,7 @@ from webapp import auth
 from webapp.dashboard import (
     account,
     appointments,
+    audit,
     calendar_links,
     callbacks,
     calls,
@@ -36,6 +37,7 @@ def register(app: Flask) -> None:
         staff,
         notifications,
         callbacks,
+        audit,
         calendar_links,
         account,
     ):
