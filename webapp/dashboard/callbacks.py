@@ -8,7 +8,7 @@ and mark each done once they have called the patient back.
 from __future__ import annotations
 
 from flask import request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from core.errors import InvalidState
@@ -20,18 +20,6 @@ from webapp.dashboard.common import actor, blueprint, finish, is_partial, pagina
 
 bp = blueprint("callbacks", __name__, url_prefix="/callbacks")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-
-
-def open_count() -> int:
-    """How many callers wait for a call back (for the home page)."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(CallbackRequest)
-            .where(CallbackRequest.status == CallbackStatus.OPEN)
-        )
-        or 0
-    )
 
 
 def _patient_names(rows: list[CallbackRequest]) -> dict[int, str]:

@@ -79,3 +79,15 @@ def test_marking_done_needs_a_csrf_token(dash: Dashboard) -> None:
     assert refused.status_code == 400
     row = dash.scalar(select(CallbackRequest).where(CallbackRequest.id == older))
     assert row.status == "open"
+
+
+def test_home_counts_waiting_callers_beside_its_call_lists_on_each_backend(
+    any_dash: Dashboard,
+) -> None:
+    home = any_dash.client("coordinator").get("/").get_data(as_text=True)
+    assert '<p class="big">0</p>' in home.split('id="callbacks"')[1].split("</section>")[0]
+    _requests(any_dash)
+    home = any_dash.client("coordinator").get("/").get_data(as_text=True)
+    waiting = home.split('id="callbacks"')[1].split("</section>")[0]
+    assert '<p class="big">2</p>' in waiting
+    assert f'href="/calls/{any_dash.ids["call"]}"' in home  # the call lists still read
