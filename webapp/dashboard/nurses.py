@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
 from core.errors import NotFound, ValidationError
-from core.models import Nurse, NurseAvailabilityOverride, OverrideKind, Role
+from core.models import (
+    Appointment,
+    AppointmentStatus,
+    Nurse,
+    NurseAvailabilityOverride,
+    OverrideKind,
+    Role,
+)
 from core.services import access
 from core.services.availability import (
     WEEKDAY_NAMES,
@@ -29,6 +36,7 @@ from webapp.dashboard.common import (
     errors_of,
     finish,
     int_field,
+    local_day,
     paginate,
     reads_only,
     render,
@@ -36,6 +44,7 @@ from webapp.dashboard.common import (
     text,
     time_field,
     viewer,
+    viewer_zone,
 )
 
 bp = blueprint("nurses", __name__, url_prefix="/nurses")
@@ -153,9 +162,31 @@ def edit(nurse_id: int) -> Response:
 def toggle_active(nurse_id: int) -> Response:
     """Deactivate or reactivate a nurse; answers with the nurse's row."""
     nurse = _nurse(nurse_id)
-    update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), active=not nurse.active)
+    now = now_utc()
+    update_nurse(db.session(), nurse.id, actor=actor(), now=now, active=not nurse.active)
+    # Her booked visits stay booked: say how many, so none is left without a nurse unnoticed.
+    still_booked = 0
+    if not nurse.active:
+        still_booked = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(Appointment)
+                .where(
+                    Appointment.nurse_id == nurse.id,
+                    Appointment.status == AppointmentStatus.SCHEDULED,
+                    Appointment.end_at > now,
+                )
+            )
+            or 0
+        )
     db.session.commit()
-    return render("nurses/_row.html", "nurses/_row.html", nurse=nurse)
+    return render(
+        "nurses/_row.html",
+        "nurses/_row.html",
+        nurse=nurse,
+        still_booked=still_booked,
+        today=local_day(now, viewer_zone()),
+    )
 
 
 @bp.get("/<int:nurse_id>")

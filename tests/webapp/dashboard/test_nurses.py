@@ -218,3 +218,27 @@ def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashbo
     }
     response = dash.post("coordinator", f"/nurses/{nurse_id}/availability", every_day)
     assert 'id="visits-outside-hours"' not in response.get_data(as_text=True)
+
+
+def test_deactivating_a_nurse_says_how_many_visits_are_still_booked_with_her(
+    dash: Dashboard,
+) -> None:
+    nurse_id = dash.ids["nurse"]
+    now = datetime.now(UTC)
+    with dash.app.app_context():
+        booked = len(
+            db.session.scalars(
+                select(Appointment.id).where(
+                    Appointment.nurse_id == nurse_id,
+                    Appointment.status == "scheduled",
+                    Appointment.end_at > now,
+                )
+            ).all()
+        )
+    assert booked > 1  # the demo data books her visits
+    off = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
+    html = off.get_data(as_text=True)
+    assert f"{booked} upcoming visits are still booked with Dr. Alice Wilson" in html
+    assert f"/appointments/?nurse_id={nurse_id}&amp;status=scheduled&amp;from=" in html
+    back = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
+    assert "still booked" not in back.get_data(as_text=True)  # reactivated: nothing to warn of
