@@ -136,6 +136,13 @@ def end_assignment(
         raise ValidationError("The assignment cannot end before it starts.", field="valid_to")
     assignment.valid_to = last_day
     session.flush()
+    _audit_ended(session, assignment, actor=actor, now=now)
+    return assignment
+
+
+def _audit_ended(
+    session: Session, assignment: PatientNurseAssignment, *, actor: Actor, now: datetime
+) -> None:
     audit(
         session,
         actor=actor,
@@ -144,8 +151,8 @@ def end_assignment(
         entity_id=assignment.patient_id,
         now=now,
         nurse_id=assignment.nurse_id,
+        role=assignment.role,
     )
-    return assignment
 
 
 def remove_assignment(
@@ -169,16 +176,7 @@ def remove_assignment(
     else:
         assignment.valid_to = today - timedelta(days=1)
     session.flush()
-    audit(
-        session,
-        actor=actor,
-        action="assignment.ended",
-        entity_type="patient",
-        entity_id=patient_id,
-        now=now,
-        nurse_id=assignment.nurse_id,
-        role=assignment.role,
-    )
+    _audit_ended(session, assignment, actor=actor, now=now)
 
 
 # ---------------------------------------------------------------- matching

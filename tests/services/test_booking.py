@@ -28,7 +28,15 @@ from core.services.booking import (
     mark_no_show,
     reschedule_appointment,
 )
-from tests.services.world import ACTOR, World, build_world, counts, local
+from tests.services.world import (
+    ACTOR,
+    World,
+    assign_backup,
+    away,
+    build_world,
+    counts,
+    local,
+)
 
 MONDAY = date(2025, 3, 3)
 TUESDAY = date(2025, 3, 4)
@@ -350,23 +358,8 @@ def test_check_availability_offers_the_backup_nurse_when_the_primary_is_full(
 ):
     world = build_world(session_factory, frozen_now, horizon_days=2)
     with session_factory() as session:
-        assign_nurse(
-            session,
-            patient_id=world.patient_id,
-            nurse_id=world.other_nurse_id,
-            role=AssignmentRole.BACKUP,
-            actor=ACTOR,
-            now=frozen_now,
-        )
-        add_override(
-            session,
-            world.nurse_id,
-            kind="time_off",
-            start_date=MONDAY,
-            end_date=date(2025, 3, 6),
-            actor=ACTOR,
-            now=frozen_now,
-        )
+        assign_backup(session, world.patient_id, world.other_nurse_id, frozen_now)
+        away(session, world.nurse_id, MONDAY, date(2025, 3, 6), frozen_now)
         answer = check_availability(
             session, patient_id=world.patient_id, start=local(TUESDAY, 10), now=frozen_now
         )
@@ -382,23 +375,8 @@ def test_a_reschedule_offers_only_its_own_nurses_times(session_factory, frozen_n
     world = build_world(session_factory, frozen_now, horizon_days=2)
     visit = book(session_factory, frozen_now, world.patient_id, local(MONDAY, 14))
     with session_factory() as session:
-        assign_nurse(
-            session,
-            patient_id=world.patient_id,
-            nurse_id=world.other_nurse_id,
-            role=AssignmentRole.BACKUP,
-            actor=ACTOR,
-            now=frozen_now,
-        )
-        add_override(
-            session,
-            world.nurse_id,
-            kind="time_off",
-            start_date=MONDAY,
-            end_date=date(2025, 3, 6),
-            actor=ACTOR,
-            now=frozen_now,
-        )
+        assign_backup(session, world.patient_id, world.other_nurse_id, frozen_now)
+        away(session, world.nurse_id, MONDAY, date(2025, 3, 6), frozen_now)
         session.commit()
     with session_factory() as session, pytest.raises(SlotUnavailable) as refused:
         reschedule_appointment(

@@ -39,7 +39,7 @@ from core.services.booking import free_slots
 from core.services.common import Actor
 from core.services.people import create_nurse, create_patient, update_nurse
 from core.services.users import create_user
-from tests.services.world import ACTOR, NY, build_world, weekdays
+from tests.services.world import ACTOR, NY, assign_backup, build_world, weekdays
 
 
 def count(session, model) -> int:
@@ -448,14 +448,11 @@ def test_removing_a_nurse_from_the_care_team_keeps_history_and_takes_effect_toda
     with session_factory() as session:
         primary = active_assignment(session, world.patient_id, on=frozen_now.date())
         assert primary is not None
-        backup = assign_nurse(
-            session,
-            patient_id=world.patient_id,
-            nurse_id=world.other_nurse_id,
-            role=AssignmentRole.BACKUP,
-            actor=ACTOR,
-            now=frozen_now,
+        assign_backup(session, world.patient_id, world.other_nurse_id, frozen_now)
+        backup = active_assignment(
+            session, world.patient_id, on=frozen_now.date(), role=AssignmentRole.BACKUP
         )
+        assert backup is not None
         remove_assignment(session, world.patient_id, primary.id, actor=ACTOR, now=frozen_now)
         remove_assignment(session, world.patient_id, backup.id, actor=ACTOR, now=frozen_now)
         session.commit()
@@ -477,27 +474,19 @@ def test_visits_outside_new_weekly_hours_are_found_and_past_ones_left_alone(
 ):
     world = build_world(session_factory, frozen_now - timedelta(days=7))
     with session_factory() as session:
-        past = Appointment(
-            nurse_id=world.nurse_id,
-            patient_id=world.patient_id,
-            start_at=frozen_now - timedelta(days=6, hours=-6),
-            end_at=frozen_now - timedelta(days=6, hours=-7),
-            created_at=frozen_now,
-        )
-        morning = Appointment(  # Tuesday 10:00 in New York
-            nurse_id=world.nurse_id,
-            patient_id=world.patient_id,
-            start_at=datetime(2025, 3, 4, 15, 0, tzinfo=UTC),
-            end_at=datetime(2025, 3, 4, 15, 30, tzinfo=UTC),
-            created_at=frozen_now,
-        )
-        afternoon = Appointment(  # Tuesday 14:00 in New York
-            nurse_id=world.nurse_id,
-            patient_id=world.patient_id,
-            start_at=datetime(2025, 3, 4, 19, 0, tzinfo=UTC),
-            end_at=datetime(2025, 3, 4, 19, 30, tzinfo=UTC),
-            created_at=frozen_now,
-        )
+
+        def visit(start: datetime) -> Appointment:
+            return Appointment(
+                nurse_id=world.nurse_id,
+                patient_id=world.patient_id,
+                start_at=start,
+                end_at=start + timedelta(minutes=30),
+                created_at=frozen_now,
+            )
+
+        past = visit(frozen_now - timedelta(days=6))
+        morning = visit(datetime(2025, 3, 4, 15, 0, tzinfo=UTC))  # Tuesday 10:00 in New York
+        afternoon = visit(datetime(2025, 3, 4, 19, 0, tzinfo=UTC))  # Tuesday 14:00 in New York
         session.add_all([past, morning, afternoon])
         session.flush()
         assert visits_outside_hours(session, world.nurse_id, frozen_now) == []

@@ -8,9 +8,9 @@ from datetime import date, datetime, time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Appointment, AuditEvent, Notification
+from core.models import Appointment, AssignmentRole, AuditEvent, Notification
 from core.services.assignments import assign_nurse
-from core.services.availability import WeeklyWindowInput, set_weekly_availability
+from core.services.availability import WeeklyWindowInput, add_override, set_weekly_availability
 from core.services.common import Actor
 from core.services.people import create_nurse, create_patient
 
@@ -102,3 +102,22 @@ def local(day: date, hour: int, minute: int = 0, zone: str = NY) -> datetime:
     from zoneinfo import ZoneInfo
 
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(zone))
+
+
+def assign_backup(session: Session, patient_id: int, nurse_id: int, now: datetime) -> None:
+    """Make `nurse_id` the patient's backup nurse (not committed)."""
+    assign_nurse(
+        session,
+        patient_id=patient_id,
+        nurse_id=nurse_id,
+        role=AssignmentRole.BACKUP,
+        actor=ACTOR,
+        now=now,
+    )
+
+
+def away(session: Session, nurse_id: int, first: date, last: date, now: datetime) -> None:
+    """Time off for the nurse from `first` to `last`, whole days (not committed)."""
+    add_override(
+        session, nurse_id, kind="time_off", start_date=first, end_date=last, actor=ACTOR, now=now
+    )

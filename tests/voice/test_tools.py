@@ -10,17 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import (
     Appointment,
-    AssignmentRole,
     Call,
     ConversationLog,
     Nurse,
     PatientNurseAssignment,
 )
 from core.services import calls
-from core.services.assignments import assign_nurse
-from core.services.availability import add_override
 from core.services.people import create_patient
-from tests.services.world import ACTOR, NY, build_world
+from tests.services.world import ACTOR, NY, assign_backup, away, build_world
 from voice.tools import CallContext, ToolBox
 
 JOHN = "+12025550101"
@@ -159,16 +156,8 @@ def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
     now = datetime.now(UTC)
     world = build_world(session_factory, now)
     day = _next_weekday()
-    with session_factory() as session:
-        add_override(  # the primary nurse is away for the whole booking horizon
-            session,
-            world.nurse_id,
-            kind="time_off",
-            start_date=day - timedelta(days=3),
-            end_date=day + timedelta(days=120),
-            actor=ACTOR,
-            now=now,
-        )
+    with session_factory() as session:  # the primary nurse is away for the whole horizon
+        away(session, world.nurse_id, day - timedelta(days=3), day + timedelta(days=120), now)
         session.commit()
     box = _toolbox(session_factory)
     _run(box, "verify_patient", date_of_birth="1958-04-12")
@@ -179,14 +168,7 @@ def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
         "invalid_argument"
     )
     with session_factory() as session:
-        assign_nurse(
-            session,
-            patient_id=world.patient_id,
-            nurse_id=world.other_nurse_id,
-            role=AssignmentRole.BACKUP,
-            actor=ACTOR,
-            now=now,
-        )
+        assign_backup(session, world.patient_id, world.other_nurse_id, now)
         session.commit()
         backup_name = session.get(Nurse, world.other_nurse_id).display_name  # type: ignore[union-attr]
 

@@ -192,11 +192,11 @@ def test_an_override_can_be_removed_but_only_through_its_own_nurse(dash: Dashboa
     assert dash.count(NurseAvailabilityOverride) == 0
 
 
-def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashboard) -> None:
-    nurse_id = dash.ids["nurse"]
+def _upcoming_visits(dash: Dashboard, nurse_id: int) -> set[int]:
+    """Ids of the nurse's scheduled visits that have not ended yet."""
     now = datetime.now(UTC)
     with dash.app.app_context():
-        upcoming = set(
+        return set(
             db.session.scalars(
                 select(Appointment.id).where(
                     Appointment.nurse_id == nurse_id,
@@ -205,6 +205,11 @@ def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashbo
                 )
             )
         )
+
+
+def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashboard) -> None:
+    nurse_id = dash.ids["nurse"]
+    upcoming = _upcoming_visits(dash, nurse_id)
     assert upcoming  # the demo data books her visits
     early_sundays = {"start-6": ["06:00"], "end-6": ["07:00"]}
     response = dash.post("coordinator", f"/nurses/{nurse_id}/availability", early_sundays)
@@ -224,17 +229,7 @@ def test_deactivating_a_nurse_says_how_many_visits_are_still_booked_with_her(
     dash: Dashboard,
 ) -> None:
     nurse_id = dash.ids["nurse"]
-    now = datetime.now(UTC)
-    with dash.app.app_context():
-        booked = len(
-            db.session.scalars(
-                select(Appointment.id).where(
-                    Appointment.nurse_id == nurse_id,
-                    Appointment.status == "scheduled",
-                    Appointment.end_at > now,
-                )
-            ).all()
-        )
+    booked = len(_upcoming_visits(dash, nurse_id))
     assert booked > 1  # the demo data books her visits
     off = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
     html = off.get_data(as_text=True)
