@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import read_only_sessions, transaction
 from core.errors import DomainError, Slot, SlotUnavailable
-from core.models import CallDirection, LogRole, Nurse, Patient
+from core.models import AssignmentRole, CallDirection, LogRole, Nurse, Patient
 from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
 from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
@@ -473,6 +473,26 @@ class ToolBox:
                 )
             nurse = session.get(Nurse, current.nurse_id)
             assert nurse is not None
+            if not nurse.active:
+                # The primary is not taking visits: the backup nurse covers (as booking does).
+                today = patient_today(patient, now)
+                backup = active_assignment(
+                    session, patient.id, on=today, role=AssignmentRole.BACKUP
+                )
+                if backup is None or not backup.nurse.active:
+                    raise ToolError(
+                        "no_nurse_available",
+                        "The patient's nurse is not taking visits and no backup can; offer a"
+                        " transfer to staff.",
+                    )
+                return {
+                    "nurse_id": backup.nurse.id,
+                    "nurse_name": backup.nurse.display_name,
+                    "newly_assigned": False,
+                    "covering": True,
+                    "message": "The usual nurse is not available; this backup nurse takes the"
+                    " patient's visits for now.",
+                }
             return {
                 "nurse_id": nurse.id,
                 "nurse_name": nurse.display_name,

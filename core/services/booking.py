@@ -83,7 +83,8 @@ def _whole_minute(start: datetime) -> datetime:
 def resolve_nurse(
     session: Session, patient: Patient, *, nurse_id: int | None, start: datetime, now: datetime
 ) -> Nurse:
-    """The nurse for this booking: the given one if assigned, else the patient's primary.
+    """The nurse for this booking: the given one if assigned, else the patient's primary, or
+    the backup while the primary is inactive (that is what a backup nurse is for).
 
     The assignment must cover the visit's date (in the nurse's zone): an expired one does not.
     A time already past is judged by today's assignment, so the refusal names the real problem.
@@ -97,6 +98,15 @@ def resolve_nurse(
                 "This patient has no primary nurse on that date; assign one first.",
                 field="nurse_id",
             )
+        if not assignment.nurse.active:
+            backup = active_assignment(session, patient.id, on=on, role=AssignmentRole.BACKUP)
+            if backup is None or not backup.nurse.active:
+                raise ValidationError(
+                    "This patient's nurse is inactive and no active backup nurse is assigned;"
+                    " a coordinator needs to assign one.",
+                    field="nurse_id",
+                )
+            assignment = backup
         nurse_id = assignment.nurse_id
     else:
         assignment = None

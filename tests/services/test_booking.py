@@ -28,6 +28,7 @@ from core.services.booking import (
     mark_no_show,
     reschedule_appointment,
 )
+from core.services.people import update_nurse
 from tests.services.world import (
     ACTOR,
     World,
@@ -453,3 +454,22 @@ def test_naive_and_off_minute_times_are_refused_and_nothing_written(
     with pytest.raises(NotFound):
         book(session_factory, frozen_now, 9999, local(TUESDAY, 10))
     assert counts(session_factory)[0] == 0
+
+
+def test_while_the_primary_is_inactive_the_backup_nurse_takes_the_visits(
+    session_factory, frozen_now, world
+):
+    with session_factory() as session:
+        update_nurse(session, world.nurse_id, actor=ACTOR, now=frozen_now, active=False)
+        with pytest.raises(ValidationError, match="no active backup"):
+            check_availability(
+                session, patient_id=world.patient_id, start=local(TUESDAY, 10), now=frozen_now
+            )
+        assign_backup(session, world.patient_id, world.other_nurse_id, frozen_now)
+        answer = check_availability(
+            session, patient_id=world.patient_id, start=local(TUESDAY, 10), now=frozen_now
+        )
+        session.commit()
+    assert answer.available and answer.nurse_id == world.other_nurse_id
+    visit = book(session_factory, frozen_now, world.patient_id, local(TUESDAY, 10))
+    assert visit.nurse_id == world.other_nurse_id

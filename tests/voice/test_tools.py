@@ -16,7 +16,7 @@ from core.models import (
     PatientNurseAssignment,
 )
 from core.services import calls
-from core.services.people import create_patient
+from core.services.people import create_patient, update_nurse
 from tests.services.world import ACTOR, NY, assign_backup, away, build_world
 from voice.tools import CallContext, ToolBox
 
@@ -207,3 +207,23 @@ def test_alternatives_keep_to_the_callers_stated_preferences(
     assert bad["error"] == "invalid_argument" and bad["field"] == "part_of_day"
     odd = _run(box, "check_availability", date=day.isoformat(), time="10:00", weekdays="friday")
     assert odd["error"] == "invalid_argument"
+
+
+def test_the_backup_nurse_is_named_while_the_primary_is_inactive(
+    session_factory: sessionmaker[Session],
+) -> None:
+    now = datetime.now(UTC)
+    world = build_world(session_factory, now)
+    with session_factory() as session:
+        update_nurse(session, world.nurse_id, actor=ACTOR, now=now, active=False)
+        session.commit()
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    assert _run(box, "get_assigned_nurse")["error"] == "no_nurse_available"
+    with session_factory() as session:
+        assign_backup(session, world.patient_id, world.other_nurse_id, now)
+        session.commit()
+    covering = _run(box, "get_assigned_nurse")
+    assert covering["nurse_id"] == world.other_nurse_id and covering["covering"] is True
+    booked = _run(box, "book_appointment", start=f"{_next_weekday().isoformat()}T10:00")
+    assert booked["booked"] and booked["nurse_name"] == covering["nurse_name"]
