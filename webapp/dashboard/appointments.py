@@ -18,7 +18,6 @@ from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, 
 from core.notifications.queries import notifications_for_appointment
 from core.services import access
 from core.services.access import Viewer
-from core.services.assignments import active_assignment, patient_today
 from core.services.booking import (
     CANCEL_REASONS,
     book_appointment,
@@ -27,6 +26,7 @@ from core.services.booking import (
     mark_completed,
     mark_no_show,
     reschedule_appointment,
+    resolve_nurse,
 )
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -192,9 +192,14 @@ def index() -> Response:
 # ------------------------------------------------------------------ booking
 
 
-def _primary_nurse(patient: Patient) -> Nurse | None:
-    assignment = active_assignment(db.session(), patient.id, on=patient_today(patient, now_utc()))
-    return assignment.nurse if assignment is not None else None
+def _booking_nurse(patient: Patient) -> Nurse | None:
+    """Whom a booking for the patient goes to: the primary, or the backup covering for an
+    inactive primary (None when neither can take it; booking then says why)."""
+    now = now_utc()
+    try:
+        return resolve_nurse(db.session(), patient, nurse_id=None, start=now, now=now)
+    except DomainError:
+        return None
 
 
 def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> list[Any]:
@@ -228,7 +233,7 @@ def _booking_form(
 ) -> Response:
     source = request.form if request.method == "POST" else request.args
     day = _day_arg(source)
-    nurse = _primary_nurse(patient) if patient is not None else None
+    nurse = _booking_nurse(patient) if patient is not None else None
     slots = _slots_for(nurse, day)
     patients = db.session.scalars(
         access.patients(viewer(), now_utc()).order_by(Patient.last_name, Patient.first_name)
@@ -302,7 +307,7 @@ def slots() -> Response:
     """The free slots of the patient's primary nurse on one day (a fragment of the form)."""
     patient = _patient_arg(request.args)
     day = _day_arg(request.args)
-    nurse = _primary_nurse(patient) if patient is not None else None
+    nurse = _booking_nurse(patient) if patient is not None else None
     return render(
         "appointments/_slots.html",
         "appointments/_slots.html",

@@ -315,3 +315,19 @@ def test_when_the_nurse_is_away_the_backup_nurses_offered_times_book_with_her(
     assert booked.status_code == 303
     newest = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
     assert newest.nurse_id == chen.id and newest.patient_id == john
+
+
+def test_for_a_patient_whose_nurse_is_inactive_the_form_offers_the_backups_times(
+    dash: Dashboard,
+) -> None:
+    john = dash.ids["patient"]  # primary Dr. Alice Wilson, backup Dr. Chen
+    off = dash.post("coordinator", f"/nurses/{dash.ids['nurse']}/active")
+    assert off.status_code == 200
+    chen = dash.scalar(select(Nurse).where(Nurse.last_name == "Chen"))
+    form = dash.client("coordinator").get(f"/appointments/new?patient_id={john}")
+    assert f"Free times with {chen.display_name}" in form.get_data(as_text=True)
+    start = _free_starts(dash, john)[0]
+    booked = dash.post("coordinator", "/appointments/new", {"patient_id": john, "start": start})
+    assert booked.status_code == 303
+    newest = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
+    assert newest.nurse_id == chen.id
