@@ -322,7 +322,7 @@ class Appointment(TimestampMixin, Base):
     source: Mapped[str] = mapped_column(String(16), default=Source.DASHBOARD)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     rescheduled_from_id: Mapped[int | None] = mapped_column(
-        ForeignKey("appointments.id"), default=None
+        ForeignKey("appointments.id"), default=None, index=True
     )
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None, index=True)
     cancel_reason: Mapped[str | None] = mapped_column(String(40), default=None)

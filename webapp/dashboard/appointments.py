@@ -366,10 +366,18 @@ def _detail(
     appointment: Appointment, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> Response:
     messages = notifications_for_appointment(db.session(), appointment.id)
+    moved_to = (
+        db.session.scalar(
+            select(Appointment.id).where(Appointment.rescheduled_from_id == appointment.id)
+        )
+        if appointment.cancel_reason == "rescheduled"
+        else None
+    )
     return render(
         "appointments/show.html",
         status=status,
         appointment=appointment,
+        moved_to=moved_to,
         reasons=USER_CANCEL_REASONS,
         errors=errors or {},
         form=request.form if errors else None,

@@ -145,6 +145,14 @@ def test_rescheduling_moves_the_visit_to_a_free_slot(dash: Dashboard) -> None:
     new = dash.scalar(select(Appointment).where(Appointment.rescheduled_from_id == appointment_id))
     assert new.start_at == datetime.fromisoformat(start)
     assert response.location == f"/appointments/{new.id}"
+    # Each visit links to the other: the old one to where it went, the new one to where from.
+    old_page = dash.client("coordinator").get(f"/appointments/{appointment_id}")
+    assert f'<dt>Moved to</dt><dd><a href="/appointments/{new.id}">' in old_page.get_data(
+        as_text=True
+    )
+    new_page = dash.client("coordinator").get(f"/appointments/{new.id}").get_data(as_text=True)
+    assert f'<dt>Moved from</dt><dd><a href="/appointments/{appointment_id}">' in new_page
+    assert "<dt>Moved to</dt>" not in new_page
 
 
 def test_a_nurse_closes_their_own_started_visit_but_not_someone_elses(dash: Dashboard) -> None:
