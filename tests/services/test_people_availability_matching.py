@@ -416,8 +416,29 @@ def test_demo_data_is_created_once_with_bookable_visits(session_factory, frozen_
         assert count(session, Appointment) >= 4
         assert seed_demo(session, now=frozen_now, password=None).created is False
         assert count(session, Nurse) == 5
-        names = {p.full_name for p in session.scalars(select(Patient))}
-        assert names == {"John Smith", "Sarah Johnson", "Robert Brown", "Emily Davis"}
+        conditions = {p.full_name: set(p.conditions) for p in session.scalars(select(Patient))}
+        assert conditions == {  # the product brief's sample patients
+            "John Smith": {"Diabetes", "Hypertension"},
+            "Sarah Johnson": {"Asthma", "Allergies"},
+            "Robert Brown": {"Heart Disease", "Arthritis"},
+            "Emily Davis": {"Anxiety", "Depression"},
+        }
+        nurses = {n.display_name: n for n in session.scalars(select(Nurse))}
+        specialisations = {name: set(n.specializations) for name, n in nurses.items()}
+        assert {name: {s.lower() for s in skills} for name, skills in specialisations.items()} == {
+            "Dr. Alice Wilson": {"general care"},
+            "Dr. Michael Chen": {"cardiology"},
+            "Dr. Lisa Rodriguez": {"pediatrics"},
+            "Dr. James Thompson": {"geriatrics"},
+            "Dr. Maria Garcia": {"mental health"},
+        }
+        for nurse in nurses.values():  # Mon-Fri 9 AM-5 PM, Sat-Sun 10 AM-2 PM
+            hours = sorted((w.weekday, w.start_time, w.end_time) for w in nurse.availability)
+            assert hours == [(d, time(9), time(17)) for d in range(5)] + [
+                (d, time(10), time(14)) for d in (5, 6)
+            ], nurse.display_name
+        for patient in session.scalars(select(Patient)):  # each has a primary nurse
+            assert active_assignment(session, patient.id, on=frozen_now.date()) is not None
 
 
 def test_demo_data_goes_into_a_used_database_only_when_asked(session, frozen_now):
