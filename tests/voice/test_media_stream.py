@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from core.models import Call
 from tests.services.world import build_world
-from tests.voice.fakes import FakeModelSession, idle
-from tests.voice.stack import open_factory, voice_stack
+from tests.voice.fakes import FakeModelSession, FakeTwilioCall, idle, sign
+from tests.voice.stack import AUTH_TOKEN, open_factory, voice_stack
 from voice.security import make_stream_token
 
 JOHN = "+12025550101"
@@ -145,5 +145,29 @@ def test_two_streams_racing_with_one_token_get_one_model_session(sqlite_url: str
             assert len([s for s in stack.realtime.sessions if s.received]) == 1
             await winner.stop()
             await loser.close()
+
+    asyncio.run(scenario())
+
+
+def test_audio_before_start_is_skipped_and_the_stream_then_bridges(sqlite_url: str) -> None:
+    factory = open_factory(sqlite_url)
+    build_world(factory, datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle) as stack:
+            call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            early = FakeTwilioCall(stack.ws_url, speed=10.0, audio_byte=0x11)
+            await early.connect(sign(AUTH_TOKEN, "wss://voice.example.test/media-stream", {}))
+            await early.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            for _ in range(3):  # no stream yet: nothing to relay it on
+                await early.send({"event": "media", "media": {"payload": "EREREQ=="}})
+            early.audio_byte = 0x7F
+            await early.start(call_sid, answer.params)
+            await early.wait_for(lambda: bool(early.sent_events("media")))
+            [model] = stack.realtime.sessions
+            await early.wait_for(lambda: model.appended_ms >= 100)
+            await early.stop()
+            assert model.audio_bytes == {0x7F}  # only audio sent after `start`
+            assert stack.realtime.errors == []
 
     asyncio.run(scenario())
