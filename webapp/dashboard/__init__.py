@@ -15,6 +15,7 @@ from webapp.dashboard import (
     calls,
     common,
     home,
+    matching,
     notifications,
     nurses,
     patients,
@@ -38,6 +39,7 @@ def register(app: Flask) -> None:
         notifications,
         callbacks,
         audit,
+        matching,
         calendar_links,
         account,
     ):

@@ -51,6 +51,7 @@ GET_ROUTES = [
     ("/callbacks/", (OK, OK, FORBIDDEN, LOGIN)),
     ("/callbacks/?status=done", (OK, OK, FORBIDDEN, LOGIN)),
     ("/audit/", (OK, FORBIDDEN, FORBIDDEN, LOGIN)),
+    ("/matching/", (OK, OK, FORBIDDEN, LOGIN)),
     ("/audit/?entity_type=call&entity_id=1&action=x&actor=y", (OK, FORBIDDEN, FORBIDDEN, LOGIN)),
 ]
 
@@ -76,6 +77,7 @@ POST_ROUTES = [
     ("/staff/1/password", (BAD, FORBIDDEN, FORBIDDEN, LOGIN)),
     ("/staff/9999/active", (MISSING, FORBIDDEN, FORBIDDEN, LOGIN)),
     ("/callbacks/9999/done", (MISSING, MISSING, FORBIDDEN, LOGIN)),
+    ("/matching/", (BAD, BAD, FORBIDDEN, LOGIN)),
 ]
 
 
