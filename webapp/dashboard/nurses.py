@@ -22,6 +22,7 @@ from core.services.availability import (
     WEEKDAY_NAMES,
     WeeklyWindowInput,
     add_override,
+    override_intervals,
     remove_override,
     set_weekly_availability,
     visits_outside_hours,
@@ -311,6 +312,7 @@ def _overrides_partial(
     *,
     errors: dict[str, str] | None = None,
     collisions: list[Any] | None = None,
+    stranded: list[Any] | None = None,
     status: int = 200,
 ) -> Response:
     return render(
@@ -321,6 +323,7 @@ def _overrides_partial(
         overrides=_overrides(nurse),
         override_errors=errors or {},
         collisions=collisions,
+        stranded=stranded or [],
         form=request.form if errors else None,
         kinds=OverrideKind,
     )
@@ -359,6 +362,15 @@ def remove_override_view(nurse_id: int, override_id: int) -> Response:
     override = db.session.get(NurseAvailabilityOverride, override_id)
     if override is None or override.nurse_id != nurse.id:
         raise NotFound("No such override.")
+    spans = override_intervals(override, nurse.time_zone)
+    extra_hours = override.kind == OverrideKind.EXTRA_HOURS
     remove_override(db.session(), override.id, actor=actor(), now=now_utc())
+    # Visits booked in extra hours that are gone now stand outside her hours: list them.
+    outside = visits_outside_hours(db.session(), nurse.id, now_utc()) if extra_hours else []
+    stranded = [
+        visit
+        for visit in outside
+        if any(visit.start < end and visit.end > start for start, end in spans)
+    ]
     db.session.commit()
-    return _overrides_partial(nurse)
+    return _overrides_partial(nurse, stranded=stranded)

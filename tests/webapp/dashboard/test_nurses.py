@@ -237,3 +237,29 @@ def test_deactivating_a_nurse_says_how_many_visits_are_still_booked_with_her(
     assert f"/appointments/?nurse_id={nurse_id}&amp;status=scheduled&amp;from=" in html
     back = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
     assert "still booked" not in back.get_data(as_text=True)  # reactivated: nothing to warn of
+
+
+def test_removing_extra_hours_lists_the_visits_booked_in_them(dash: Dashboard) -> None:
+    nurse_id, john = dash.ids["nurse"], dash.ids["patient"]
+    nurse = dash.scalar(select(Nurse).where(Nurse.id == nurse_id))
+    tz = ZoneInfo(nurse.time_zone)
+    day = datetime.now(tz).date() + timedelta(days=10)
+    while day.weekday() != 6:  # a Sunday evening: outside her usual 10:00-14:00
+        day += timedelta(days=1)
+    extra = {"kind": "extra_hours", "start_date": day.isoformat()}
+    dash.post(
+        "coordinator",
+        f"/nurses/{nurse_id}/overrides",
+        {**extra, "start_time": "18:00", "end_time": "20:00"},
+    )
+    override_id = dash.scalar(select(NurseAvailabilityOverride.id))
+    start = datetime(day.year, day.month, day.day, 18, 0, tzinfo=tz)
+    booked = dash.post(
+        "coordinator", "/appointments/new", {"patient_id": john, "start": start.isoformat()}
+    )
+    assert booked.status_code == 303
+    visit = dash.scalar(select(Appointment.id).order_by(Appointment.id.desc()))
+
+    removed = dash.post("coordinator", f"/nurses/{nurse_id}/overrides/{override_id}/delete")
+    warning = removed.get_data(as_text=True).split('id="override-stranded"')[1].split("</div>")[0]
+    assert re.findall(r'href="/appointments/(\d+)"', warning) == [str(visit)]
