@@ -114,6 +114,7 @@ class Settings:
     public_base_url: str = ""
     voice_service_url: str = "http://127.0.0.1:8001"
     voice_tool_processes: int = 1
+    voice_instance_name: str = ""
     internal_api_token: str = ""
     openai_api_key: str = ""
     openai_base_url: str = ""
@@ -156,6 +157,7 @@ class Settings:
                 "VOICE_SERVICE_URL", f"http://{voice_host}:{voice_port}"
             ).rstrip("/"),
             voice_tool_processes=max(0, int(env.get("VOICE_TOOL_PROCESSES", "1"))),
+            voice_instance_name=env.get("VOICE_INSTANCE_NAME", "")[:128],
             internal_api_token=env.get("INTERNAL_API_TOKEN", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),

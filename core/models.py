@@ -352,6 +352,8 @@ class Call(Base):
         CheckConstraint(CallDirection.check("direction"), name="direction"),
         CheckConstraint(CallStatus.check("status"), name="status"),
         Index("ix_calls_created", "created_at"),
+        # The reconciler looks for calls that have not reached a final state.
+        Index("ix_calls_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -376,12 +378,28 @@ class Call(Base):
     # Single-use media-stream token: its nonce, and when a stream consumed it.
     stream_nonce: Mapped[str | None] = mapped_column(String(64), default=None)
     stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The voice service instance that holds the call (see VoiceInstance), to notice a crash.
+    handled_by: Mapped[str | None] = mapped_column(String(128), default=None)
 
     patient: Mapped[Patient | None] = relationship()
     logs: Mapped[list[ConversationLog]] = relationship(
         back_populates="call", order_by="(ConversationLog.position, ConversationLog.id)"
     )
     transcript: Mapped[CallTranscript | None] = relationship(back_populates="call")
+
+
+class VoiceInstance(Base):
+    """A running voice service process, seen alive at `heartbeat_at`.
+
+    A call held by an instance whose heartbeat stopped lost its process: the reconciler
+    finalises it. The name is stable across restarts (host and port by default).
+    """
+
+    __tablename__ = "voice_instances"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ConversationLog(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
 from voice.log_writer import LogWriter
 from voice.logs import log_failure
+from voice.reconciler import CallReconciler
 from voice.tool_processes import ToolProcesses
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ SIMULATED_CALLS_EXTENSION = "carematix.simulated_calls"  # tasks of /simulate-ca
 FINISHING_CALLS_EXTENSION = "carematix.finishing_calls"  # calls storing their last lines
 LOG_WRITER_EXTENSION = "carematix.log_writer"
 TOOL_PROCESSES_EXTENSION = "carematix.tool_processes"
+RECONCILER_EXTENSION = "carematix.reconciler"
 FINISH_WAIT_SECONDS = 10
 
 
@@ -67,6 +70,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         app.extensions[TOOL_PROCESSES_EXTENSION] = await _start_tool_processes(
             app.config.get("TOOL_PROCESSES", settings.voice_tool_processes), url
         )
+        # Before the first call is taken: close what a crashed predecessor left open.
+        reconciler = CallReconciler(
+            database.sessions,
+            get_instance_name(app),
+            **app.config.get("RECONCILER_OPTIONS", {}),
+        )
+        await reconciler.start()
+        app.extensions[RECONCILER_EXTENSION] = reconciler
 
     app.extensions[FINISHING_CALLS_EXTENSION] = set()
 
@@ -81,6 +92,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             await models.close_all()
         for task in list(app.extensions.get(SIMULATED_CALLS_EXTENSION, ())):
             task.cancel()
+        reconciler = app.extensions.pop(RECONCILER_EXTENSION, None)
+        if reconciler is not None:
+            await reconciler.stop()
         processes = app.extensions.pop(TOOL_PROCESSES_EXTENSION, None)
         if processes is not None:
             await processes.close()
@@ -182,6 +196,17 @@ def get_log_writer(app: Quart) -> LogWriter | None:
 def get_tool_processes(app: Quart) -> ToolProcesses | None:
     """The worker processes for read-only tools, while serving (None: tools run in threads)."""
     return app.extensions.get(TOOL_PROCESSES_EXTENSION)
+
+
+def get_instance_name(app: Quart) -> str:
+    """This voice service instance's name, which its calls carry (see core.call_recovery)."""
+    settings = get_settings(app)
+    return settings.voice_instance_name or f"{socket.gethostname()}:{settings.voice_port}"
+
+
+def get_reconciler(app: Quart) -> CallReconciler | None:
+    """The heartbeat and sweep of unfinishable calls, while serving."""
+    return app.extensions.get(RECONCILER_EXTENSION)
 
 
 def get_database(app: Quart) -> Database | None:

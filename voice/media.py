@@ -25,6 +25,7 @@ from core.services import calls
 from voice import (
     get_database,
     get_finishing_calls,
+    get_instance_name,
     get_log_writer,
     get_preopened_models,
     get_settings,
@@ -156,11 +157,14 @@ async def _wait_for_start(twilio: TwilioStream) -> Start | None:
     return None
 
 
-def _load_context(sessions: sessionmaker[Session], call_sid: str, nonce: str) -> CallContext | None:
-    """Consume the stream token (once) and describe the call for its tools."""
+def _load_context(
+    sessions: sessionmaker[Session], call_sid: str, nonce: str, instance: str
+) -> CallContext | None:
+    """Consume the stream token (once; this instance now holds the call) and describe the call
+    for its tools."""
     with transaction(sessions) as session:
         if not calls.consume_stream_token(
-            session, call_sid=call_sid, nonce=nonce, now=datetime.now(UTC)
+            session, call_sid=call_sid, nonce=nonce, now=datetime.now(UTC), instance=instance
         ):
             return None
         call = calls.get_call_by_sid(session, call_sid)
@@ -211,7 +215,9 @@ async def _bridge(
     )
     context = None
     if claim is not None:
-        context = await asyncio.to_thread(_load_context, sessions, claim.call_sid, claim.nonce)
+        context = await asyncio.to_thread(
+            _load_context, sessions, claim.call_sid, claim.nonce, get_instance_name(current_app)
+        )
     if context is None:
         logger.warning("media stream closed: missing, invalid, expired or reused token")
         await twilio.close(POLICY_VIOLATION)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
-from xml.sax.saxutils import escape, quoteattr
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
 
 from core.config import Settings
+from voice.security import public_url
 
 logger = logging.getLogger(__name__)
 
 REST_TIMEOUT_SECONDS = 10
+# How long staff's phone rings on a transfer before the caller is offered a callback instead.
+TRANSFER_RING_SECONDS = 20
+DIAL_STATUS_PATH = "/dial-status"
 
 
 class TwilioRest:
@@ -43,8 +47,7 @@ class TwilioRest:
 
     def transfer(self, call_sid: str, number: str, *, say: str = "") -> None:
         """Replace the call's TwiML with a <Dial> to `number` (ends the media stream)."""
-        spoken = f"<Say>{escape(say)}</Say>" if say else ""
-        twiml = f"<Response>{spoken}<Dial>{escape(number)}</Dial></Response>"
+        twiml = transfer_twiml(number, public_url(self.settings, DIAL_STATUS_PATH), say=say)
         self.client.calls(call_sid).update(twiml=twiml)
 
     def say_and_hang_up(self, call_sid: str, text: str) -> None:
@@ -65,14 +68,31 @@ class TwilioRest:
 
 def stream_twiml(stream_url: str, token: str) -> str:
     """The answer: connect the call's audio to our media stream, carrying the stream token."""
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<Response><Connect><Stream url={quoteattr(stream_url)}>"
-        f'<Parameter name="token" value={quoteattr(token)}/>'
-        "</Stream></Connect></Response>"
-    )
+    response = VoiceResponse()
+    response.connect().stream(url=stream_url).parameter(name="token", value=token)
+    return str(response)
+
+
+def transfer_twiml(number: str, action_url: str, *, say: str = "") -> str:
+    """Ring staff for a while; Twilio then reports how the <Dial> ended to `action_url`
+    (where an unanswered transfer becomes a callback request)."""
+    response = VoiceResponse()
+    if say:
+        response.say(say)
+    response.dial(number, timeout=TRANSFER_RING_SECONDS, action=action_url, method="POST")
+    return str(response)
 
 
 def say_twiml(text: str) -> str:
     """A short spoken answer followed by hanging up."""
-    return f"<Response><Say>{escape(text)}</Say><Hangup/></Response>"
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response)
+
+
+def hang_up_twiml() -> str:
+    """End the call without a word."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)

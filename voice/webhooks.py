@@ -15,7 +15,7 @@ from quart import Blueprint, Response, current_app, request
 
 from core.config import Settings
 from core.db import transaction
-from core.errors import DomainError
+from core.errors import DomainError, InvalidState
 from core.models import Call, CallStatus
 from core.notifications.callbacks import apply_status_callback
 from core.notifications.settings import STATUS_CALLBACK_PATH
@@ -23,6 +23,7 @@ from core.services import calls
 from voice import (
     SIMULATED_CALLS_EXTENSION,
     get_database,
+    get_instance_name,
     get_preopened_models,
     get_settings,
     get_twilio,
@@ -36,7 +37,7 @@ from voice.security import (
     public_url,
     twilio_signature_ok,
 )
-from voice.twilio_rest import say_twiml, stream_twiml
+from voice.twilio_rest import DIAL_STATUS_PATH, hang_up_twiml, say_twiml, stream_twiml
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ bp = Blueprint("webhooks", __name__)
 
 XML = "text/xml"
 _SORRY = "Sorry, Carematix cannot take your call right now. Please call again later."
+_CALLBACK_COMING = (
+    "Sorry, no one could take your call right now. A care coordinator will call you back soon. "
+    "Goodbye."
+)
 
 
 def _forbidden() -> Response:
@@ -79,6 +84,7 @@ async def incoming_call() -> Response:
     nonce = new_nonce()
     outbound = params.get("Direction", "inbound").startswith("outbound")
     simulated = bool(current_app.config.get("SIMULATED"))
+    instance = get_instance_name(current_app)
 
     def answer() -> int:
         with transaction(database.sessions) as session:
@@ -91,11 +97,17 @@ async def incoming_call() -> Response:
                 now=datetime.now(UTC),
                 stream_nonce=nonce,
                 simulated=simulated,
+                instance=instance,
             )
             return call.id
 
     try:
         call_id = await asyncio.to_thread(answer)
+    except InvalidState:
+        # A replayed (or repeated) webhook for a call that already has its stream, or has
+        # ended: Twilio's signature carries no timestamp, so the call's state is the defence.
+        logger.warning("refused to answer a call again: it already has a stream or has ended")
+        return Response(hang_up_twiml(), mimetype=XML)
     except Exception:
         log_failure(logger, "could not record an incoming call")
         return Response(say_twiml(_SORRY), mimetype=XML)
@@ -175,6 +187,39 @@ async def call_status() -> Response:
     return Response("", status=204)
 
 
+@bp.post(DIAL_STATUS_PATH)
+async def dial_status() -> Response:
+    """Twilio's report on a transfer to staff (the <Dial> action): when nobody answered, the
+    caller hears that a coordinator will call back, and a callback request is recorded."""
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    database = get_database(current_app)
+    if database is None:
+        return Response(say_twiml(_CALLBACK_COMING), mimetype=XML)
+    dial_result = params.get("DialCallStatus", "")
+
+    def record() -> bool:
+        with transaction(database.sessions) as session:
+            calls.record_transfer_result(
+                session,
+                call_sid=params.get("CallSid", ""),
+                dial_status=dial_result,
+                now=datetime.now(UTC),
+            )
+        return dial_result in calls.UNANSWERED_DIAL_STATUSES
+
+    try:
+        unanswered = await asyncio.to_thread(record)
+    except Exception:
+        log_failure(logger, "could not record how a transfer ended")
+        unanswered = dial_result in calls.UNANSWERED_DIAL_STATUSES
+    logger.info("transfer ended: %s", dial_result[:16] or "unknown")
+    if unanswered:
+        return Response(say_twiml(_CALLBACK_COMING), mimetype=XML)
+    return Response(hang_up_twiml(), mimetype=XML)
+
+
 @bp.post("/make-call")
 async def make_call() -> tuple[dict[str, Any], int]:
     """Place an outbound call to a patient (dashboard only: bearer INTERNAL_API_TOKEN)."""
@@ -197,6 +242,7 @@ async def make_call() -> tuple[dict[str, Any], int]:
         return {"error": "invalid", "message": "user_id must be a number."}, 400
 
     simulated = bool(current_app.config.get("SIMULATED"))
+    instance = get_instance_name(current_app)
 
     def create() -> tuple[int, str]:
         with transaction(database.sessions) as session:
@@ -207,6 +253,7 @@ async def make_call() -> tuple[dict[str, Any], int]:
                 now=datetime.now(UTC),
                 placed_by_user_id=user_id,
                 simulated=simulated,
+                instance=instance,
             )
             return call.id, call.to_number
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.call_lifecycle import FINAL_STATUSES, is_final, next_status
 from core.errors import InvalidState, NotFound
 from core.models import (
     Appointment,
@@ -29,10 +30,7 @@ from core.scheduling import require_aware
 from core.services.common import Actor, audit, get_or_raise
 from core.services.people import find_patient_by_phone
 
-TERMINAL_STATUSES = frozenset(
-    {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.FAILED, CallStatus.NO_ANSWER,
-     CallStatus.CANCELED}
-)  # fmt: skip
+TERMINAL_STATUSES = FINAL_STATUSES
 # Outcomes a later, lesser event (a hang-up after booking) must not overwrite.
 SIGNIFICANT_OUTCOMES = frozenset(
     {"booked", "rescheduled", "cancelled", "transferred", "callback_requested"}
@@ -54,14 +52,19 @@ def answer_call(
     now: datetime,
     stream_nonce: str,
     simulated: bool = False,
+    instance: str | None = None,
 ) -> Call:
     """Record that Twilio asks how to answer a call, and remember its stream token's nonce.
 
     Inbound calls get a new row with the patient matched by the caller's number; an outbound
-    call placed by `place_outbound_call` already has one (found by CallSid).
+    call placed by `create_outbound_call` already has one (found by CallSid). A call answers
+    once: one that already has a stream token, or has ended, raises InvalidState (a replayed
+    webhook must not reopen it or open a second stream).
     """
     now = require_aware(now, "now")
     call = get_call_by_sid(session, call_sid)
+    if call is not None and (is_final(call.status) or call.stream_nonce is not None):
+        raise InvalidState("That call has already been answered.")
     if call is None:
         patient_phone = to_number if outbound else from_number
         patient = find_patient_by_phone(session, patient_phone)
@@ -83,7 +86,7 @@ def answer_call(
         call.answered_at = call.answered_at or now
         call.started_at = call.started_at or now
     call.stream_nonce = stream_nonce
-    call.stream_started_at = None
+    call.handled_by = instance
     session.flush()
     return call
 
@@ -96,6 +99,7 @@ def create_outbound_call(
     now: datetime,
     placed_by_user_id: int | None = None,
     simulated: bool = False,
+    instance: str | None = None,
 ) -> Call:
     """A queued outbound call to a patient, before Twilio has given it a CallSid."""
     now = require_aware(now, "now")
@@ -109,14 +113,18 @@ def create_outbound_call(
         created_at=now,
         placed_by_user_id=placed_by_user_id,
         simulated=simulated,
+        handled_by=instance,
     )
     session.add(call)
     session.flush()
     return call
 
 
-def consume_stream_token(session: Session, *, call_sid: str, nonce: str, now: datetime) -> bool:
-    """Mark the call's stream token used; False if it was never issued or already used.
+def consume_stream_token(
+    session: Session, *, call_sid: str, nonce: str, now: datetime, instance: str | None = None
+) -> bool:
+    """Mark the call's stream token used by `instance`; False if it was never issued, was
+    already used, or the call has ended.
 
     One conditional UPDATE, so two sockets racing with the same token cannot both win.
     """
@@ -126,8 +134,9 @@ def consume_stream_token(session: Session, *, call_sid: str, nonce: str, now: da
             Call.call_sid == call_sid,
             Call.stream_nonce == nonce,
             Call.stream_started_at.is_(None),
+            Call.status.not_in(FINAL_STATUSES),
         )
-        .values(stream_started_at=require_aware(now, "now"))
+        .values(stream_started_at=require_aware(now, "now"), handled_by=instance)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -141,28 +150,45 @@ def update_call_status(
     now: datetime,
     duration_seconds: int | None = None,
 ) -> Call | None:
-    """Apply a Twilio status callback; None when no call has that CallSid."""
+    """Apply a Twilio status callback; None when no call has that CallSid.
+
+    Callbacks refine, never regress (see `core.call_lifecycle`): a late or repeated one moves
+    nothing back. Twilio's own duration replaces the one counted when the stream ended.
+    """
     now = require_aware(now, "now")
     call = get_call_by_sid(session, call_sid)
     if call is None:
         return None
-    if status not in {s.value for s in CallStatus}:
+    known_duration = (
+        duration_seconds if duration_seconds is not None and duration_seconds >= 0 else None
+    )
+    moved = next_status(call.status, status)
+    if moved is None:
+        if is_final(call.status) and is_final(status) and known_duration is not None:
+            call.duration_seconds = known_duration
+            session.flush()
         return call
-    if call.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
-        return call  # callbacks can arrive out of order; an ended call stays ended
-    call.status = status
-    if status == CallStatus.IN_PROGRESS:
+    if moved == CallStatus.IN_PROGRESS:
+        call.status = moved
         call.answered_at = call.answered_at or now
-    if status in TERMINAL_STATUSES:
-        call.ended_at = call.ended_at or now
-        if duration_seconds is not None and duration_seconds >= 0:
-            call.duration_seconds = duration_seconds
-        elif call.answered_at is not None and call.duration_seconds is None:
-            call.duration_seconds = max(0, int((now - call.answered_at).total_seconds()))
-        if call.outcome is None:
-            call.outcome = "completed" if status == CallStatus.COMPLETED else status
+    elif is_final(moved):
+        _end(call, moved, now, known_duration)
+    else:
+        call.status = moved
     session.flush()
     return call
+
+
+def _end(call: Call, status: str, now: datetime, duration_seconds: int | None = None) -> None:
+    """Move a call to a final `status`: its end time, duration and a default outcome."""
+    call.status = status
+    call.ended_at = call.ended_at or now
+    if duration_seconds is not None:
+        call.duration_seconds = duration_seconds
+    elif call.answered_at is not None and call.duration_seconds is None:
+        call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
+    if call.outcome is None:
+        call.outcome = "completed" if status == CallStatus.COMPLETED else status
 
 
 def set_outcome(session: Session, call_id: int, outcome: str, *, force: bool = False) -> None:
@@ -341,18 +367,29 @@ def summarize(lines: list[ConversationLog], outcome: str | None) -> str:
     return "\n".join([*actions, f"Outcome: {(outcome or 'completed').replace('_', ' ')}."])
 
 
-def finish_call(session: Session, call_id: int, *, now: datetime) -> CallTranscript:
-    """Close the call's record: ended time, a default outcome, and the assembled transcript."""
+def finish_call(
+    session: Session,
+    call_id: int,
+    *,
+    now: datetime,
+    status: str = CallStatus.COMPLETED,
+    error: str | None = None,
+) -> CallTranscript:
+    """Close the call's record: a final `status` (unless it has one), end time, duration, a
+    default outcome, and the assembled transcript. Safe to repeat: it only ever refines.
+
+    Called when the media stream ends (Twilio hangs up or transfers after the stream, so the
+    agent's part of the call is over: `completed`) and by the reconciler for calls whose
+    process is gone (`failed`, with the reason in `error`).
+    """
     now = require_aware(now, "now")
-    call = get_or_raise(session, Call, call_id, "call")
-    call.ended_at = call.ended_at or now
-    if call.outcome is None:
-        call.outcome = "completed"
-    if call.simulated and call.status not in TERMINAL_STATUSES:
-        # No telephone network sends a status callback for a simulated call.
-        call.status = CallStatus.COMPLETED
-        if call.answered_at is not None:
-            call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
+    call = session.get(Call, call_id, with_for_update=_locks_rows(session))
+    if call is None:
+        raise NotFound(f"No call with id {call_id}.")
+    if not is_final(call.status):
+        _end(call, status, now)
+        if error and call.error is None:
+            call.error = error[:500]
     lines = conversation(session, call_id)
     text = "\n".join(_transcript_line(line) for line in lines)
     summary = summarize(lines, call.outcome)
@@ -364,6 +401,12 @@ def finish_call(session: Session, call_id: int, *, now: datetime) -> CallTranscr
         transcript.text, transcript.summary = text, summary
     session.flush()
     return transcript
+
+
+def _locks_rows(session: Session) -> bool:
+    """Whether SELECT ... FOR UPDATE is needed to serialise writers of one call (PostgreSQL;
+    SQLite's transactions already hold the database's write lock)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def record_callback_request(
@@ -396,6 +439,62 @@ def record_callback_request(
         call_id=call_id,
         patient_id=patient_id,
     )
+    return request
+
+
+# <Dial> outcomes that mean staff never picked up.
+UNANSWERED_DIAL_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
+NO_ONE_ANSWERED = "Transferred to staff, but no one answered."
+
+
+def record_transfer_result(
+    session: Session, *, call_sid: str, dial_status: str, now: datetime
+) -> CallbackRequest | None:
+    """Twilio reports how a transfer to staff ended; when nobody answered, the caller gets one
+    callback request (returned). The line goes into the call's transcript either way.
+
+    None when staff answered, or when no call has that CallSid.
+    """
+    now = require_aware(now, "now")
+    call = get_call_by_sid(session, call_sid)
+    if call is None:
+        return None
+    answered = dial_status not in UNANSWERED_DIAL_STATUSES
+    request = None
+    if answered:
+        note = "Staff answered the transfer."
+        # The caller talked with staff after the stream ended: the call lasted until now.
+        call.ended_at = now
+        if call.answered_at is not None:
+            call.duration_seconds = max(0, int((now - call.answered_at).total_seconds()))
+    else:
+        note = f"{NO_ONE_ANSWERED} A care coordinator will call back."
+        request = session.scalar(
+            select(CallbackRequest).where(
+                CallbackRequest.call_id == call.id, CallbackRequest.status == CallbackStatus.OPEN
+            )
+        ) or record_callback_request(
+            session,
+            call_id=call.id,
+            patient_id=call.patient_id,
+            phone=call.to_number if call.direction == CallDirection.OUTBOUND else call.from_number,
+            reason=NO_ONE_ANSWERED,
+            now=now,
+        )
+        set_outcome(session, call.id, "callback_requested", force=True)
+    last = session.scalar(
+        select(func.max(ConversationLog.position)).where(ConversationLog.call_id == call.id)
+    )
+    append_log(
+        session,
+        call_id=call.id,
+        position=(last if last is not None else -1) + 1,
+        role=LogRole.SYSTEM,
+        text=note,
+        now=now,
+    )
+    if is_final(call.status):
+        finish_call(session, call.id, now=now)  # the transcript and summary say so too
     return request
 
 

@@ -69,6 +69,13 @@ def sign(auth_token: str, url: str, params: dict[str, str]) -> str:
     return RequestValidator(auth_token).compute_signature(url, params)
 
 
+def twiml_verbs(xml: str) -> list[tuple[str, str, dict[str, str]]]:
+    """The verbs of a TwiML document in order: (name, text, attributes)."""
+    root = ElementTree.fromstring(xml)
+    assert root.tag == "Response", xml
+    return [(verb.tag, (verb.text or "").strip(), dict(verb.attrib)) for verb in root]
+
+
 def parse_stream_twiml(xml: str) -> tuple[str, dict[str, str]]:
     """The <Stream url> and its <Parameter>s from an answer TwiML."""
     root = ElementTree.fromstring(xml)
