@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
-# The Procfile names gunicorn, python and honcho bare: find them in the venv first.
+# supervisord.conf names gunicorn and python bare: find them in the venv first.
 export PATH := $(BIN):$(PATH)
 
 FLASK := $(BIN)/flask --app wsgi
@@ -53,14 +53,18 @@ seed: migrate ## Load the demo data (idempotent)
 banner: $(INSTALL_STAMP)
 	@$(BIN)/python scripts/banner.py
 
-# honcho alone would let .env override the environment; the app lets the environment win.
-# So export only the .env keys not already set, and tell honcho not to read .env itself.
+# The environment wins over .env: export only the .env keys not already set.
 # make run serves plain http on this machine, where Secure cookies would be dropped by
 # non-Chrome clients; deployments behind HTTPS keep the default (true).
-run: seed banner ## Migrate, seed, print URLs and logins, then start every Procfile process
+# supervisord (supervisord.conf) runs the three processes and restarts any that crashes; its
+# log, pidfile and child logs go to a folder of this run's own, so two runs never collide.
+run: seed banner ## Migrate, seed, print URLs and logins, then start every process (restarted if one crashes)
 	@eval "$$($(BIN)/python scripts/dotenv_exports.py)"; \
 	  export SESSION_COOKIE_SECURE="$${SESSION_COOKIE_SECURE:-false}"; \
-	  exec $(BIN)/honcho start --env /dev/null --procfile Procfile
+	  run_dir="$$(mktemp -d -t carematix-run.XXXXXX)"; \
+	  exec $(BIN)/supervisord --configuration supervisord.conf --nodaemon \
+	    --logfile "$$run_dir/supervisord.log" --pidfile "$$run_dir/supervisord.pid" \
+	    --childlogdir "$$run_dir"
 
 screenshots: $(TEST_STAMP) ## Refresh docs/screenshots/ from the browser tests
 	@bash scripts/ensure_chromium.sh

@@ -1,4 +1,4 @@
-"""gunicorn reads this file from the working directory; the Procfile's flags set the rest."""
+"""gunicorn reads this file from the working directory; supervisord.conf's flags set the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 def on_starting(server: Any) -> None:
     """Refuse to start on an address that another server is already listening on.
 
-    The Procfile asks for SO_REUSEPORT so that the kernel spreads connections across the
+    supervisord.conf asks for SO_REUSEPORT so that the kernel spreads connections across the
     workers. The same option would let a second dashboard (a second `make run`, an old one
     left running) share the port silently, each answering some of the requests with its own
     code and database. A probe bound without it fails while anyone listens there.

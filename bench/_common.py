@@ -7,8 +7,10 @@ slowest.
 
 from __future__ import annotations
 
+import configparser
 import math
 import platform
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def procfile_command(process: str) -> str:
-    """The Procfile's command for `process` (web, voice...), as the process manager runs it."""
-    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
-        if line.startswith(f"{process}:"):
-            return line.split(":", 1)[1].strip()
-    raise SystemExit(f"the Procfile has no {process}: line")
+def process_command(process: str) -> str:
+    """supervisord.conf's command for `process` (web, voice...), as a shell command line."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "supervisord.conf", encoding="utf-8")
+    section = f"program:{process}"
+    if not config.has_section(section):
+        raise SystemExit(f"supervisord.conf has no [{section}]")
+    words = shlex.split(config.get(section, "command"))
+    if words[:2] == ["sh", "-c"]:
+        return words[2]
+    return "exec " + shlex.join(words)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -4,8 +4,8 @@ Three processes, all on loopback:
 
 * this one: a fake OpenAI Realtime server (GA events, reached by the official SDK through
   OPENAI_BASE_URL at /v1/realtime) and the orchestration;
-* the voice service, started with the production command (`python -m voice.server`, as in the
-  Procfile), on a temporary SQLite database migrated and seeded with the demo data;
+* the voice service, started with the production command (`python -m voice.server`, as in
+  supervisord.conf), on a temporary SQLite database migrated and seeded with the demo data;
 * the load generator (this file with `--generator`): N fake Twilio calls, each a signed
   /incoming-call webhook, a signed WebSocket upgrade carrying the stream token from the TwiML,
   `connected`/`start`, 20 ms media frames at real-time pace, a real-time playout buffer that
@@ -80,7 +80,7 @@ from bench._common import (  # noqa: E402
     machine_description,
     percentile,
     print_table,
-    procfile_command,
+    process_command,
     summarize,
 )
 from tests.voice.fakes import (  # noqa: E402
@@ -629,8 +629,8 @@ async def _wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: fl
 
 
 def _service_command(profile: Path | None) -> list[str]:
-    """The Procfile's `voice:` command (optionally under cProfile), run by a shell."""
-    command = procfile_command("voice")
+    """supervisord.conf's voice command (optionally under cProfile), run by a shell."""
+    command = process_command("voice")
     if profile is not None:
         # The server runs in this one process (no worker processes), so cProfile sees the loop.
         command = command.replace(

@@ -2,7 +2,7 @@
 
 Loads the demo data plus 1,000 nurses, 20,000 patients and 100,000 appointments into a
 dedicated PostgreSQL database (the availability benchmark's generator and COPY loader, then
-`core.seed.seed_demo` on top for the staff logins), starts the Procfile's `web:` command
+`core.seed.seed_demo` on top for the staff logins), starts supervisord.conf's web command
 (gunicorn, its default workers and threads) on a free loopback port, and from separate
 load-generator processes drives 20 concurrent signed-in coordinator sessions through three
 pages:
@@ -59,7 +59,7 @@ from sqlalchemy import event, make_url  # noqa: E402
 from bench._common import (  # noqa: E402
     machine_description,
     print_table,
-    procfile_command,
+    process_command,
     summarize,
     verdict,
 )
@@ -194,12 +194,12 @@ class Server:
 def start_server(
     url: str, log_path: Path, workers: int | None = None, threads: int | None = None
 ) -> Server:
-    """Run the Procfile's web command with the bench database, wait for /health."""
-    command = procfile_command("web")
+    """Run supervisord.conf's web command with the bench database, wait for /health."""
+    command = process_command("web")
     port = free_port()
     env = dict(os.environ)
-    # The Procfile's own defaults for workers and threads, not whatever this shell has,
-    # unless --workers / --threads ask for others (through the variables the Procfile reads).
+    # The process manager's own defaults for workers and threads, not whatever this shell has,
+    # unless --workers / --threads ask for others (through the variables its command reads).
     for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_CMD_ARGS"):
         env.pop(name, None)
     if workers is not None:
@@ -589,12 +589,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        help="WEB_CONCURRENCY for the server (default: unset, the Procfile's default)",
+        help="WEB_CONCURRENCY for the server (default: unset, supervisord.conf's default)",
     )
     parser.add_argument(
         "--threads",
         type=int,
-        help="GUNICORN_THREADS for the server (default: unset, the Procfile's default)",
+        help="GUNICORN_THREADS for the server (default: unset, supervisord.conf's default)",
     )
     parser.add_argument(
         "--keep",
@@ -674,7 +674,7 @@ def _run(args: argparse.Namespace, url: str, sizes: Sizes, created: bool) -> int
         + (
             ", ".join(f"{k}={v}" for k, v in tuned.items())
             if tuned
-            else "WEB_CONCURRENCY/GUNICORN_THREADS unset (the Procfile's defaults)"
+            else "WEB_CONCURRENCY/GUNICORN_THREADS unset (supervisord.conf's defaults)"
         )
         + f"; log {log_path.relative_to(ROOT)}"
     )

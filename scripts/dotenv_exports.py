@@ -1,8 +1,9 @@
 """Print `export KEY=value` lines for the `.env` entries the environment does not set yet.
 
-`make run` evals this before `honcho start --env /dev/null`: honcho on its own lets `.env`
-override the environment, while the app (python-dotenv, override=False) lets the environment
-win. Exporting only the missing keys gives the Procfile the same values the app sees.
+`make run` evals this before starting supervisord, whose program commands read settings such as
+DASHBOARD_PORT from the environment only; the app (python-dotenv, override=False) lets the
+environment win over `.env`. Exporting only the missing keys gives those commands the same
+values the app sees.
 """
 
 from __future__ import annotations
