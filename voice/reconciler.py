@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +36,8 @@ class CallReconciler:
         self.interval = interval
         self.timings = timings or call_recovery.RecoveryTimings()
         self._task: asyncio.Task[None] | None = None
+        # Since when (monotonic) this instance has reached the database without a failure.
+        self._reachable_since: float | None = None
 
     async def start(self) -> None:
         """Register this instance and close its predecessor's calls, then start the timer."""
@@ -61,7 +64,11 @@ class CallReconciler:
 
     async def sweep(self) -> list[int]:
         """Beat once and finalise the calls that can no longer finish; their ids."""
-        return await asyncio.to_thread(self._sweep_sync)
+        try:
+            return await asyncio.to_thread(self._sweep_sync)
+        except Exception:
+            self._reachable_since = None
+            raise
 
     async def _run(self) -> None:
         while True:
@@ -76,14 +83,26 @@ class CallReconciler:
 
     def _start_sync(self) -> list[int]:
         with transaction(self.sessions) as session:
-            return call_recovery.start_instance(session, self.instance, now=datetime.now(UTC))
+            closed = call_recovery.start_instance(session, self.instance, now=datetime.now(UTC))
+        self._reachable_since = time.monotonic()
+        return closed
 
     def _sweep_sync(self) -> list[int]:
         now = datetime.now(UTC)
         with transaction(self.sessions) as session:
             call_recovery.heartbeat(session, self.instance, now=now)
+        if self._reachable_since is None:
+            self._reachable_since = time.monotonic()
+        # Other instances are judged only once they have had as long to beat as we have been
+        # beating: after a database outage, everyone's heartbeat is old at first.
+        settled = (
+            time.monotonic() - self._reachable_since
+            >= self.timings.instance_silent.total_seconds()
+        )
         with transaction(self.sessions) as session:
-            return call_recovery.reconcile(session, now=now, timings=self.timings)
+            return call_recovery.reconcile(
+                session, now=now, timings=self.timings, judge_instances=settled
+            )
 
     def _stop_sync(self) -> None:
         with transaction(self.sessions) as session:

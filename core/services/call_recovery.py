@@ -84,22 +84,32 @@ def stop_instance(session: Session, name: str) -> None:
 
 
 def reconcile(
-    session: Session, *, now: datetime, timings: RecoveryTimings | None = None
+    session: Session,
+    *,
+    now: datetime,
+    timings: RecoveryTimings | None = None,
+    judge_instances: bool = True,
 ) -> list[int]:
-    """Fail every call that can no longer finish by itself; the ids of those closed."""
+    """Fail every call that can no longer finish by itself; the ids of those closed.
+
+    With `judge_instances` False, calls of instances that stopped beating are left alone: after
+    a database outage every instance's heartbeat is old, and the others need a beat's time to
+    show they are alive.
+    """
     now = require_aware(now, "now")
     timings = timings or RecoveryTimings()
-    alive = select(VoiceInstance.name).where(
-        VoiceInstance.heartbeat_at >= now - timings.instance_silent
-    )
     closed: list[int] = []
-    # Answered calls whose instance stopped beating (or was never seen).
-    gone = and_(
-        Call.status == CallStatus.IN_PROGRESS,
-        Call.handled_by.is_not(None),
-        Call.handled_by.not_in(alive),
-    )
-    closed += _fail(session, _unfinished(session, gone), PROCESS_GONE, now)
+    if judge_instances:
+        alive = select(VoiceInstance.name).where(
+            VoiceInstance.heartbeat_at >= now - timings.instance_silent
+        )
+        # Answered calls whose instance stopped beating (or was never seen).
+        gone = and_(
+            Call.status == CallStatus.IN_PROGRESS,
+            Call.handled_by.is_not(None),
+            Call.handled_by.not_in(alive),
+        )
+        closed += _fail(session, _unfinished(session, gone), PROCESS_GONE, now)
     never_streamed = and_(
         Call.status == CallStatus.IN_PROGRESS,
         Call.stream_nonce.is_not(None),

@@ -16,7 +16,12 @@ from core.call_lifecycle import is_final
 from core.db import transaction
 from core.models import Call, CallbackRequest, ConversationLog
 from core.services import calls
-from core.services.call_recovery import PROCESS_GONE, PROCESS_RESTARTED
+from core.services.call_recovery import (
+    PROCESS_GONE,
+    PROCESS_RESTARTED,
+    RecoveryTimings,
+    heartbeat,
+)
 from tests.services.world import build_world
 from tests.voice.fakes import FakeModelSession, twiml_verbs
 from tests.voice.stack import open_factory, voice_stack
@@ -246,8 +251,6 @@ def test_calls_left_open_by_a_crashed_instance_are_finished_when_it_returns(db_u
     mine = _in_progress_call(factory, "CA-orphan", "voice-a", answered)
     other = _in_progress_call(factory, "CA-other", "voice-b", answered)
     with transaction(factory) as session:
-        from core.services.call_recovery import heartbeat
-
         heartbeat(session, "voice-b", now=datetime.now(UTC))
 
     async def scenario() -> None:
@@ -272,8 +275,6 @@ def test_an_instance_that_stops_beating_has_its_calls_finished_by_another(db_url
     answered = datetime.now(UTC) - timedelta(minutes=3)
     lost = _in_progress_call(factory, "CA-lost", "voice-gone", answered)
     with transaction(factory) as session:
-        from core.services.call_recovery import heartbeat
-
         heartbeat(session, "voice-gone", now=datetime.now(UTC) - timedelta(minutes=2))
 
     async def scenario() -> None:
@@ -281,7 +282,12 @@ def test_an_instance_that_stops_beating_has_its_calls_finished_by_another(db_url
             db_url,
             greet_then_idle,
             voice_instance_name="voice-survivor",
-            app_config={"RECONCILER_OPTIONS": {"interval": 0.1}},
+            app_config={
+                "RECONCILER_OPTIONS": {
+                    "interval": 0.1,
+                    "timings": RecoveryTimings(instance_silent=timedelta(seconds=1)),
+                }
+            },
         ):
             await _until(lambda: _status(factory, lost) == "failed")
 
