@@ -96,8 +96,7 @@ class CallReconciler:
         # Other instances are judged only once they have had as long to beat as we have been
         # beating: after a database outage, everyone's heartbeat is old at first.
         settled = (
-            time.monotonic() - self._reachable_since
-            >= self.timings.instance_silent.total_seconds()
+            time.monotonic() - self._reachable_since >= self.timings.instance_silent.total_seconds()
         )
         with transaction(self.sessions) as session:
             return call_recovery.reconcile(
