@@ -1,9 +1,15 @@
 """Who may see which records: role scoping applied inside the queries themselves.
 
 Admins and coordinators see everything. A nurse sees only their own nurse record, their own
-appointments, and their patients (assigned to them now or later, or booked with them). Any
-record outside that scope is reported as NotFound, exactly like a record that does not exist.
-Framework-free: the dashboard and the API both build on it.
+appointments, and their patients, with the calls of those patients. A patient is hers:
+
+- while she is on the patient's care team (an assignment valid today or later), and
+- through a visit with her that is booked (scheduled) or took place (completed, no-show), from
+  the booking until VISIT_ACCESS_DAYS after the visit ended; never through a cancelled visit
+  or one entered in error.
+
+Any record outside that scope is reported as NotFound, exactly like a record that does not
+exist. Framework-free: the dashboard and the API both build on it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from core.db import AnySelect
 from core.errors import NotFound
 from core.models import (
     Appointment,
+    AppointmentStatus,
     Base,
     Call,
     Nurse,
@@ -30,6 +37,14 @@ from core.models import (
 RowT = TypeVar("RowT", bound=Base)
 
 STAFF_ROLES = frozenset({Role.ADMIN.value, Role.COORDINATOR.value})
+# How long after a visit its nurse may still open the patient's record (notes, follow-up).
+VISIT_ACCESS_DAYS = 14
+# Visits that give their nurse access: booked, or that took place.
+ACCESS_GIVING_VISITS = (
+    AppointmentStatus.SCHEDULED,
+    AppointmentStatus.COMPLETED,
+    AppointmentStatus.NO_SHOW,
+)
 
 
 @dataclass(frozen=True)
@@ -52,14 +67,18 @@ class Viewer:
 
 
 def nurse_patient_filter(column: Any, nurse_id: int, now: datetime) -> ColumnElement[bool]:
-    """`column` (a patient id) is one of the nurse's patients: assigned now or later, or booked."""
+    """`column` (a patient id) is one of the nurse's patients (see the module's rule)."""
     since = (now - timedelta(days=1)).date()  # a day of slack covers every zone's "today"
     assigned = select(PatientNurseAssignment.patient_id).where(
         PatientNurseAssignment.nurse_id == nurse_id,
         or_(PatientNurseAssignment.valid_to.is_(None), PatientNurseAssignment.valid_to >= since),
     )
-    booked = select(Appointment.patient_id).where(Appointment.nurse_id == nurse_id)
-    return or_(column.in_(assigned), column.in_(booked))
+    visited = select(Appointment.patient_id).where(
+        Appointment.nurse_id == nurse_id,
+        Appointment.status.in_(ACCESS_GIVING_VISITS),
+        Appointment.end_at >= now - timedelta(days=VISIT_ACCESS_DAYS),
+    )
+    return or_(column.in_(assigned), column.in_(visited))
 
 
 def _scope(stmt: AnySelect, viewer: Viewer, condition: Any) -> AnySelect:
