@@ -127,6 +127,8 @@ class Settings:
     staff_phone_number: str = ""
     allow_unsigned_webhooks: bool = False
     session_cookie_secure: bool = True
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
     trusted_proxy_hops: int = 0
     redis_url: str = ""
     demo_password: str = ""
@@ -172,6 +174,8 @@ class Settings:
             staff_phone_number=env.get("STAFF_PHONE_NUMBER", ""),
             allow_unsigned_webhooks=_flag(env.get("ALLOW_UNSIGNED_WEBHOOKS")),
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE", "true")),
+            session_idle_minutes=max(1, int(env.get("SESSION_IDLE_MINUTES", "30"))),
+            session_max_hours=max(1, int(env.get("SESSION_MAX_HOURS", "12"))),
             trusted_proxy_hops=max(0, int(env.get("TRUSTED_PROXY_HOPS", "0"))),
             redis_url=env.get("REDIS_URL", ""),
             demo_password=env.get("DEMO_PASSWORD", ""),

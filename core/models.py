@@ -528,6 +528,23 @@ class ConditionSpecialization(Base):
     weight: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class StaffSession(Base):
+    """A signed-in dashboard session, kept on the server: signing out, deactivation or a
+    password reset end it, and it expires when idle or too old. Only the SHA-256 of its
+    token (held in the browser's signed cookie) is stored."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (Index("ix_staff_sessions_user_ended", "user_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(20), default=None)
+
+
 class ApiToken(Base):
     """A bearer token for the REST API; only its SHA-256 is stored."""
 

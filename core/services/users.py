@@ -12,6 +12,7 @@ from core.models import Nurse, Role, User
 from core.scheduling import require_aware
 from core.security import hash_password
 from core.services.common import Actor, audit, get_or_raise, normalise_email
+from core.services.staff_sessions import EndReason, end_all_sessions
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -86,6 +87,8 @@ def set_password(
     user.failed_logins = 0
     user.locked_until = None
     session.flush()
+    # Whoever knew the old password may be signed in with it: every session ends.
+    end_all_sessions(session, user.id, now=now, reason=EndReason.PASSWORD_RESET)
     audit(
         session,
         actor=actor,
@@ -106,6 +109,8 @@ def set_active(
         raise ValidationError("You cannot deactivate your own login.", field="active")
     user.active = active
     session.flush()
+    if not active:
+        end_all_sessions(session, user.id, now=now, reason=EndReason.DEACTIVATED)
     audit(
         session,
         actor=actor,

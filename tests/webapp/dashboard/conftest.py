@@ -81,6 +81,12 @@ class Dashboard:
             db.session.remove()
             return db.session.scalar(stmt)
 
+    def scalars(self, stmt: Any) -> list[Any]:
+        """Every value read in a fresh session."""
+        with self.app.app_context():
+            db.session.remove()
+            return list(db.session.scalars(stmt))
+
 
 def add_call(
     session: Session, patient_id: int, now: datetime, *, lines: list[str], live: bool = True
