@@ -74,7 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # migrations/env.py picks batch mode (SQLite) and the comparison options per dialect.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
-    from webapp import cli, feeds, health
+    from webapp import cli, feeds, headers, health
     from webapp.api import register as register_api  # REST API (issue 5)
     from webapp.dashboard import register as register_dashboard  # staff dashboard (issue 4)
 
@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.register(app)
     register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)
     register_dashboard(app)  # sign-in, CSRF and the HTMX dashboard (issue 4)
+    headers.init_app(app)  # after sign-in has chosen the cookie flags
     return app
 
 

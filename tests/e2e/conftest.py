@@ -98,7 +98,8 @@ def live_server(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Li
 
 @pytest.fixture
 def page(live_server: LiveServer) -> Iterator[object]:
-    """A fresh chromium page, closed with its browser after the test."""
+    """A fresh chromium page, closed with its browser after the test; fails the test if the
+    Content-Security-Policy blocked anything on it."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
@@ -112,11 +113,22 @@ def page(live_server: LiveServer) -> Iterator[object]:
             base_url=live_server.base_url, viewport={"width": 1280, "height": 900}
         )
         context.set_default_timeout(10_000)
+        page = context.new_page()
+        # Every browser test also checks the Content-Security-Policy: whatever it blocked
+        # (an inline script or style, a stray eval) is a page that does not work as written.
+        blocked: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                blocked.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         try:
-            yield context.new_page()
+            yield page
         finally:
             context.close()
             browser.close()
+        assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 def sign_in(page, email: str) -> None:  # type: ignore[no-untyped-def]
