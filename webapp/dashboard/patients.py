@@ -26,6 +26,7 @@ from core.services.assignments import (
     rank_nurses,
     remove_assignment,
 )
+from core.services.common import audit
 from core.services.people import LANGUAGES, create_patient, update_patient
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -168,9 +169,19 @@ def _care_team(patient: Patient, errors: dict[str, str], status: int = 200) -> R
 
 @bp.get("/<int:patient_id>")
 def show(patient_id: int) -> Response:
-    """A patient's details, care team and appointments."""
+    """A patient's details, care team and appointments; viewing them is recorded in the audit
+    trail (who opened which record, when)."""
     now = now_utc()
     patient = access.get_patient(db.session(), viewer(), patient_id, now)
+    audit(
+        db.session(),
+        actor=actor(),
+        action="patient.viewed",
+        entity_type="patient",
+        entity_id=patient.id,
+        now=now,
+    )
+    db.session.commit()
     upcoming = db.session.scalars(
         access.appointments(viewer())
         .where(Appointment.patient_id == patient.id)

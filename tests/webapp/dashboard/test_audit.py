@@ -31,3 +31,14 @@ def test_the_trail_is_newest_first_and_narrowed_by_actor(dash: Dashboard) -> Non
     assert html.index(f'id="audit-{newest}"') < html.index(f'id="audit-{newest - 1}"')
     mine = dash.client("admin").get("/audit/?actor=admin@").get_data(as_text=True)
     assert f'id="audit-{newest}"' in mine and f'id="audit-{newest - 1}"' not in mine
+
+
+def test_opening_a_patient_is_recorded_for_admins_without_patient_details(
+    dash: Dashboard,
+) -> None:
+    patient_id = dash.ids["patient"]
+    assert dash.client("nurse").get(f"/patients/{patient_id}").status_code == 200
+    event = dash.scalar(select(AuditEvent).where(AuditEvent.action == "patient.viewed"))
+    assert (event.entity_type, event.entity_id, event.details) == ("patient", patient_id, {})
+    html = dash.client("admin").get(f"/audit/?entity_type=patient&entity_id={patient_id}")
+    assert "patient.viewed" in html.get_data(as_text=True)
