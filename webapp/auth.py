@@ -19,6 +19,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     make_response,
     redirect,
     render_template,
@@ -26,6 +27,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
@@ -93,6 +95,16 @@ class LoginUser:
     def viewer(self) -> Viewer:
         """This login as the access rules see it."""
         return Viewer(user_id=self.id, role=self.role, nurse_id=self.nurse_id)
+
+
+class HttpsAwareSessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, whose cookie is also marked Secure on every request that
+    came over https, whatever SESSION_COOKIE_SECURE says (it only sets the floor)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when configured so, or when this request is https."""
+        configured = super().get_cookie_secure(app)
+        return configured or (has_request_context() and request.is_secure)
 
 
 def session_policy() -> SessionPolicy:
@@ -172,6 +184,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # Redis down: fail open, logged
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
+    app.session_interface = HttpsAwareSessionCookies()
     login_manager.init_app(app)
     app.after_request(_record_session_use)
     login_manager.login_view = "auth.login"

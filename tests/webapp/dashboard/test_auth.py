@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from core.config import Settings
 from core.models import AuditEvent, StaffSession, User
 from tests.webapp.dashboard.conftest import (
+    CSRF_META,
     EMAILS,
     PASSWORD,
     Dashboard,
@@ -261,3 +262,27 @@ def test_with_redis_configured_the_counts_are_shared_through_it(
         for key in store.scan_iter(match=f"*{address}*"):
             store.delete(key)
         store.close()
+
+
+def test_the_session_cookie_is_secure_whenever_the_request_came_over_https(
+    dash: Dashboard,
+) -> None:
+    assert dash.app.config["SESSION_COOKIE_SECURE"] is False  # as under make run
+    client = dash.app.test_client()
+    token = csrf_token(client)
+    over_http = client.post(
+        "/login", data={"email": EMAILS["admin"], "password": PASSWORD, "csrf_token": token}
+    )
+    assert "Secure" not in over_http.headers["Set-Cookie"]
+    https = dash.app.test_client()
+    page = https.get("/login", base_url="https://dashboard.example.test")
+    found = CSRF_META.search(page.get_data(as_text=True))
+    assert found is not None
+    response = https.post(
+        "/login",
+        base_url="https://dashboard.example.test",
+        data={"email": EMAILS["admin"], "password": PASSWORD, "csrf_token": found.group(1)},
+        headers={"Referer": "https://dashboard.example.test/login"},
+    )
+    assert response.status_code == 302
+    assert "; Secure" in response.headers["Set-Cookie"]
