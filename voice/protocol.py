@@ -208,6 +208,11 @@ def response_create(instructions: str | None = None) -> dict[str, Any]:
     return {"type": "response.create"}
 
 
+def response_cancel() -> dict[str, Any]:
+    """Stop the reply being generated (the caller interrupted it without speaking)."""
+    return {"type": "response.cancel"}
+
+
 def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     """Cut an assistant item at what the caller actually heard."""
     return {

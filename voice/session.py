@@ -376,6 +376,10 @@ class CallSession:
         self.response_active = False
         self.current_item = None
         self._forget_marks()
+        # The old session's item ids mean nothing to the new one: never truncate them there.
+        self.sent_ms.clear()
+        self.played_ms.clear()
+        self.item_response.clear()
         self.greeted = True  # the replayed conversation already has the greeting
         if prompt:
             self.needs_response = True
@@ -626,27 +630,45 @@ class CallSession:
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
         if event.get("item_id"):
             self._position(event["item_id"])
-        item_id = self.current_item
-        if item_id is None:
-            return
-        sent = self.sent_ms.get(item_id, 0.0)
-        played = self.played_ms.get(item_id, 0.0)
-        still_generating = (
-            self.response_active and self.item_response.get(item_id) == self.current_response
-        )
-        if played >= sent and not still_generating:
-            return  # everything the agent said has been heard: nothing to cut
-        audio_end_ms = int(min(sent, played))
+        # Server VAD cancels the reply itself (interrupt_response): only the audio is ours.
+        await self._cut_playout()
+
+    def _unheard_items(self) -> list[str]:
+        """Assistant items the caller has not heard in full, in the order they were sent."""
+        unheard = []
+        for item_id, sent in self.sent_ms.items():
+            if item_id in self.dropped_items:
+                continue
+            still_generating = (
+                self.response_active and self.item_response.get(item_id) == self.current_response
+            )
+            if self.played_ms.get(item_id, 0.0) < sent or still_generating:
+                unheard.append(item_id)
+        return unheard
+
+    async def _cut_playout(self, *, cancel: bool = False) -> bool:
+        """Stop the agent mid-speech: drop Twilio's queue and cut each unheard item at what
+        was heard; with `cancel`, also stop the reply being generated. False: nothing to cut."""
+        unheard = self._unheard_items()
+        if not unheard:
+            return False  # everything the agent said has been heard
         await self.twilio.send(protocol.twilio_clear(self.stream_sid))
-        await self._send_model(protocol.truncate(item_id, audio_end_ms))
-        self.dropped_items.add(item_id)
+        if cancel and self.response_active:
+            await self._send_model(protocol.response_cancel())
+        for item_id in unheard:
+            # A reply queued behind another was cleared at Twilio too: its heard part (maybe
+            # none) is what the model must keep, or it believes the caller heard it all.
+            audio_end_ms = int(min(self.sent_ms[item_id], self.played_ms.get(item_id, 0.0)))
+            await self._send_model(protocol.truncate(item_id, audio_end_ms))
+            self.dropped_items.add(item_id)
+            self.interrupted_items.add(item_id)
+            if item_id in self.stored_assistant_items:
+                self._db(self._mark_interrupted_sync, item_id)
         if self.response_active and self.current_response:
             self.dropped_responses.add(self.current_response)
         self._forget_marks()  # Twilio echoes the cleared marks; they are stale now
         self.current_item = None
-        self.interrupted_items.add(item_id)
-        if item_id in self.stored_assistant_items:
-            self._db(self._mark_interrupted_sync, item_id)
+        return True
 
     # ------------------------------------------------------------ tools
 

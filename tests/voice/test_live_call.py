@@ -1,0 +1,93 @@
+"""The live call's harder moments over real sockets: interruptions, keypresses, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import Call, ConversationLog
+from tests.services.world import build_world
+from tests.voice.fakes import FakeModelSession, FakeTwilioCall
+from tests.voice.stack import open_factory, voice_stack
+
+JOHN = "+12025550101"
+JOHN_DOB = "1958-04-12"
+
+
+def _factory(url: str) -> sessionmaker[Session]:
+    factory = open_factory(url)
+    build_world(factory, datetime.now(UTC))
+    return factory
+
+
+def _lines(factory: sessionmaker[Session]) -> list[ConversationLog]:
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(ConversationLog).order_by(ConversationLog.position, ConversationLog.id)
+            )
+        )
+
+
+def _transcript(factory: sessionmaker[Session]) -> str:
+    with factory() as session:
+        call = session.scalar(select(Call))
+        assert call is not None and call.transcript is not None
+        return call.transcript.text or ""
+
+
+async def _bridged(call: FakeTwilioCall, model: FakeModelSession, byte: int) -> None:
+    """Until the bridge has read every frame the fake Twilio sent so far (echoed marks too)."""
+    await call.probe(byte)
+    await call.wait_for(lambda: byte in model.audio_bytes)
+
+
+def test_barge_in_truncates_a_reply_queued_behind_the_one_playing(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+    greeted, heard = asyncio.Event(), asyncio.Event()
+    results: dict[str, Any] = {}
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hi!", chunks=2)
+        await greeted.wait()
+        await model.user_says("What do I have next week?", after=0)
+        # Two replies generated faster than real time: the second waits at Twilio.
+        _, results["first"] = await model.say(
+            "You have two visits next week.", chunks=5, wait_for_create=False
+        )
+        _, results["second"] = await model.say(
+            "Would you like to change one?", chunks=3, wait_for_create=False
+        )
+        await heard.wait()
+        await model.user_says("Yes, the first one.", after=0)
+        results["truncates"] = [await model.next("conversation.item.truncate") for _ in range(2)]
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            call.auto_play = False
+            await call.wait_for(lambda: call.audio_received_ms >= 200)
+            await call.play(200)  # the greeting, in full
+            greeted.set()
+            await call.wait_for(lambda: call.audio_received_ms >= 1000)
+            await call.play(200)  # 200 ms of the first reply; the second not at all
+            [model] = stack.realtime.sessions
+            await _bridged(call, model, 0x01)
+            heard.set()
+            await call.wait_for(lambda: "truncates" in results)
+            assert call.clears == 1
+            await call.stop()
+            assert stack.realtime.script_errors == [] and stack.realtime.errors == []
+
+    asyncio.run(scenario())
+
+    cut = [(t["item_id"], t["audio_end_ms"]) for t in results["truncates"]]
+    assert cut == [(results["first"], 200), (results["second"], 0)]
+    interrupted = [line.text for line in _lines(factory) if line.interrupted]
+    assert interrupted == ["You have two visits next week.", "Would you like to change one?"]
