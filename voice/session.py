@@ -50,6 +50,12 @@ NON_FATAL_ERRORS = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
 
+# What the agent says once the caller's 0 has recorded a callback request.
+TELL_CALLBACK = (
+    "The caller pressed 0 to reach a person. Tell them briefly that no one is free right now "
+    "and a care coordinator will call them back."
+)
+
 SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."
 SORRY_CALLBACK = (
     "Sorry, we are having technical trouble. A care coordinator will call you back soon. Goodbye."
@@ -260,6 +266,9 @@ class CallSession:
         self.item_response: dict[str, str | None] = {}
         self.response_active = False
         self.needs_response = False
+        self.response_instructions: str | None = None  # for the next response.create only
+        self.keypresses = 0
+        self.keypad_transfer: asyncio.Task[None] | None = None
         self.dropped_responses: set[str] = set()
         self.dropped_items: set[str] = set()
         self.interrupted_items: set[str] = set()
@@ -457,8 +466,7 @@ class CallSession:
             elif isinstance(event, Mark):
                 self._on_mark(event.name)
             elif isinstance(event, Dtmf):
-                if event.digit == "0":
-                    self._spawn(self._dtmf_transfer())
+                await self._on_keypress(event.digit)
             elif isinstance(event, Stop):
                 return
 
@@ -471,20 +479,48 @@ class CallSession:
             self.played_ms[item_id] = ms
         self._maybe_run_pending_action()
 
-    async def _dtmf_transfer(self) -> None:
-        result = await asyncio.to_thread(self.tools.transfer, "caller pressed 0")
-        if "transferring" in result:
+    async def _on_keypress(self, digit: str) -> None:
+        """Every key goes into the conversation; 0 asks for a person, even mid-sentence."""
+        self.keypresses += 1
+        line = f"Caller pressed {digit[:8]}"
+        self._store_line(f"keypress {self.keypresses}", LogRole.SYSTEM, line, from_model=False)
+        if digit != "0":
+            await self._send_model(protocol.text_message(LogRole.SYSTEM, line))
+            return
+        idle = not (self.response_active or self.needs_response or self._audio_unheard())
+        # Like a barge-in, except that nothing cancels the reply for us: server VAD heard no
+        # speech.
+        cut_off = await self._cut_playout(cancel=True)
+        await self._send_model(protocol.text_message(LogRole.SYSTEM, line))
+        if self.keypad_transfer is None:
+            # Once per call: pressing again must not record another callback request.
+            self.keypad_transfer = asyncio.ensure_future(self._keypad_transfer())
+            self._tasks.add(self.keypad_transfer)
+            self.keypad_transfer.add_done_callback(self._tasks.discard)
+        elif self.keypad_transfer.done() and (cut_off or idle):
+            # Asked again after being told (or while being told): say it again, but never
+            # twice for one press.
+            await self._tell_callback()
+
+    async def _keypad_transfer(self) -> None:
+        result = await asyncio.to_thread(
+            self.tools.dispatch_sync, "transfer_to_staff", {"reason": "caller pressed 0"}, "keypad"
+        )
+        if result.get("transferring"):
             # The caller asked for a person: transfer now, without waiting for the agent.
             if not self.action_started:
                 self.action_started = True
                 await self._run_action(PendingAction("transfer", self.settings.staff_phone_number))
-        elif self.model is not None:
-            await self._send_model(
-                protocol.response_create(
-                    "Tell the caller briefly that no one is free right now and a care "
-                    "coordinator will call them back."
-                )
-            )
+        elif result.get("callback_requested"):
+            await self._tell_callback()
+
+    async def _tell_callback(self) -> None:
+        """The agent tells the caller a callback is coming, once any reply under way is done."""
+        if self.model is None:
+            return
+        self.response_instructions = TELL_CALLBACK
+        self.needs_response = True
+        await self._maybe_create_response()
 
     # ------------------------------------------------------------ model -> Twilio
 
@@ -713,7 +749,8 @@ class CallSession:
         if self.needs_response and not self.response_active and self.tools_running == 0:
             self.needs_response = False
             self.response_active = True  # until response.created/done say otherwise
-            await self._send_model(protocol.response_create())
+            instructions, self.response_instructions = self.response_instructions, None
+            await self._send_model(protocol.response_create(instructions))
 
     def _maybe_run_pending_action(self) -> None:
         action = self.tools.pending_action
@@ -781,7 +818,16 @@ class CallSession:
         self._db_tasks.add(task)
         task.add_done_callback(self._db_tasks.discard)
 
-    def _store_line(self, item_id: str, role: str, text: str, *, interrupted: bool = False) -> None:
+    def _store_line(
+        self,
+        item_id: str,
+        role: str,
+        text: str,
+        *,
+        interrupted: bool = False,
+        from_model: bool = True,
+    ) -> None:
+        """Store one line at the place of `item_id` (a key of ours when not `from_model`)."""
         if not isinstance(text, str):
             text = ""
         position = self._position(item_id)
@@ -792,7 +838,7 @@ class CallSession:
                 position=position,
                 role=role,
                 text=text,
-                item_id=item_id or None,
+                item_id=(item_id or None) if from_model else None,
                 interrupted=interrupted,
                 now=datetime.now(UTC),
             )

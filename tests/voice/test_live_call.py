@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Call, ConversationLog
+from core.models import Call, CallbackRequest, ConversationLog
 from tests.services.world import build_world
 from tests.voice.fakes import FakeModelSession, FakeTwilioCall
 from tests.voice.stack import open_factory, voice_stack
@@ -91,3 +91,69 @@ def test_barge_in_truncates_a_reply_queued_behind_the_one_playing(sqlite_url: st
     assert cut == [(results["first"], 200), (results["second"], 0)]
     interrupted = [line.text for line in _lines(factory) if line.interrupted]
     assert interrupted == ["You have two visits next week.", "Would you like to change one?"]
+
+
+def test_pressing_0_while_the_agent_speaks_cuts_it_off_and_then_tells_of_the_callback(
+    sqlite_url: str,
+) -> None:
+    factory = _factory(sqlite_url)  # no staff line: pressing 0 records a callback request
+    greeted = asyncio.Event()
+    results: dict[str, Any] = {}
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hello!", chunks=2)
+        await greeted.wait()
+        await model.user_says("What are my options?", after=0)
+        response_id, results["item"] = await model.say(
+            "Let me list every option in detail.", chunks=10, wait_for_create=False, done=False
+        )
+        results["cancel"] = await model.next("response.cancel")
+        results["truncate"] = await model.next("conversation.item.truncate")
+        # The API ends a cancelled response with response.done; only then may another start.
+        await model.send(
+            {"type": "response.done", "response": {"id": response_id, "status": "cancelled"}}
+        )
+        results["told"] = await model.next("response.create")
+        await model.say("No one is free right now; a coordinator will call you back.",
+                        wait_for_create=False)  # fmt: skip
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            call.auto_play = False
+            await call.wait_for(lambda: call.audio_received_ms >= 200)
+            await call.play(200)  # the greeting, in full
+            greeted.set()
+            await call.wait_for(lambda: call.audio_received_ms >= 1200)
+            await call.play(300)  # 300 ms of the long answer, then the caller presses 0
+            [model] = stack.realtime.sessions
+            await _bridged(call, model, 0x01)
+            await call.dtmf("0")
+            await call.dtmf("0")  # impatient
+            await call.wait_for(lambda: "told" in results)
+            await call.wait_for(lambda: call.audio_received_ms >= 1500)  # the callback notice
+            assert call.clears == 1
+            await call.stop()
+            assert stack.realtime.script_errors == []
+            assert model.refused == [] and stack.realtime.errors == []
+            results["creates"] = len(model.of_type("response.create"))
+            results["keys"] = [e["item"] for e in model.of_type("conversation.item.create")]
+
+    asyncio.run(scenario())
+
+    assert results["truncate"]["item_id"] == results["item"]
+    assert results["truncate"]["audio_end_ms"] == 300
+    assert "call them back" in results["told"]["response"]["instructions"]
+    assert results["creates"] == 2  # the greeting's, and one for both presses
+    assert [item["content"][0]["text"] for item in results["keys"]] == ["Caller pressed 0"] * 2
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
+    described = [(line.role, line.text) for line in _lines(factory)]
+    assert described[-3:] == [
+        ("system", "Caller pressed 0"),
+        ("system", "Caller pressed 0"),
+        ("assistant", "No one is free right now; a coordinator will call you back."),
+    ]
+    assert "System: Caller pressed 0" in _transcript(factory)
