@@ -223,6 +223,25 @@ def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     }
 
 
+def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A function call the model made, replayed into a fresh model session."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments},
+    }
+
+
+def heard_part(text: str, share: float) -> str:
+    """The words of `text` the caller heard when `share` of its audio had played (an estimate:
+    speech runs at a roughly even pace), cut at a word boundary."""
+    if share >= 1:
+        return text
+    cut = int(len(text) * max(share, 0.0))
+    if cut < len(text) and not text[cut : cut + 1].isspace():
+        cut = text.rfind(" ", 0, cut) + 1  # back to the start of the word being spoken
+    return text[:cut].rstrip()
+
+
 def text_message(role: str, text: str) -> dict[str, Any]:
     """A text item replayed into a fresh model session (after a reconnect)."""
     content_type = "output_text" if role == "assistant" else "input_text"

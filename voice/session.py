@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -77,6 +78,19 @@ briefly that you are checking ("One moment, let me check"), so the caller is not
 silence. If the caller asks for a person, or you cannot help, use transfer_to_staff. When the
 caller is done, say goodbye and then call end_call.
 {direction_note}"""
+
+
+@dataclass
+class Turn:
+    """One item of the conversation, kept to replay into a fresh model session."""
+
+    role: str  # a LogRole; TOOL for a function call
+    text: str = ""
+    item_id: str = ""
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    result: dict[str, Any] | None = None  # a function call's output, once it has one
 
 
 class TwilioSocket(Protocol):
@@ -253,7 +267,14 @@ class CallSession:
         # Conversation order: a position is reserved when an item first appears.
         self._positions: dict[str, int] = {}
         self._next_position = 0
-        self.history: dict[int, tuple[str, str]] = {}
+        self.history: dict[int, Turn] = {}
+        # An answer's transcript arrives whole only at its end: what was generated before a
+        # cut-off (a barge-in, a dropped socket) is kept from the deltas.
+        self.partial_text: dict[str, list[str]] = {}
+        self.partial_response: dict[str, str | None] = {}
+        # Of an interrupted answer, the share of its audio the caller heard (for the replay).
+        self.heard_share: dict[str, float] = {}
+        self.calls_in_model: set[str] = set()  # function calls the current session knows
         # Playout accounting for barge-in (per assistant item, in ms of mu-law audio).
         self.sent_ms: dict[str, float] = {}
         self.played_ms: dict[str, float] = {}
@@ -355,19 +376,24 @@ class CallSession:
         return json.dumps(event)
 
     async def _replace_model(self, *, prompt: bool) -> bool:
-        """Open a fresh model session, replay the conversation so far as text, and swap it in.
+        """Open a fresh model session, replay the conversation so far, and swap it in.
 
         Used once after the socket drops (then the agent speaks again at once) and to recycle
         the session before the provider's time limit (then it waits for the caller).
         """
         old = self.model
         new: ModelConnection | None = None
+        self._keep_cut_off_answers()  # an answer the drop cut off is part of the conversation
         try:
             new = await self.connect(self.settings)
             await new.send_raw(self._session_update())
+            replayed: set[str] = set()
             for position in sorted(self.history):
-                role, text = self.history[position]
-                await new.send_raw(json.dumps(protocol.text_message(role, text)))
+                turn = self.history[position]
+                for event in self._replay(turn):
+                    await new.send_raw(json.dumps(event))
+                if turn.role == LogRole.TOOL and turn.result is not None:
+                    replayed.add(turn.call_id)
             state = "has been verified" if self.tools.verified else "is not verified yet"
             note = f"The call resumes after a reconnection. The caller {state}."
             await new.send_raw(json.dumps(protocol.text_message("system", note)))
@@ -379,6 +405,17 @@ class CallSession:
             return False
         self._use_model(new)
         self.model_ready = True
+        self.calls_in_model = replayed
+        for turn in list(self.history.values()):
+            if (
+                turn.role == LogRole.TOOL
+                and turn.result is not None
+                and turn.call_id not in replayed
+            ):
+                # Finished during the replay: its output went to the old socket.
+                for event in self._replay(turn):
+                    await self._send_model(event)
+                self.calls_in_model.add(turn.call_id)
         if old is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
@@ -394,6 +431,34 @@ class CallSession:
             self.needs_response = True
             await self._maybe_create_response()
         return True
+
+    def _replay(self, turn: Turn) -> list[dict[str, Any]]:
+        """The items that tell a fresh session about one turn (none for an unheard answer)."""
+        if turn.role == LogRole.TOOL:
+            if turn.result is None:
+                return []  # still running: its output brings the call along (see _run_tool)
+            return [
+                protocol.function_call_item(turn.call_id, turn.name, turn.arguments),
+                protocol.function_output(turn.call_id, turn.result),
+            ]
+        text = turn.text
+        if turn.role == LogRole.ASSISTANT and turn.item_id in self.heard_share:
+            # The old session kept only the heard audio of a truncated answer: so does this.
+            text = protocol.heard_part(text, self.heard_share[turn.item_id])
+        return [protocol.text_message(turn.role, text)] if text else []
+
+    def _keep_cut_off_answers(self, response_id: str | None = None) -> None:
+        """Store what was generated of answers that will never have a whole transcript."""
+        for item_id in list(self.partial_text):
+            if response_id is not None and self.partial_response.get(item_id) != response_id:
+                continue
+            text = "".join(self.partial_text.pop(item_id))
+            self.partial_response.pop(item_id, None)
+            if item_id in self.stored_assistant_items:
+                continue
+            self.stored_assistant_items.add(item_id)
+            self.interrupted_items.add(item_id)
+            self._store_line(item_id, LogRole.ASSISTANT, text, interrupted=True)
 
     async def _recycle_periodically(self) -> None:
         """Swap in a fresh model session before the provider closes this one (60 min in GA)."""
@@ -430,6 +495,7 @@ class CallSession:
     async def _finish(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        self._keep_cut_off_answers()  # the caller hung up mid-answer
         pending = list(self._tasks)
         if pending:
             await asyncio.wait(pending, timeout=5)
@@ -588,6 +654,8 @@ class CallSession:
             await self._flush_mark()
             if kind == "response.done":
                 self.response_active = False
+                # A cancelled answer may end without its transcript's done event.
+                self._keep_cut_off_answers((event.get("response") or {}).get("id"))
                 await self._maybe_create_response()
                 self._maybe_run_pending_action()
         elif kind == "response.output_item.added":
@@ -600,8 +668,14 @@ class CallSession:
                 self._position(item_id)
         elif kind == "conversation.item.input_audio_transcription.completed":
             self._store_line(event.get("item_id") or "", LogRole.USER, event.get("transcript", ""))
+        elif kind == "response.output_audio_transcript.delta":
+            self._on_transcript_delta(event)
         elif kind == "response.output_audio_transcript.done":
             item_id = event.get("item_id") or ""
+            self.partial_text.pop(item_id, None)
+            self.partial_response.pop(item_id, None)
+            if item_id in self.stored_assistant_items:
+                return  # already kept as cut off
             self.stored_assistant_items.add(item_id)
             self._store_line(
                 item_id,
@@ -620,6 +694,20 @@ class CallSession:
             code = error.get("code") or error.get("type")
             level = logging.INFO if code in NON_FATAL_ERRORS else logging.WARNING
             logger.log(level, "call %s: model error %s", self.call_id, code)
+
+    def _on_transcript_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id") or ""
+        delta = event.get("delta")
+        if (
+            not isinstance(delta, str)
+            or not item_id
+            or item_id in self.stored_assistant_items
+            or event.get("response_id") in self.dropped_responses
+        ):
+            return  # text of audio the caller was never sent is not part of the call
+        self._position(item_id)
+        self.partial_text.setdefault(item_id, []).append(delta)
+        self.partial_response[item_id] = event.get("response_id")
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id") or ""
@@ -694,8 +782,10 @@ class CallSession:
         for item_id in unheard:
             # A reply queued behind another was cleared at Twilio too: its heard part (maybe
             # none) is what the model must keep, or it believes the caller heard it all.
-            audio_end_ms = int(min(self.sent_ms[item_id], self.played_ms.get(item_id, 0.0)))
+            sent = self.sent_ms[item_id]
+            audio_end_ms = int(min(sent, self.played_ms.get(item_id, 0.0)))
             await self._send_model(protocol.truncate(item_id, audio_end_ms))
+            self.heard_share[item_id] = audio_end_ms / sent if sent else 0.0
             self.dropped_items.add(item_id)
             self.interrupted_items.add(item_id)
             if item_id in self.stored_assistant_items:
@@ -712,10 +802,18 @@ class CallSession:
         call_id = str(event.get("call_id") or "")
         name = str(event.get("name") or "")
         position = self._position(event.get("item_id") or call_id)
+        raw = event.get("arguments")
         try:
-            arguments = protocol.function_arguments(event.get("arguments"))
+            arguments = protocol.function_arguments(raw)
         except ProtocolError:
             arguments = None
+        self.history[position] = Turn(
+            LogRole.TOOL,
+            call_id=call_id,
+            name=name,
+            arguments=raw if isinstance(raw, str) else json.dumps(raw),
+        )
+        self.calls_in_model.add(call_id)
         self.tools_running += 1
         self._spawn(self._run_tool(call_id, name, arguments, position))
 
@@ -731,7 +829,16 @@ class CallSession:
             else:
                 result = await self.tools.run(name, arguments, tool_call_id=call_id)
             logger.info("call %s: tool %s -> %s", self.call_id, name, result.get("error", "ok"))
+            turn = self.history.get(position)
+            if turn is not None:
+                turn.result = result
             if self.model is not None and not self.closing:
+                if call_id not in self.calls_in_model and turn is not None:
+                    # The session was replaced while the tool ran: it has never seen the call.
+                    await self._send_model(
+                        protocol.function_call_item(call_id, name, turn.arguments)
+                    )
+                    self.calls_in_model.add(call_id)
                 await self._send_model(protocol.function_output(call_id, result))
                 if name != "end_call":
                     self.needs_response = True
@@ -831,7 +938,7 @@ class CallSession:
         if not isinstance(text, str):
             text = ""
         position = self._position(item_id)
-        self.history[position] = (role, text)
+        self.history[position] = Turn(role, text, item_id if from_model else "")
         self._log(
             calls.log_row(
                 call_id=self.call_id,

@@ -509,7 +509,8 @@ class FakeModelSession:
                 "item": {"id": item_id, "type": "message", "role": "assistant"},
             }
         )
-        for _ in range(chunks):
+        words, said = text.split(" "), 0
+        for chunk in range(chunks):
             await self.send(
                 {
                     "type": "response.output_audio.delta",
@@ -520,6 +521,20 @@ class FakeModelSession:
                     "delta": silence(chunk_ms, self.server.audio_byte(self.index)),
                 }
             )
+            # Its transcript comes in pieces alongside: the words this chunk speaks.
+            spoken = words[said : len(words) * (chunk + 1) // chunks]
+            if spoken:
+                await self.send(
+                    {
+                        "type": "response.output_audio_transcript.delta",
+                        "response_id": response_id,
+                        "item_id": item_id,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": (" " if said else "") + " ".join(spoken),
+                    }
+                )
+                said += len(spoken)
             if pause:
                 await asyncio.sleep(pause)
         if done:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Call, CallbackRequest, ConversationLog
-from tests.services.world import build_world
+from tests.services.world import NY, build_world
 from tests.voice.fakes import FakeModelSession, FakeTwilioCall
 from tests.voice.stack import open_factory, voice_stack
 
 JOHN = "+12025550101"
 JOHN_DOB = "1958-04-12"
+RESUMED = "The call resumes after a reconnection. "
 
 
 def _factory(url: str) -> sessionmaker[Session]:
@@ -38,6 +41,14 @@ def _transcript(factory: sessionmaker[Session]) -> str:
         call = session.scalar(select(Call))
         assert call is not None and call.transcript is not None
         return call.transcript.text or ""
+
+
+def visit_day() -> date:
+    """A weekday at least two days ahead in New York (the nurse works Mon-Fri 09-17)."""
+    day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=2)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 async def _bridged(call: FakeTwilioCall, model: FakeModelSession, byte: int) -> None:
@@ -157,3 +168,81 @@ def test_pressing_0_while_the_agent_speaks_cuts_it_off_and_then_tells_of_the_cal
         ("assistant", "No one is free right now; a coordinator will call you back."),
     ]
     assert "System: Caller pressed 0" in _transcript(factory)
+
+
+def _replayed(model: FakeModelSession) -> list[tuple[str, ...]]:
+    described: list[tuple[str, ...]] = []
+    for event in model.of_type("conversation.item.create"):
+        item = event["item"]
+        if item["type"] == "message":
+            [content] = item["content"]
+            described.append((item["role"], content["type"], content["text"]))
+        elif item["type"] == "function_call":
+            described.append(("call", item["call_id"], item["name"], item["arguments"]))
+        else:
+            described.append(("output", item["call_id"], item["output"]))
+    return described
+
+
+def test_a_reconnect_replays_calls_results_and_cut_off_answers_in_order(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+    day = visit_day()
+    greeting = "Hello, this is the Carematix scheduling assistant. How can I help?"
+    heard = asyncio.Event()
+    results: dict[str, Any] = {}
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        if model.index == 1:
+            await model.next("response.create")
+            await model.closed.wait()
+            return
+        await model.say(greeting, chunks=10)
+        await heard.wait()
+        await model.user_says(f"John Smith, born April 12 1958. A visit on {day} at ten.", after=0)
+        results["verify"] = await model.call_tool(
+            "verify_patient", {"date_of_birth": JOHN_DOB}, wait_for_create=False
+        )
+        results["book"] = await model.call_tool(
+            "book_appointment", {"start": f"{day.isoformat()}T10:00"}
+        )
+        # The socket drops while the confirmation is being spoken.
+        await model.say("You're booked for ten o'clock on", chunks=3, done=False)
+        await model.ws.close(code=1011)
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            call.auto_play = False
+            await call.wait_for(lambda: call.audio_received_ms >= 1000)
+            await call.play(300)  # 300 ms of the greeting, then the caller speaks
+            [first] = stack.realtime.sessions
+            await _bridged(call, first, 0x01)
+            heard.set()
+            await call.wait_for(lambda: len(stack.realtime.sessions) == 2)
+            second = stack.realtime.sessions[1]
+            await call.wait_for(lambda: bool(second.of_type("response.create")))
+            results["replayed"] = _replayed(second)
+            await call.stop()
+            assert stack.realtime.script_errors == [] and stack.realtime.errors == []
+
+    asyncio.run(scenario())
+
+    replayed = results["replayed"]
+    call_ids = [entry[1] for entry in replayed if entry[0] == "call"]
+    assert len(call_ids) == 2, replayed
+    verify_call, book_call = call_ids
+    assert replayed == [
+        ("assistant", "output_text", "Hello, this is the"),  # what was heard of it
+        ("user", "input_text", f"John Smith, born April 12 1958. A visit on {day} at ten."),
+        ("call", verify_call, "verify_patient", json.dumps({"date_of_birth": JOHN_DOB})),
+        ("output", verify_call, json.dumps(results["verify"])),
+        ("call", book_call, "book_appointment", json.dumps({"start": f"{day}T10:00"})),
+        ("output", book_call, json.dumps(results["book"])),
+        ("assistant", "output_text", "You're booked for ten o'clock on"),
+        ("system", "input_text", RESUMED + "The caller has been verified."),
+    ]
+    assert results["book"]["booked"] is True
+    lines = [(line.role, line.text, line.interrupted) for line in _lines(factory)]
+    assert ("assistant", greeting, True) in lines
+    assert ("assistant", "You're booked for ten o'clock on", True) in lines
