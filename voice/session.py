@@ -80,6 +80,37 @@ caller is done, say goodbye and then call end_call.
 {direction_note}"""
 
 
+def agent_instructions(settings: Settings, direction: str) -> str:
+    """The agent's instructions for a call in `direction` (they hold no caller data)."""
+    tz = settings.default_time_zone
+    today = datetime.now(UTC).astimezone(zone(tz))
+    note = (
+        "This is an outbound call Carematix placed to the patient: say who you are and why."
+        if direction == "outbound"
+        else ""
+    )
+    return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
+
+
+def session_update_text(settings: Settings, direction: str) -> str:
+    """The `session.update` for a call in `direction`, as the JSON text sent on the socket."""
+    # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
+    # large event, on the event loop every call shares (the fake server checks the types).
+    event = protocol.session_update(
+        instructions=agent_instructions(settings, direction),
+        voice=settings.openai_voice,
+        tools=TOOL_DEFINITIONS,
+    )
+    return json.dumps(event)
+
+
+def call_direction(sessions: sessionmaker[Session], call_sid: str) -> str | None:
+    """The direction of the call Twilio knows by `call_sid` (None if there is none)."""
+    with transaction(sessions) as session:
+        call = calls.get_call_by_sid(session, call_sid)
+        return None if call is None else str(call.direction)
+
+
 @dataclass
 class Turn:
     """One item of the conversation, kept to replay into a fresh model session."""
@@ -163,11 +194,20 @@ async def connect_model(settings: Settings) -> ModelConnection:
     return await ModelConnector()(settings)
 
 
+@dataclass
+class PreopenedModel:
+    """A model socket opened during /incoming-call, and the session.update sent on it."""
+
+    connection: ModelConnection
+    session_update: str | None = None  # None: not configured yet
+
+
 class PreopenedModels:
     """Model sockets opened while answering /incoming-call, waiting for their media stream.
 
-    Opening the socket during the webhook hides the handshake from the caller's first turn; a
-    socket nobody claims within the stream token's lifetime is closed.
+    Opening the socket during the webhook hides the handshake from the caller's first turn, and
+    configuring it then hides the session.update round trip too; a socket nobody claims within
+    the stream token's lifetime is closed.
     """
 
     def __init__(
@@ -175,25 +215,59 @@ class PreopenedModels:
         settings: Settings,
         connect: Callable[[Settings], Awaitable[ModelConnection]],
         ttl_seconds: float = 60,
+        sessions: Callable[[], sessionmaker[Session] | None] | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connect
         self.ttl_seconds = ttl_seconds
-        self._pending: dict[str, asyncio.Task[ModelConnection]] = {}
+        # Where the call's direction is looked up when `open` is not told it (the database is
+        # opened only once the server starts, hence a callable).
+        self.sessions = sessions
+        self._pending: dict[str, asyncio.Task[PreopenedModel]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
-    def open(self, call_sid: str) -> None:
-        """Start connecting a model socket for `call_sid` (in the background)."""
+    def open(self, call_sid: str, direction: str | None = None) -> None:
+        """Start connecting and configuring a model socket for `call_sid` (in the background)."""
         if call_sid in self._pending:
             return
         loop = asyncio.get_running_loop()
-        self._pending[call_sid] = loop.create_task(self._connect())
+        self._pending[call_sid] = loop.create_task(self._connect(call_sid, direction))
         self._timers[call_sid] = loop.call_later(self.ttl_seconds, self._expire, call_sid)
 
-    async def _connect(self) -> ModelConnection:
-        return await self.connect(self.settings)
+    async def _connect(self, call_sid: str, direction: str | None) -> PreopenedModel:
+        # The lookup runs during the handshake, which takes far longer.
+        lookup = asyncio.ensure_future(self._direction(call_sid, direction))
+        try:
+            model = await self.connect(self.settings)
+        except BaseException:
+            lookup.cancel()
+            raise
+        try:
+            found = await lookup
+            if found is None:
+                return PreopenedModel(model)  # the stream's CallSession configures it
+            update = session_update_text(self.settings, found)
+            await model.send_raw(update)
+        except BaseException:
+            # Expired, or the socket failed already: the stream connects afresh if it comes.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+            raise
+        return PreopenedModel(model, update)
 
-    def take(self, call_sid: str) -> asyncio.Task[ModelConnection] | None:
+    async def _direction(self, call_sid: str, direction: str | None) -> str | None:
+        if direction is not None:
+            return direction
+        sessions = self.sessions() if self.sessions is not None else None
+        if sessions is None:
+            return None
+        try:
+            return await asyncio.to_thread(call_direction, sessions, call_sid)
+        except Exception as exc:
+            logger.info("could not look up a call's direction (%s)", type(exc).__name__)
+            return None
+
+    def take(self, call_sid: str) -> asyncio.Task[PreopenedModel] | None:
         """The pending socket for `call_sid`, handed over to its CallSession (or None)."""
         timer = self._timers.pop(call_sid, None)
         if timer is not None:
@@ -206,12 +280,12 @@ class PreopenedModels:
             asyncio.get_running_loop().create_task(self._discard(task))
 
     @staticmethod
-    async def _discard(task: asyncio.Task[ModelConnection]) -> None:
+    async def _discard(task: asyncio.Task[PreopenedModel]) -> None:
         if not task.done():
             task.cancel()
         with contextlib.suppress(BaseException):
             model = await task
-            await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(model.connection.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -237,7 +311,7 @@ class CallSession:
         toolbox: ToolBox,
         rest: TwilioRest,
         connect: Callable[[Settings], Awaitable[ModelConnection]] = connect_model,
-        preopened: asyncio.Task[ModelConnection] | None = None,
+        preopened: asyncio.Task[PreopenedModel] | None = None,
         recycle_after: float | None = MODEL_RECYCLE_SECONDS,
         simulated: bool = False,
         finishing: set[asyncio.Task[None]] | None = None,
@@ -306,14 +380,7 @@ class CallSession:
 
     def instructions(self) -> str:
         """The agent's instructions for this call."""
-        tz = self.settings.default_time_zone
-        today = datetime.now(UTC).astimezone(zone(tz))
-        note = (
-            "This is an outbound call Carematix placed to the patient: say who you are and why."
-            if self.tools.context.direction == "outbound"
-            else ""
-        )
-        return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
+        return agent_instructions(self.settings, self.tools.context.direction)
 
     async def run(self) -> None:
         """Bridge until the stream stops (or the Twilio socket goes), then close everything."""
@@ -352,28 +419,26 @@ class CallSession:
 
     async def _open_model(self) -> None:
         preopened, self.preopened = self.preopened, None
-        model: ModelConnection | None = None
+        ready: PreopenedModel | None = None
         if preopened is not None:
             try:
-                model = await preopened
+                ready = await preopened
             except Exception as exc:  # fall back to connecting now
                 logger.info(
                     "call %s: pre-opened model socket failed (%s)", self.call_id, type(exc).__name__
                 )
-        self._use_model(model or await self.connect(self.settings))
+        self._use_model(ready.connection if ready else await self.connect(self.settings))
         assert self.model is not None
-        await self.model.send_raw(self._session_update())
+        update = self._session_update()
+        if ready is None or ready.session_update != update:
+            # Not configured while the webhook ran (or not as this call needs): the greeting
+            # waits for this round trip. Otherwise its session.updated is already on its way,
+            # queued on the socket until the pump reads it.
+            await self.model.send_raw(update)
         self.model_ready = True
 
     def _session_update(self) -> str:
-        # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
-        # large event, on the event loop every call shares (the fake server checks the types).
-        event = protocol.session_update(
-            instructions=self.instructions(),
-            voice=self.settings.openai_voice,
-            tools=TOOL_DEFINITIONS,
-        )
-        return json.dumps(event)
+        return session_update_text(self.settings, self.tools.context.direction)
 
     async def _replace_model(self, *, prompt: bool) -> bool:
         """Open a fresh model session, replay the conversation so far, and swap it in.

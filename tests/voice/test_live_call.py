@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Call, CallbackRequest, ConversationLog
+from core.config import Settings
+from core.models import Call, CallbackRequest, ConversationLog, Patient
 from tests.services.world import NY, build_world
 from tests.voice.fakes import FakeModelSession, FakeTwilioCall
-from tests.voice.stack import open_factory, voice_stack
+from tests.voice.stack import INTERNAL_TOKEN, PRACTICE_NUMBER, open_factory, voice_stack
+from voice.session import ModelConnection, ModelConnector
 
 JOHN = "+12025550101"
 JOHN_DOB = "1958-04-12"
@@ -43,12 +48,31 @@ def _transcript(factory: sessionmaker[Session]) -> str:
         return call.transcript.text or ""
 
 
+def _patient_id(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        patient = session.scalar(select(Patient).where(Patient.phone == JOHN))
+        assert patient is not None
+        return patient.id
+
+
 def visit_day() -> date:
     """A weekday at least two days ahead in New York (the nurse works Mon-Fri 09-17)."""
     day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=2)
     while day.weekday() >= 5:
         day += timedelta(days=1)
     return day
+
+
+def _kinds(model: FakeModelSession) -> list[str]:
+    """The client events the model received, caller audio left out."""
+    return [e["type"] for e in model.received if e["type"] != "input_audio_buffer.append"]
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
 
 
 async def _bridged(call: FakeTwilioCall, model: FakeModelSession, byte: int) -> None:
@@ -246,3 +270,79 @@ def test_a_reconnect_replays_calls_results_and_cut_off_answers_in_order(sqlite_u
     lines = [(line.role, line.text, line.interrupted) for line in _lines(factory)]
     assert ("assistant", greeting, True) in lines
     assert ("assistant", "You're booked for ten o'clock on", True) in lines
+
+
+@pytest.mark.parametrize("direction", ["inbound", "outbound"])
+def test_the_preopened_model_is_configured_before_the_stream_starts(
+    sqlite_url: str, direction: str
+) -> None:
+    factory = _factory(sqlite_url)
+    results: dict[str, Any] = {}
+
+    async def script(model: FakeModelSession) -> None:
+        results["session"] = await model.handshake()  # session.updated goes out at once
+        results["updated"] = True
+        await model.say("Hello!")
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            if direction == "outbound":
+                placed = await stack.http.post(
+                    stack.base + "/make-call",
+                    json={"patient_id": _patient_id(factory)},
+                    headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+                )
+                assert placed.status_code == 201, placed.text
+                call_sid, answer = await stack.incoming_call(
+                    from_number=PRACTICE_NUMBER, to_number=JOHN,
+                    call_sid=placed.json()["call_sid"], direction="outbound-api",
+                )  # fmt: skip
+            else:
+                call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            # No stream yet: the socket is open, configured, and its session.updated sent.
+            await _until(lambda: results.get("updated", False))
+            [model] = stack.realtime.sessions
+            call = await stack.open_stream(call_sid, answer.params)
+            # The greeting still comes, on the session.updated that arrived before the stream.
+            await call.wait_for(lambda: call.audio_received_ms >= 300)
+            await call.stop()
+            assert _kinds(model)[:2] == ["session.update", "response.create"]
+            assert len(model.of_type("session.update")) == 1
+            assert stack.realtime.script_errors == [] and stack.realtime.errors == []
+
+    asyncio.run(scenario())
+    outbound_note = "This is an outbound call Carematix placed to the patient"
+    assert (outbound_note in results["session"]["instructions"]) == (direction == "outbound")
+
+
+def test_a_preopened_socket_that_failed_is_replaced_by_connecting_at_stream_start(
+    sqlite_url: str,
+) -> None:
+    _factory(sqlite_url)
+    connector = ModelConnector()
+    attempts: list[str] = []
+
+    async def connect_failing_once(settings: Settings) -> ModelConnection:
+        attempts.append("connect")
+        if len(attempts) == 1:
+            raise ConnectionError("the pre-opened handshake failed")
+        return await connector(settings)
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hello!")
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        config = {"REALTIME_CONNECT": connect_failing_once}
+        async with voice_stack(sqlite_url, script, app_config=config) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: call.audio_received_ms >= 300)
+            await call.stop()
+            [model] = stack.realtime.sessions
+            assert _kinds(model)[:2] == ["session.update", "response.create"]
+            assert stack.realtime.errors == []
+
+    asyncio.run(scenario())
+    assert attempts == ["connect", "connect"]
