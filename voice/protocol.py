@@ -232,8 +232,7 @@ def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any
 
 
 def heard_part(text: str, share: float) -> str:
-    """The words of `text` the caller heard when `share` of its audio had played (an estimate:
-    speech runs at a roughly even pace), cut at a word boundary."""
+    """The words of `text` heard when `share` of its audio had played (speech runs evenly)."""
     if share >= 1:
         return text
     cut = int(len(text) * max(share, 0.0))

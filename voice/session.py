@@ -623,15 +623,18 @@ class CallSession:
         # speech.
         cut_off = await self._cut_playout(cancel=True)
         await self._send_model(protocol.text_message(LogRole.SYSTEM, line))
-        if self.keypad_transfer is None:
-            # Once per call: pressing again must not record another callback request.
-            self.keypad_transfer = asyncio.ensure_future(self._keypad_transfer())
-            self._tasks.add(self.keypad_transfer)
-            self.keypad_transfer.add_done_callback(self._tasks.discard)
-        elif self.keypad_transfer.done() and (cut_off or idle):
-            # Asked again after being told (or while being told): say it again, but never
-            # twice for one press.
-            await self._tell_callback()
+        running = self.keypad_transfer is not None and not self.keypad_transfer.done()
+        if running or self.action_started:
+            return  # the first press is still being handled, or the call is being handed over
+        if self.tools.callback_requested:
+            # Asked again after being told (or while being told): say it again, without a
+            # second request, and never twice for one press.
+            if cut_off or idle:
+                await self._tell_callback()
+            return
+        self.keypad_transfer = asyncio.ensure_future(self._keypad_transfer())
+        self._tasks.add(self.keypad_transfer)
+        self.keypad_transfer.add_done_callback(self._tasks.discard)
 
     async def _keypad_transfer(self) -> None:
         result = await asyncio.to_thread(
@@ -836,8 +839,7 @@ class CallSession:
         return unheard
 
     async def _cut_playout(self, *, cancel: bool = False) -> bool:
-        """Stop the agent mid-speech: drop Twilio's queue and cut each unheard item at what
-        was heard; with `cancel`, also stop the reply being generated. False: nothing to cut."""
+        """Cut the agent off at what the caller heard (and `cancel` the reply); False if heard."""
         unheard = self._unheard_items()
         if not unheard:
             return False  # everything the agent said has been heard

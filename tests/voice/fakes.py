@@ -199,8 +199,7 @@ class FakeTwilioCall:
         )
 
     async def probe(self, byte: int) -> None:
-        """One media frame of `byte`: once the model hears it, the bridge has read every frame
-        sent before it (the echoed marks, say), because it reads the stream in order."""
+        """One media frame of `byte`: once the model has it, the bridge has read all before it."""
         payload = base64.b64encode(bytes([byte]) * FRAME_BYTES).decode()
         await self.send(
             {

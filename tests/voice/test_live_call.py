@@ -346,3 +346,33 @@ def test_a_preopened_socket_that_failed_is_replaced_by_connecting_at_stream_star
 
     asyncio.run(scenario())
     assert attempts == ["connect", "connect"]
+
+
+def test_every_key_the_caller_presses_is_a_line_of_the_conversation(sqlite_url: str) -> None:
+    factory = _factory(sqlite_url)
+
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.say("Hello!")
+        await model.closed.wait()
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, script) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: len(_lines(factory)) == 1)  # the greeting
+            [model] = stack.realtime.sessions
+            for digit in ("5", "#"):
+                await call.dtmf(digit)
+            await call.wait_for(lambda: len(model.of_type("conversation.item.create")) == 2)
+            await call.stop()
+            assert len(model.of_type("response.create")) == 1  # only the greeting's
+            assert stack.realtime.errors == []
+
+    asyncio.run(scenario())
+    assert [(line.role, line.text) for line in _lines(factory)] == [
+        ("assistant", "Hello!"),
+        ("system", "Caller pressed 5"),
+        ("system", "Caller pressed #"),
+    ]
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 0
