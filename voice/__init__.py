@@ -128,8 +128,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     app.config.setdefault("REALTIME_CONNECT", ModelConnector())
     app.config.setdefault("PREOPEN_MODEL", True)
     app.config.setdefault("PREOPEN_TTL_SECONDS", 60)
+
+    def database_sessions() -> sessionmaker[Session] | None:
+        database = get_database(app)
+        return database.sessions if database is not None else None
+
     app.extensions[MODELS_EXTENSION] = PreopenedModels(
-        settings, app.config["REALTIME_CONNECT"], app.config["PREOPEN_TTL_SECONDS"]
+        settings,
+        app.config["REALTIME_CONNECT"],
+        app.config["PREOPEN_TTL_SECONDS"],
+        sessions=database_sessions,
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)

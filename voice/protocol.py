@@ -208,6 +208,11 @@ def response_create(instructions: str | None = None) -> dict[str, Any]:
     return {"type": "response.create"}
 
 
+def response_cancel() -> dict[str, Any]:
+    """Stop the reply being generated (the caller interrupted it without speaking)."""
+    return {"type": "response.cancel"}
+
+
 def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     """Cut an assistant item at what the caller actually heard."""
     return {
@@ -216,6 +221,24 @@ def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
         "content_index": 0,
         "audio_end_ms": audio_end_ms,
     }
+
+
+def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A function call the model made, replayed into a fresh model session."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments},
+    }
+
+
+def heard_part(text: str, share: float) -> str:
+    """The words of `text` heard when `share` of its audio had played (speech runs evenly)."""
+    if share >= 1:
+        return text
+    cut = int(len(text) * max(share, 0.0))
+    if cut < len(text) and not text[cut : cut + 1].isspace():
+        cut = text.rfind(" ", 0, cut) + 1  # back to the start of the word being spoken
+    return text[:cut].rstrip()
 
 
 def text_message(role: str, text: str) -> dict[str, Any]:

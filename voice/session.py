@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -50,6 +51,12 @@ NON_FATAL_ERRORS = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
 
+# What the agent says once the caller's 0 has recorded a callback request.
+TELL_CALLBACK = (
+    "The caller pressed 0 to reach a person. Tell them briefly that no one is free right now "
+    "and a care coordinator will call them back."
+)
+
 SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."
 SORRY_CALLBACK = (
     "Sorry, we are having technical trouble. A care coordinator will call you back soon. Goodbye."
@@ -71,6 +78,50 @@ briefly that you are checking ("One moment, let me check"), so the caller is not
 silence. If the caller asks for a person, or you cannot help, use transfer_to_staff. When the
 caller is done, say goodbye and then call end_call.
 {direction_note}"""
+
+
+def agent_instructions(settings: Settings, direction: str) -> str:
+    """The agent's instructions for a call in `direction` (they hold no caller data)."""
+    tz = settings.default_time_zone
+    today = datetime.now(UTC).astimezone(zone(tz))
+    note = (
+        "This is an outbound call Carematix placed to the patient: say who you are and why."
+        if direction == "outbound"
+        else ""
+    )
+    return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
+
+
+def session_update_text(settings: Settings, direction: str) -> str:
+    """The `session.update` for a call in `direction`, as the JSON text sent on the socket."""
+    # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
+    # large event, on the event loop every call shares (the fake server checks the types).
+    event = protocol.session_update(
+        instructions=agent_instructions(settings, direction),
+        voice=settings.openai_voice,
+        tools=TOOL_DEFINITIONS,
+    )
+    return json.dumps(event)
+
+
+def call_direction(sessions: sessionmaker[Session], call_sid: str) -> str | None:
+    """The direction of the call Twilio knows by `call_sid` (None if there is none)."""
+    with transaction(sessions) as session:
+        call = calls.get_call_by_sid(session, call_sid)
+        return None if call is None else str(call.direction)
+
+
+@dataclass
+class Turn:
+    """One item of the conversation, kept to replay into a fresh model session."""
+
+    role: str  # a LogRole; TOOL for a function call
+    text: str = ""
+    item_id: str = ""
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    result: dict[str, Any] | None = None  # a function call's output, once it has one
 
 
 class TwilioSocket(Protocol):
@@ -143,11 +194,20 @@ async def connect_model(settings: Settings) -> ModelConnection:
     return await ModelConnector()(settings)
 
 
+@dataclass
+class PreopenedModel:
+    """A model socket opened during /incoming-call, and the session.update sent on it."""
+
+    connection: ModelConnection
+    session_update: str | None = None  # None: not configured yet
+
+
 class PreopenedModels:
     """Model sockets opened while answering /incoming-call, waiting for their media stream.
 
-    Opening the socket during the webhook hides the handshake from the caller's first turn; a
-    socket nobody claims within the stream token's lifetime is closed.
+    Opening the socket during the webhook hides the handshake from the caller's first turn, and
+    configuring it then hides the session.update round trip too; a socket nobody claims within
+    the stream token's lifetime is closed.
     """
 
     def __init__(
@@ -155,25 +215,59 @@ class PreopenedModels:
         settings: Settings,
         connect: Callable[[Settings], Awaitable[ModelConnection]],
         ttl_seconds: float = 60,
+        sessions: Callable[[], sessionmaker[Session] | None] | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connect
         self.ttl_seconds = ttl_seconds
-        self._pending: dict[str, asyncio.Task[ModelConnection]] = {}
+        # Where the call's direction is looked up when `open` is not told it (the database is
+        # opened only once the server starts, hence a callable).
+        self.sessions = sessions
+        self._pending: dict[str, asyncio.Task[PreopenedModel]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
-    def open(self, call_sid: str) -> None:
-        """Start connecting a model socket for `call_sid` (in the background)."""
+    def open(self, call_sid: str, direction: str | None = None) -> None:
+        """Start connecting and configuring a model socket for `call_sid` (in the background)."""
         if call_sid in self._pending:
             return
         loop = asyncio.get_running_loop()
-        self._pending[call_sid] = loop.create_task(self._connect())
+        self._pending[call_sid] = loop.create_task(self._connect(call_sid, direction))
         self._timers[call_sid] = loop.call_later(self.ttl_seconds, self._expire, call_sid)
 
-    async def _connect(self) -> ModelConnection:
-        return await self.connect(self.settings)
+    async def _connect(self, call_sid: str, direction: str | None) -> PreopenedModel:
+        # The lookup runs during the handshake, which takes far longer.
+        lookup = asyncio.ensure_future(self._direction(call_sid, direction))
+        try:
+            model = await self.connect(self.settings)
+        except BaseException:
+            lookup.cancel()
+            raise
+        try:
+            found = await lookup
+            if found is None:
+                return PreopenedModel(model)  # the stream's CallSession configures it
+            update = session_update_text(self.settings, found)
+            await model.send_raw(update)
+        except BaseException:
+            # Expired, or the socket failed already: the stream connects afresh if it comes.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+            raise
+        return PreopenedModel(model, update)
 
-    def take(self, call_sid: str) -> asyncio.Task[ModelConnection] | None:
+    async def _direction(self, call_sid: str, direction: str | None) -> str | None:
+        if direction is not None:
+            return direction
+        sessions = self.sessions() if self.sessions is not None else None
+        if sessions is None:
+            return None
+        try:
+            return await asyncio.to_thread(call_direction, sessions, call_sid)
+        except Exception as exc:
+            logger.info("could not look up a call's direction (%s)", type(exc).__name__)
+            return None
+
+    def take(self, call_sid: str) -> asyncio.Task[PreopenedModel] | None:
         """The pending socket for `call_sid`, handed over to its CallSession (or None)."""
         timer = self._timers.pop(call_sid, None)
         if timer is not None:
@@ -186,12 +280,12 @@ class PreopenedModels:
             asyncio.get_running_loop().create_task(self._discard(task))
 
     @staticmethod
-    async def _discard(task: asyncio.Task[ModelConnection]) -> None:
+    async def _discard(task: asyncio.Task[PreopenedModel]) -> None:
         if not task.done():
             task.cancel()
         with contextlib.suppress(BaseException):
             model = await task
-            await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(model.connection.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -217,7 +311,7 @@ class CallSession:
         toolbox: ToolBox,
         rest: TwilioRest,
         connect: Callable[[Settings], Awaitable[ModelConnection]] = connect_model,
-        preopened: asyncio.Task[ModelConnection] | None = None,
+        preopened: asyncio.Task[PreopenedModel] | None = None,
         recycle_after: float | None = MODEL_RECYCLE_SECONDS,
         simulated: bool = False,
         finishing: set[asyncio.Task[None]] | None = None,
@@ -247,7 +341,14 @@ class CallSession:
         # Conversation order: a position is reserved when an item first appears.
         self._positions: dict[str, int] = {}
         self._next_position = 0
-        self.history: dict[int, tuple[str, str]] = {}
+        self.history: dict[int, Turn] = {}
+        # An answer's transcript arrives whole only at its end: what was generated before a
+        # cut-off (a barge-in, a dropped socket) is kept from the deltas.
+        self.partial_text: dict[str, list[str]] = {}
+        self.partial_response: dict[str, str | None] = {}
+        # Of an interrupted answer, the share of its audio the caller heard (for the replay).
+        self.heard_share: dict[str, float] = {}
+        self.calls_in_model: set[str] = set()  # function calls the current session knows
         # Playout accounting for barge-in (per assistant item, in ms of mu-law audio).
         self.sent_ms: dict[str, float] = {}
         self.played_ms: dict[str, float] = {}
@@ -260,6 +361,9 @@ class CallSession:
         self.item_response: dict[str, str | None] = {}
         self.response_active = False
         self.needs_response = False
+        self.response_instructions: str | None = None  # for the next response.create only
+        self.keypresses = 0
+        self.keypad_transfer: asyncio.Task[None] | None = None
         self.dropped_responses: set[str] = set()
         self.dropped_items: set[str] = set()
         self.interrupted_items: set[str] = set()
@@ -276,14 +380,7 @@ class CallSession:
 
     def instructions(self) -> str:
         """The agent's instructions for this call."""
-        tz = self.settings.default_time_zone
-        today = datetime.now(UTC).astimezone(zone(tz))
-        note = (
-            "This is an outbound call Carematix placed to the patient: say who you are and why."
-            if self.tools.context.direction == "outbound"
-            else ""
-        )
-        return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
+        return agent_instructions(self.settings, self.tools.context.direction)
 
     async def run(self) -> None:
         """Bridge until the stream stops (or the Twilio socket goes), then close everything."""
@@ -322,43 +419,46 @@ class CallSession:
 
     async def _open_model(self) -> None:
         preopened, self.preopened = self.preopened, None
-        model: ModelConnection | None = None
+        ready: PreopenedModel | None = None
         if preopened is not None:
             try:
-                model = await preopened
+                ready = await preopened
             except Exception as exc:  # fall back to connecting now
                 logger.info(
                     "call %s: pre-opened model socket failed (%s)", self.call_id, type(exc).__name__
                 )
-        self._use_model(model or await self.connect(self.settings))
+        self._use_model(ready.connection if ready else await self.connect(self.settings))
         assert self.model is not None
-        await self.model.send_raw(self._session_update())
+        update = self._session_update()
+        if ready is None or ready.session_update != update:
+            # Not configured while the webhook ran (or not as this call needs): the greeting
+            # waits for this round trip. Otherwise its session.updated is already on its way,
+            # queued on the socket until the pump reads it.
+            await self.model.send_raw(update)
         self.model_ready = True
 
     def _session_update(self) -> str:
-        # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
-        # large event, on the event loop every call shares (the fake server checks the types).
-        event = protocol.session_update(
-            instructions=self.instructions(),
-            voice=self.settings.openai_voice,
-            tools=TOOL_DEFINITIONS,
-        )
-        return json.dumps(event)
+        return session_update_text(self.settings, self.tools.context.direction)
 
     async def _replace_model(self, *, prompt: bool) -> bool:
-        """Open a fresh model session, replay the conversation so far as text, and swap it in.
+        """Open a fresh model session, replay the conversation so far, and swap it in.
 
         Used once after the socket drops (then the agent speaks again at once) and to recycle
         the session before the provider's time limit (then it waits for the caller).
         """
         old = self.model
         new: ModelConnection | None = None
+        self._keep_cut_off_answers()  # an answer the drop cut off is part of the conversation
         try:
             new = await self.connect(self.settings)
             await new.send_raw(self._session_update())
+            replayed: set[str] = set()
             for position in sorted(self.history):
-                role, text = self.history[position]
-                await new.send_raw(json.dumps(protocol.text_message(role, text)))
+                turn = self.history[position]
+                for event in self._replay(turn):
+                    await new.send_raw(json.dumps(event))
+                if turn.role == LogRole.TOOL and turn.result is not None:
+                    replayed.add(turn.call_id)
             state = "has been verified" if self.tools.verified else "is not verified yet"
             note = f"The call resumes after a reconnection. The caller {state}."
             await new.send_raw(json.dumps(protocol.text_message("system", note)))
@@ -370,17 +470,60 @@ class CallSession:
             return False
         self._use_model(new)
         self.model_ready = True
+        self.calls_in_model = replayed
+        for turn in list(self.history.values()):
+            if (
+                turn.role == LogRole.TOOL
+                and turn.result is not None
+                and turn.call_id not in replayed
+            ):
+                # Finished during the replay: its output went to the old socket.
+                for event in self._replay(turn):
+                    await self._send_model(event)
+                self.calls_in_model.add(turn.call_id)
         if old is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
         self.response_active = False
         self.current_item = None
         self._forget_marks()
+        # The old session's item ids mean nothing to the new one: never truncate them there.
+        self.sent_ms.clear()
+        self.played_ms.clear()
+        self.item_response.clear()
         self.greeted = True  # the replayed conversation already has the greeting
         if prompt:
             self.needs_response = True
             await self._maybe_create_response()
         return True
+
+    def _replay(self, turn: Turn) -> list[dict[str, Any]]:
+        """The items that tell a fresh session about one turn (none for an unheard answer)."""
+        if turn.role == LogRole.TOOL:
+            if turn.result is None:
+                return []  # still running: its output brings the call along (see _run_tool)
+            return [
+                protocol.function_call_item(turn.call_id, turn.name, turn.arguments),
+                protocol.function_output(turn.call_id, turn.result),
+            ]
+        text = turn.text
+        if turn.role == LogRole.ASSISTANT and turn.item_id in self.heard_share:
+            # The old session kept only the heard audio of a truncated answer: so does this.
+            text = protocol.heard_part(text, self.heard_share[turn.item_id])
+        return [protocol.text_message(turn.role, text)] if text else []
+
+    def _keep_cut_off_answers(self, response_id: str | None = None) -> None:
+        """Store what was generated of answers that will never have a whole transcript."""
+        for item_id in list(self.partial_text):
+            if response_id is not None and self.partial_response.get(item_id) != response_id:
+                continue
+            text = "".join(self.partial_text.pop(item_id))
+            self.partial_response.pop(item_id, None)
+            if item_id in self.stored_assistant_items:
+                continue
+            self.stored_assistant_items.add(item_id)
+            self.interrupted_items.add(item_id)
+            self._store_line(item_id, LogRole.ASSISTANT, text, interrupted=True)
 
     async def _recycle_periodically(self) -> None:
         """Swap in a fresh model session before the provider closes this one (60 min in GA)."""
@@ -417,6 +560,7 @@ class CallSession:
     async def _finish(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        self._keep_cut_off_answers()  # the caller hung up mid-answer
         pending = list(self._tasks)
         if pending:
             await asyncio.wait(pending, timeout=5)
@@ -453,8 +597,7 @@ class CallSession:
             elif isinstance(event, Mark):
                 self._on_mark(event.name)
             elif isinstance(event, Dtmf):
-                if event.digit == "0":
-                    self._spawn(self._dtmf_transfer())
+                await self._on_keypress(event.digit)
             elif isinstance(event, Stop):
                 return
 
@@ -467,20 +610,51 @@ class CallSession:
             self.played_ms[item_id] = ms
         self._maybe_run_pending_action()
 
-    async def _dtmf_transfer(self) -> None:
-        result = await asyncio.to_thread(self.tools.transfer, "caller pressed 0")
-        if "transferring" in result:
+    async def _on_keypress(self, digit: str) -> None:
+        """Every key goes into the conversation; 0 asks for a person, even mid-sentence."""
+        self.keypresses += 1
+        line = f"Caller pressed {digit[:8]}"
+        self._store_line(f"keypress {self.keypresses}", LogRole.SYSTEM, line, from_model=False)
+        if digit != "0":
+            await self._send_model(protocol.text_message(LogRole.SYSTEM, line))
+            return
+        idle = not (self.response_active or self.needs_response or self._audio_unheard())
+        # Like a barge-in, except that nothing cancels the reply for us: server VAD heard no
+        # speech.
+        cut_off = await self._cut_playout(cancel=True)
+        await self._send_model(protocol.text_message(LogRole.SYSTEM, line))
+        running = self.keypad_transfer is not None and not self.keypad_transfer.done()
+        if running or self.action_started:
+            return  # the first press is still being handled, or the call is being handed over
+        if self.tools.callback_requested:
+            # Asked again after being told (or while being told): say it again, without a
+            # second request, and never twice for one press.
+            if cut_off or idle:
+                await self._tell_callback()
+            return
+        self.keypad_transfer = asyncio.ensure_future(self._keypad_transfer())
+        self._tasks.add(self.keypad_transfer)
+        self.keypad_transfer.add_done_callback(self._tasks.discard)
+
+    async def _keypad_transfer(self) -> None:
+        result = await asyncio.to_thread(
+            self.tools.dispatch_sync, "transfer_to_staff", {"reason": "caller pressed 0"}, "keypad"
+        )
+        if result.get("transferring"):
             # The caller asked for a person: transfer now, without waiting for the agent.
             if not self.action_started:
                 self.action_started = True
                 await self._run_action(PendingAction("transfer", self.settings.staff_phone_number))
-        elif self.model is not None:
-            await self._send_model(
-                protocol.response_create(
-                    "Tell the caller briefly that no one is free right now and a care "
-                    "coordinator will call them back."
-                )
-            )
+        elif result.get("callback_requested"):
+            await self._tell_callback()
+
+    async def _tell_callback(self) -> None:
+        """The agent tells the caller a callback is coming, once any reply under way is done."""
+        if self.model is None:
+            return
+        self.response_instructions = TELL_CALLBACK
+        self.needs_response = True
+        await self._maybe_create_response()
 
     # ------------------------------------------------------------ model -> Twilio
 
@@ -548,6 +722,8 @@ class CallSession:
             await self._flush_mark()
             if kind == "response.done":
                 self.response_active = False
+                # A cancelled answer may end without its transcript's done event.
+                self._keep_cut_off_answers((event.get("response") or {}).get("id"))
                 await self._maybe_create_response()
                 self._maybe_run_pending_action()
         elif kind == "response.output_item.added":
@@ -560,8 +736,14 @@ class CallSession:
                 self._position(item_id)
         elif kind == "conversation.item.input_audio_transcription.completed":
             self._store_line(event.get("item_id") or "", LogRole.USER, event.get("transcript", ""))
+        elif kind == "response.output_audio_transcript.delta":
+            self._on_transcript_delta(event)
         elif kind == "response.output_audio_transcript.done":
             item_id = event.get("item_id") or ""
+            self.partial_text.pop(item_id, None)
+            self.partial_response.pop(item_id, None)
+            if item_id in self.stored_assistant_items:
+                return  # already kept as cut off
             self.stored_assistant_items.add(item_id)
             self._store_line(
                 item_id,
@@ -580,6 +762,20 @@ class CallSession:
             code = error.get("code") or error.get("type")
             level = logging.INFO if code in NON_FATAL_ERRORS else logging.WARNING
             logger.log(level, "call %s: model error %s", self.call_id, code)
+
+    def _on_transcript_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id") or ""
+        delta = event.get("delta")
+        if (
+            not isinstance(delta, str)
+            or not item_id
+            or item_id in self.stored_assistant_items
+            or event.get("response_id") in self.dropped_responses
+        ):
+            return  # text of audio the caller was never sent is not part of the call
+        self._position(item_id)
+        self.partial_text.setdefault(item_id, []).append(delta)
+        self.partial_response[item_id] = event.get("response_id")
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id") or ""
@@ -626,27 +822,46 @@ class CallSession:
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
         if event.get("item_id"):
             self._position(event["item_id"])
-        item_id = self.current_item
-        if item_id is None:
-            return
-        sent = self.sent_ms.get(item_id, 0.0)
-        played = self.played_ms.get(item_id, 0.0)
-        still_generating = (
-            self.response_active and self.item_response.get(item_id) == self.current_response
-        )
-        if played >= sent and not still_generating:
-            return  # everything the agent said has been heard: nothing to cut
-        audio_end_ms = int(min(sent, played))
+        # Server VAD cancels the reply itself (interrupt_response): only the audio is ours.
+        await self._cut_playout()
+
+    def _unheard_items(self) -> list[str]:
+        """Assistant items the caller has not heard in full, in the order they were sent."""
+        unheard = []
+        for item_id, sent in self.sent_ms.items():
+            if item_id in self.dropped_items:
+                continue
+            still_generating = (
+                self.response_active and self.item_response.get(item_id) == self.current_response
+            )
+            if self.played_ms.get(item_id, 0.0) < sent or still_generating:
+                unheard.append(item_id)
+        return unheard
+
+    async def _cut_playout(self, *, cancel: bool = False) -> bool:
+        """Cut the agent off at what the caller heard (and `cancel` the reply); False if heard."""
+        unheard = self._unheard_items()
+        if not unheard:
+            return False  # everything the agent said has been heard
         await self.twilio.send(protocol.twilio_clear(self.stream_sid))
-        await self._send_model(protocol.truncate(item_id, audio_end_ms))
-        self.dropped_items.add(item_id)
+        if cancel and self.response_active:
+            await self._send_model(protocol.response_cancel())
+        for item_id in unheard:
+            # A reply queued behind another was cleared at Twilio too: its heard part (maybe
+            # none) is what the model must keep, or it believes the caller heard it all.
+            sent = self.sent_ms[item_id]
+            audio_end_ms = int(min(sent, self.played_ms.get(item_id, 0.0)))
+            await self._send_model(protocol.truncate(item_id, audio_end_ms))
+            self.heard_share[item_id] = audio_end_ms / sent if sent else 0.0
+            self.dropped_items.add(item_id)
+            self.interrupted_items.add(item_id)
+            if item_id in self.stored_assistant_items:
+                self._db(self._mark_interrupted_sync, item_id)
         if self.response_active and self.current_response:
             self.dropped_responses.add(self.current_response)
         self._forget_marks()  # Twilio echoes the cleared marks; they are stale now
         self.current_item = None
-        self.interrupted_items.add(item_id)
-        if item_id in self.stored_assistant_items:
-            self._db(self._mark_interrupted_sync, item_id)
+        return True
 
     # ------------------------------------------------------------ tools
 
@@ -654,10 +869,18 @@ class CallSession:
         call_id = str(event.get("call_id") or "")
         name = str(event.get("name") or "")
         position = self._position(event.get("item_id") or call_id)
+        raw = event.get("arguments")
         try:
-            arguments = protocol.function_arguments(event.get("arguments"))
+            arguments = protocol.function_arguments(raw)
         except ProtocolError:
             arguments = None
+        self.history[position] = Turn(
+            LogRole.TOOL,
+            call_id=call_id,
+            name=name,
+            arguments=raw if isinstance(raw, str) else json.dumps(raw),
+        )
+        self.calls_in_model.add(call_id)
         self.tools_running += 1
         self._spawn(self._run_tool(call_id, name, arguments, position))
 
@@ -673,7 +896,16 @@ class CallSession:
             else:
                 result = await self.tools.run(name, arguments, tool_call_id=call_id)
             logger.info("call %s: tool %s -> %s", self.call_id, name, result.get("error", "ok"))
+            turn = self.history.get(position)
+            if turn is not None:
+                turn.result = result
             if self.model is not None and not self.closing:
+                if call_id not in self.calls_in_model and turn is not None:
+                    # The session was replaced while the tool ran: it has never seen the call.
+                    await self._send_model(
+                        protocol.function_call_item(call_id, name, turn.arguments)
+                    )
+                    self.calls_in_model.add(call_id)
                 await self._send_model(protocol.function_output(call_id, result))
                 if name != "end_call":
                     self.needs_response = True
@@ -691,7 +923,8 @@ class CallSession:
         if self.needs_response and not self.response_active and self.tools_running == 0:
             self.needs_response = False
             self.response_active = True  # until response.created/done say otherwise
-            await self._send_model(protocol.response_create())
+            instructions, self.response_instructions = self.response_instructions, None
+            await self._send_model(protocol.response_create(instructions))
 
     def _maybe_run_pending_action(self) -> None:
         action = self.tools.pending_action
@@ -759,18 +992,27 @@ class CallSession:
         self._db_tasks.add(task)
         task.add_done_callback(self._db_tasks.discard)
 
-    def _store_line(self, item_id: str, role: str, text: str, *, interrupted: bool = False) -> None:
+    def _store_line(
+        self,
+        item_id: str,
+        role: str,
+        text: str,
+        *,
+        interrupted: bool = False,
+        from_model: bool = True,
+    ) -> None:
+        """Store one line at the place of `item_id` (a key of ours when not `from_model`)."""
         if not isinstance(text, str):
             text = ""
         position = self._position(item_id)
-        self.history[position] = (role, text)
+        self.history[position] = Turn(role, text, item_id if from_model else "")
         self._log(
             calls.log_row(
                 call_id=self.call_id,
                 position=position,
                 role=role,
                 text=text,
-                item_id=item_id or None,
+                item_id=(item_id or None) if from_model else None,
                 interrupted=interrupted,
                 now=datetime.now(UTC),
             )

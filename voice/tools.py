@@ -140,6 +140,12 @@ OPEN_BEFORE_VERIFICATION = frozenset({"verify_patient", "transfer_to_staff", "en
 WORKER_TOOLS = frozenset({"check_availability", "list_appointments", "get_assigned_nurse"})
 
 
+CALLBACK_REQUESTED = {
+    "callback_requested": True,
+    "message": "No one can take the call right now; a care coordinator will call back.",
+}
+
+
 class ToolError(Exception):
     """A refusal the model can recover from; nothing was written."""
 
@@ -290,6 +296,7 @@ class ToolBox:
         self.time_zone: str = "UTC"
         self.failed_attempts = 0
         self.pending_action: PendingAction | None = None
+        self.callback_requested = False
         self.actor = Actor.agent(context.call_id)
         self._lock = threading.Lock()
 
@@ -683,6 +690,10 @@ class ToolBox:
                     "transferring": True,
                     "message": "Tell the caller you are connecting them to a staff member now.",
                 }
+            if self.callback_requested:
+                # Asked again on this call (the keypad pressed twice, then the agent): one
+                # request is what the coordinators should see.
+                return dict(CALLBACK_REQUESTED)
             calls.record_callback_request(
                 session,
                 call_id=self.context.call_id,
@@ -692,10 +703,8 @@ class ToolBox:
                 now=self.clock(),
             )
             calls.set_outcome(session, self.context.call_id, "callback_requested")
-        return {
-            "callback_requested": True,
-            "message": "No one can take the call right now; a care coordinator will call back.",
-        }
+        self.callback_requested = True
+        return dict(CALLBACK_REQUESTED)
 
     def tool_end_call(self, *, tool_call_id: str, reason: Any = "") -> dict[str, Any]:
         """Hang up once the goodbye has played."""

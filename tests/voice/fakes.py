@@ -205,6 +205,18 @@ class FakeTwilioCall:
             }
         )
 
+    async def probe(self, byte: int) -> None:
+        """One media frame of `byte`: once the model has it, the bridge has read all before it."""
+        payload = base64.b64encode(bytes([byte]) * FRAME_BYTES).decode()
+        await self.send(
+            {
+                "event": "media",
+                "sequenceNumber": "0",
+                "streamSid": self.stream_sid,
+                "media": {"track": "inbound", "chunk": "0", "timestamp": "0", "payload": payload},
+            }
+        )
+
     async def stop(self) -> None:
         """The call ends: Twilio sends `stop` and closes the socket."""
         self._sending_audio = False
@@ -381,8 +393,12 @@ class FakeModelSession:
         self.index = index
         self.received: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        # Client events the API would refuse with an `error` event (not in `received`).
+        self.refused: list[dict[str, Any]] = []
         self.audio_bytes: set[int] = set()
         self.appended_ms = 0.0
+        self.active_response: str | None = None
+        self.call_ids: set[str] = set()  # function calls in this session's conversation
         self.closed_at: float | None = None
         self.closed = asyncio.Event()
         self._cursor: dict[str, int] = {}
@@ -397,7 +413,49 @@ class FakeModelSession:
     async def send(self, event: dict[str, Any]) -> None:
         """Emit one server event."""
         event.setdefault("event_id", self.new_id("event"))
+        # The conversation state the real API keeps, for the checks in `accept`.
+        if event["type"] == "response.created":
+            self.active_response = event["response"]["id"]
+        elif event["type"] == "response.done":
+            self.active_response = None
+        elif event["type"] == "response.function_call_arguments.done":
+            self.call_ids.add(event["call_id"])
         await self.ws.send(json.dumps(event))
+
+    async def refuse(self, event: dict[str, Any], code: str, message: str) -> None:
+        """Answer a client event the API would refuse with its `error` event."""
+        self.refused.append(event)
+        self.errors.append(f"{event['type']}: {code}")
+        error = {"type": "invalid_request_error", "code": code, "message": message}
+        if event.get("event_id"):
+            error["event_id"] = event["event_id"]
+        await self.send({"type": "error", "error": error})
+
+    async def accept(self, event: dict[str, Any]) -> bool:
+        """Whether the API would take this (valid) client event; refuses it as the API does."""
+        kind = event["type"]
+        if kind == "response.create" and self.active_response is not None:
+            await self.refuse(
+                event,
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: "
+                f"{self.active_response}. Wait until the response is finished.",
+            )
+            return False
+        if kind == "response.cancel" and self.active_response is None:
+            await self.refuse(event, "response_cancel_not_active", "No active response.")
+            return False
+        if kind == "conversation.item.create":
+            item = event["item"]
+            if item["type"] == "function_call":
+                if not item.get("call_id") or item["call_id"] in self.call_ids:
+                    await self.refuse(event, "invalid_value", "Bad or repeated call_id.")
+                    return False
+                self.call_ids.add(item["call_id"])
+            elif item["type"] == "function_call_output" and item["call_id"] not in self.call_ids:
+                await self.refuse(event, "invalid_value", "No function call with that call_id.")
+                return False
+        return True
 
     async def next(
         self,
@@ -457,7 +515,8 @@ class FakeModelSession:
                 "item": {"id": item_id, "type": "message", "role": "assistant"},
             }
         )
-        for _ in range(chunks):
+        words, said = text.split(" "), 0
+        for chunk in range(chunks):
             await self.send(
                 {
                     "type": "response.output_audio.delta",
@@ -468,6 +527,20 @@ class FakeModelSession:
                     "delta": silence(chunk_ms, self.server.audio_byte(self.index)),
                 }
             )
+            # Its transcript comes in pieces alongside: the words this chunk speaks.
+            spoken = words[said : len(words) * (chunk + 1) // chunks]
+            if spoken:
+                await self.send(
+                    {
+                        "type": "response.output_audio_transcript.delta",
+                        "response_id": response_id,
+                        "item_id": item_id,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": (" " if said else "") + " ".join(spoken),
+                    }
+                )
+                said += len(spoken)
             if pause:
                 await asyncio.sleep(pause)
         if done:
@@ -629,6 +702,8 @@ class FakeRealtime:
                     event = validate_client_event(raw)
                 except Exception as exc:
                     session.errors.append(str(exc)[:500])
+                    continue
+                if not await session.accept(event):
                     continue
                 if event["type"] == "input_audio_buffer.append":
                     audio = base64.b64decode(event["audio"])

@@ -79,9 +79,20 @@ def test_every_client_event_the_bridge_builds_matches_the_sdk_types() -> None:
         protocol.truncate("item_1", 300),
         protocol.text_message("assistant", "Hello"),
         protocol.text_message("user", "Hi"),
+        protocol.text_message("system", "Caller pressed 0"),
+        protocol.function_call_item("call_1", "list_appointments", "{}"),
+        protocol.response_cancel(),
     ]
     for event in events:
         validate_client_event(json.dumps(event))
+
+
+def test_the_heard_part_of_an_answer_ends_at_a_word_boundary() -> None:
+    text = "You have two visits next week."
+    assert protocol.heard_part(text, 1.0) == text
+    assert protocol.heard_part(text, 0.5) == "You have two"  # 15 characters: inside "visits"
+    assert protocol.heard_part(text, 0.3) == "You have"
+    assert protocol.heard_part(text, 0.0) == ""
 
 
 def test_the_validator_catches_beta_names_and_typos() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import (
     Appointment,
     Call,
+    CallbackRequest,
     ConversationLog,
     Nurse,
     PatientNurseAssignment,
@@ -148,6 +149,18 @@ def test_transfer_waits_for_the_goodbye_when_a_staff_line_exists(
     with session_factory() as session:
         call = session.get(Call, box.context.call_id)
         assert call is not None and call.outcome == "transferred"
+
+
+def test_a_call_asking_for_a_person_twice_records_one_callback_request(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)  # no staff line: a callback instead
+    first = _run(box, "transfer_to_staff", reason="wants a person")
+    again = _run(box, "transfer_to_staff", "call_2", reason="still wants a person")
+    assert first["callback_requested"] is True and again == first
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
 
 
 def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
