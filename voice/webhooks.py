@@ -16,7 +16,7 @@ from quart import Blueprint, Response, current_app, request
 from core.config import Settings
 from core.db import transaction
 from core.errors import DomainError, InvalidState
-from core.models import Call, CallStatus
+from core.models import Call, CallDirection, CallStatus
 from core.notifications.callbacks import apply_status_callback
 from core.notifications.settings import STATUS_CALLBACK_PATH
 from core.services import calls
@@ -113,7 +113,8 @@ async def incoming_call() -> Response:
         return Response(say_twiml(_SORRY), mimetype=XML)
     logger.info("call %s answered (%s)", call_id, "outbound" if outbound else "inbound")
     if current_app.config.get("PREOPEN_MODEL"):
-        get_preopened_models(current_app).open(call_sid)
+        direction = CallDirection.OUTBOUND if outbound else CallDirection.INBOUND
+        get_preopened_models(current_app).open(call_sid, direction)
     token = make_stream_token(settings, call_sid=call_sid, nonce=nonce)
     return Response(stream_twiml(_stream_url(settings), token), mimetype=XML)
 

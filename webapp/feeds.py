@@ -26,7 +26,7 @@ def nurse_calendar(token: str) -> Response:
     body = calendar_feed(db.session(), nurse, _now())
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="carematix.ics"'
-    # Private: the feed names patients' first names; calendar apps poll it every few minutes.
-    response.headers["Cache-Control"] = "private, max-age=300"
+    # Never kept in a cache: the feed names patients. Calendar apps poll it every few minutes.
+    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
