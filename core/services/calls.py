@@ -323,6 +323,15 @@ def _transcript_line(line: ConversationLog) -> str:
 
 
 _LOCKED = "Verification locked after three failed attempts."
+# <Dial> outcomes that mean staff never picked up.
+UNANSWERED_DIAL_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
+NO_ONE_ANSWERED = "Transferred to staff, but no one answered."
+STAFF_ANSWERED = "Staff answered the transfer."
+NO_ONE_ANSWERED_LINE = f"{NO_ONE_ANSWERED} A care coordinator will call back."
+_TRANSFER_RESULTS = {
+    STAFF_ANSWERED: "Transferred to staff; staff answered.",
+    NO_ONE_ANSWERED_LINE: "Transferred to staff; no one answered, so a callback was requested.",
+}
 
 
 def _action(line: ConversationLog) -> str | None:
@@ -359,7 +368,10 @@ def summarize(lines: list[ConversationLog], outcome: str | None) -> str:
     results, so it says only what happened."""
     actions: list[str] = []
     for line in lines:
-        action = _action(line) if line.role == LogRole.TOOL else None
+        if line.role == LogRole.TOOL:
+            action = _action(line)
+        else:  # how a transfer ended is a line of its own (record_transfer_result)
+            action = _TRANSFER_RESULTS.get(line.text) if line.role == LogRole.SYSTEM else None
         if action and not (actions and actions[-1] == action == _LOCKED):
             actions.append(action)
     if not actions:
@@ -442,9 +454,6 @@ def record_callback_request(
     return request
 
 
-# <Dial> outcomes that mean staff never picked up.
-UNANSWERED_DIAL_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
-NO_ONE_ANSWERED = "Transferred to staff, but no one answered."
 
 
 def record_transfer_result(
@@ -462,13 +471,13 @@ def record_transfer_result(
     answered = dial_status not in UNANSWERED_DIAL_STATUSES
     request = None
     if answered:
-        note = "Staff answered the transfer."
+        note = STAFF_ANSWERED
         # The caller talked with staff after the stream ended: the call lasted until now.
         call.ended_at = now
         if call.answered_at is not None:
             call.duration_seconds = max(0, int((now - call.answered_at).total_seconds()))
     else:
-        note = f"{NO_ONE_ANSWERED} A care coordinator will call back."
+        note = NO_ONE_ANSWERED_LINE
         request = session.scalar(
             select(CallbackRequest).where(
                 CallbackRequest.call_id == call.id, CallbackRequest.status == CallbackStatus.OPEN
@@ -482,17 +491,25 @@ def record_transfer_result(
             now=now,
         )
         set_outcome(session, call.id, "callback_requested", force=True)
-    last = session.scalar(
-        select(func.max(ConversationLog.position)).where(ConversationLog.call_id == call.id)
+    already_said = session.scalar(
+        select(ConversationLog.id).where(
+            ConversationLog.call_id == call.id,
+            ConversationLog.role == LogRole.SYSTEM,
+            ConversationLog.text == note,
+        )
     )
-    append_log(
-        session,
-        call_id=call.id,
-        position=(last if last is not None else -1) + 1,
-        role=LogRole.SYSTEM,
-        text=note,
-        now=now,
-    )
+    if already_said is None:  # Twilio repeats a request it thinks failed
+        last = session.scalar(
+            select(func.max(ConversationLog.position)).where(ConversationLog.call_id == call.id)
+        )
+        append_log(
+            session,
+            call_id=call.id,
+            position=(last if last is not None else -1) + 1,
+            role=LogRole.SYSTEM,
+            text=note,
+            now=now,
+        )
     if is_final(call.status):
         finish_call(session, call.id, now=now)  # the transcript and summary say so too
     return request

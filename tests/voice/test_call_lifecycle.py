@@ -192,9 +192,10 @@ def test_an_unanswered_transfer_becomes_one_callback_request(db_url: str, dial_s
         assert (request.call_id, request.patient_id) == (call.id, world.patient_id)
         assert call.outcome == "callback_requested"
         assert "no one answered" in call.transcript.text
-        assert "Callback requested" in call.transcript.summary or "callback" in (
-            call.transcript.summary.lower()
-        )
+        assert call.transcript.summary.splitlines() == [
+            "Transferred to staff; no one answered, so a callback was requested.",
+            "Outcome: callback requested.",
+        ]
 
 
 def test_an_answered_transfer_ends_with_a_hang_up_and_no_callback(db_url: str) -> None:
@@ -219,6 +220,7 @@ def test_an_answered_transfer_ends_with_a_hang_up_and_no_callback(db_url: str) -
         call = session.scalar(select(Call))
         assert call is not None and call.outcome == "transferred"
         assert call.transcript is not None and "Staff answered" in call.transcript.text
+        assert call.transcript.summary.startswith("Transferred to staff; staff answered.")
 
 
 def _in_progress_call(
