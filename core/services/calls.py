@@ -454,8 +454,6 @@ def record_callback_request(
     return request
 
 
-
-
 def record_transfer_result(
     session: Session, *, call_sid: str, dial_status: str, now: datetime
 ) -> CallbackRequest | None:
