@@ -18,7 +18,7 @@ TEST_STAMP := $(abspath $(VENV))/.carematix-install-test
 # Steps of `run` must happen in order even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help venv install install-test run migrate seed banner screenshots simulate-call test lint format bench clean distclean
+.PHONY: help venv install install-test lock run migrate seed banner screenshots simulate-call test lint format bench clean distclean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -31,18 +31,25 @@ $(BIN)/python:
 
 venv: $(BIN)/python ## Create the virtual environment (.venv)
 
-$(INSTALL_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Exact versions from the lock files (scripts/lock.sh), then the project itself without
+# resolving anything again: every machine runs the versions the tests ran on.
+$(INSTALL_STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 # Installing the test extra installs the project too, so it refreshes both stamps.
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml requirements-test.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-test.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(INSTALL_STAMP) $@
 
-install: $(INSTALL_STAMP) ## Install the project into .venv (again only when pyproject.toml changed)
+install: $(INSTALL_STAMP) ## Install the locked versions and the project into .venv (again when they change)
 
 install-test: $(TEST_STAMP) ## Install the project with its test tools
+
+lock: ## Rebuild requirements.lock and requirements-test.lock from pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/lock.sh
 
 migrate: $(INSTALL_STAMP) ## Apply database migrations (DATABASE_URL, default instance/carematix.db)
 	$(FLASK) db upgrade
