@@ -8,6 +8,8 @@ cannot see a transaction one process holds while it waits on the other: these te
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,14 @@ from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory
 from core.models import Call, Patient
-from tests.processes import Product, free_port, running_product, served_in_thread, wait_for
+from tests.processes import (
+    ROOT,
+    Product,
+    free_port,
+    running_product,
+    served_in_thread,
+    wait_for,
+)
 from tests.voice.fakes import FakeTwilioRest
 
 PASSWORD = "cross-process-demo-password"
@@ -137,3 +146,34 @@ def test_api_places_a_call_that_twilio_dials_at_once(
     assert rest.created == [body["call_sid"]]
     stored = wait_for(lambda: _call_sid(db_url, body["call_id"]), 5, "the stored CallSid")
     assert stored == body["call_sid"]
+
+
+def test_make_simulate_call_simulates_with_twilio_configured_and_no_openai_key(
+    db_url: str, tmp_path: Path, twilio: tuple[FakeTwilioRest, str]
+) -> None:
+    rest, twilio_base = twilio
+    with running_product(
+        db_url,
+        tmp_path,
+        DEMO_PASSWORD=PASSWORD,
+        PUBLIC_BASE_URL="https://voice.example.test",
+        TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+        TWILIO_AUTH_TOKEN="twilio-auth-token-for-tests",
+        TWILIO_PHONE_NUMBER="+12025550199",
+        TWILIO_API_BASE_URL=twilio_base,
+        OPENAI_API_KEY="",
+    ) as product:
+        product.cli("seed-demo")
+        # What `make simulate-call` runs, from its own process with the same settings.
+        done = subprocess.run(
+            [sys.executable, "-m", "voice.simulate_call", "--speed", "20"],
+            cwd=ROOT,
+            env=product.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert done.returncode == 0, (done.stdout, done.stderr, product.logs())
+    assert "(simulated)" in done.stdout and "[book_appointment: ok]" in done.stdout
+    assert rest.requests == []  # nothing went to Twilio for a simulated call
