@@ -39,6 +39,18 @@ PLACED_WITHIN_SECONDS = 5.0
 pytestmark = pytest.mark.slow
 
 
+def _twilio_settings(twilio_base: str) -> dict[str, str]:
+    """Twilio fully configured, its REST API at the loopback fake; the demo password."""
+    return {
+        "DEMO_PASSWORD": PASSWORD,
+        "PUBLIC_BASE_URL": "https://voice.example.test",
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-tests",
+        "TWILIO_PHONE_NUMBER": "+12025550199",
+        "TWILIO_API_BASE_URL": twilio_base,
+    }
+
+
 @pytest.fixture
 def twilio() -> Iterator[tuple[FakeTwilioRest, str]]:
     """Twilio's REST API on loopback, and its base URL."""
@@ -54,12 +66,7 @@ def product(db_url: str, tmp_path: Path, twilio: tuple[FakeTwilioRest, str]) -> 
     with running_product(
         db_url,
         tmp_path,
-        DEMO_PASSWORD=PASSWORD,
-        PUBLIC_BASE_URL="https://voice.example.test",
-        TWILIO_ACCOUNT_SID="AC" + "1" * 32,
-        TWILIO_AUTH_TOKEN="twilio-auth-token-for-tests",
-        TWILIO_PHONE_NUMBER="+12025550199",
-        TWILIO_API_BASE_URL=twilio_base,
+        **_twilio_settings(twilio_base),
         # The fake Twilio never answers the call, so no model socket is ever opened.
         OPENAI_API_KEY="sk-test",
         OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
@@ -153,15 +160,7 @@ def test_make_simulate_call_simulates_with_twilio_configured_and_no_openai_key(
 ) -> None:
     rest, twilio_base = twilio
     with running_product(
-        db_url,
-        tmp_path,
-        DEMO_PASSWORD=PASSWORD,
-        PUBLIC_BASE_URL="https://voice.example.test",
-        TWILIO_ACCOUNT_SID="AC" + "1" * 32,
-        TWILIO_AUTH_TOKEN="twilio-auth-token-for-tests",
-        TWILIO_PHONE_NUMBER="+12025550199",
-        TWILIO_API_BASE_URL=twilio_base,
-        OPENAI_API_KEY="",
+        db_url, tmp_path, **_twilio_settings(twilio_base), OPENAI_API_KEY=""
     ) as product:
         product.cli("seed-demo")
         # What `make simulate-call` runs, from its own process with the same settings.
