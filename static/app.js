@@ -22,3 +22,24 @@ function showProblem(text) {
   }
   box.textContent = text;
 }
+
+// A box marked data-follow (a live transcript) keeps its newest line in view as lines are
+// added, unless the reader has scrolled up to read earlier ones; scrolling back to the end
+// resumes following. htmx.onLoad also covers content htmx swaps in later.
+var FOLLOW_SLACK_PX = 24; // still "at the end" despite rounding or a partly shown last line
+function follow(box) {
+  if (box.dataset.following) return;
+  box.dataset.following = "yes";
+  var atEnd = true;
+  box.addEventListener("scroll", function () {
+    atEnd = box.scrollHeight - box.scrollTop - box.clientHeight <= FOLLOW_SLACK_PX;
+  }, { passive: true });
+  new MutationObserver(function () {
+    if (atEnd) box.scrollTop = box.scrollHeight;
+  }).observe(box, { childList: true });
+  box.scrollTop = box.scrollHeight;
+}
+htmx.onLoad(function (root) {
+  if (root.matches && root.matches("[data-follow]")) follow(root);
+  if (root.querySelectorAll) root.querySelectorAll("[data-follow]").forEach(follow);
+});

@@ -112,21 +112,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from voice.twilio_rest import TwilioRest
 
     app.extensions[TWILIO_EXTENSION] = TwilioRest(settings)
-    # Without an OpenAI key (and no Twilio account, so no real caller can reach it), calls are
-    # answered by the built-in simulator and recorded as simulated. With Twilio configured but
-    # no key, real callers get an apology and a callback request instead of a fake agent.
-    app.config.setdefault(
-        "SIMULATED", not settings.openai_api_key and not settings.twilio_account_sid
-    )
-    if app.config["SIMULATED"]:
+    # Without an OpenAI key the built-in simulator runs, but it answers only simulated calls:
+    # those our own simulator places, signed with a secret derived from SECRET_KEY that Twilio
+    # never has (voice.security.simulator_signing_token). A real caller, signed by Twilio, still
+    # gets an apology and a callback request, never a fake agent. With no Twilio account
+    # either, no real caller can reach the service: every call is simulated (SIMULATED).
+    simulator_wanted = app.config.setdefault("SIMULATOR", not settings.openai_api_key)
+    app.config.setdefault("SIMULATED", simulator_wanted and not settings.twilio_account_sid)
+    if simulator_wanted or app.config["SIMULATED"]:
         simulator = SimulatedRealtime(pace=app.config.get("SIMULATOR_PACE", 1.0))
         app.extensions[SIMULATOR_EXTENSION] = simulator
         app.before_serving(simulator.start)
         app.after_serving(simulator.stop)
-        app.config.setdefault("REALTIME_CONNECT", simulator.connect)
+        if app.config["SIMULATED"]:
+            app.config.setdefault("REALTIME_CONNECT", simulator.connect)
+        elif not settings.openai_api_key:
+            logger.warning(
+                "OPENAI_API_KEY is empty: real callers get an apology and a callback request"
+            )
     # REALTIME_CONNECT (the simulator, tests) replaces how model sockets are opened.
     app.config.setdefault("REALTIME_CONNECT", ModelConnector())
-    app.config.setdefault("PREOPEN_MODEL", True)
+    # Pre-opening needs a model to open: none for real calls without a key.
+    app.config.setdefault("PREOPEN_MODEL", bool(settings.openai_api_key or app.config["SIMULATED"]))
     app.config.setdefault("PREOPEN_TTL_SECONDS", 60)
 
     def database_sessions() -> sessionmaker[Session] | None:
@@ -188,6 +195,21 @@ def get_preopened_models(app: Quart) -> PreopenedModels:
     """Model sockets opened during /incoming-call, waiting for their stream."""
     models: PreopenedModels = app.extensions[MODELS_EXTENSION]
     return models
+
+
+def simulator_running(app: Quart) -> bool:
+    """Whether the built-in simulator answers simulated calls (no OpenAI key configured)."""
+    return SIMULATOR_EXTENSION in app.extensions
+
+
+def realtime_connect(app: Quart, *, simulated_call: bool) -> Any:
+    """How to open a call's model socket: the simulator for a simulated call, otherwise
+    REALTIME_CONNECT (which already is the simulator when every call is simulated, unless a
+    test replaced it)."""
+    simulator = app.extensions.get(SIMULATOR_EXTENSION)
+    if simulated_call and simulator is not None and not app.config["SIMULATED"]:
+        return simulator.connect
+    return app.config["REALTIME_CONNECT"]
 
 
 def get_finishing_calls(app: Quart) -> set[asyncio.Task[None]]:

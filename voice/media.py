@@ -31,12 +31,15 @@ from voice import (
     get_settings,
     get_tool_processes,
     get_twilio,
+    realtime_connect,
+    simulator_running,
 )
 from voice.protocol import Connected, Media, ProtocolError, Start, parse_twilio
 from voice.security import (
     MEDIA_STREAM_PATH,
     media_stream_url,
     read_stream_token,
+    simulator_signature_ok,
     twilio_signature_ok,
 )
 from voice.session import MODEL_RECYCLE_SECONDS, CallSession
@@ -175,6 +178,7 @@ def _load_context(
             direction=call.direction,
             from_number=call.from_number,
             to_number=call.to_number,
+            simulated=call.simulated,
         )
 
 
@@ -185,8 +189,9 @@ async def media_stream(twilio: TwilioStream) -> None:
     settings = get_settings(current_app)
     simulated = bool(current_app.config.get("SIMULATED"))
     signature = twilio.header("X-Twilio-Signature")
-    if not twilio_signature_ok(
-        settings, media_stream_url(settings), {}, signature, simulated=simulated
+    url = media_stream_url(settings)
+    if not twilio_signature_ok(settings, url, {}, signature, simulated=simulated) and not (
+        simulator_running(current_app) and simulator_signature_ok(settings, url, {}, signature)
     ):
         logger.warning("refused a media stream: missing or invalid Twilio signature")
         await twilio.refuse(403, "Forbidden")
@@ -197,13 +202,13 @@ async def media_stream(twilio: TwilioStream) -> None:
         return
     await twilio.accept()
     try:
-        await _bridge(twilio, settings, database.sessions, simulated)
+        await _bridge(twilio, settings, database.sessions)
     finally:
         await twilio.close()
 
 
 async def _bridge(
-    twilio: TwilioStream, settings: Settings, sessions: sessionmaker[Session], simulated: bool
+    twilio: TwilioStream, settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     start = await _wait_for_start(twilio)
     if start is None:
@@ -236,10 +241,11 @@ async def _bridge(
         stream_sid=start.stream_sid,
         toolbox=toolbox,
         rest=get_twilio(current_app),
-        connect=current_app.config["REALTIME_CONNECT"],
+        # Whether the call is simulated is what its row says, as /incoming-call recorded it.
+        connect=realtime_connect(current_app, simulated_call=context.simulated),
         preopened=get_preopened_models(current_app).take(context.call_sid),
         recycle_after=current_app.config.get("MODEL_RECYCLE_SECONDS", MODEL_RECYCLE_SECONDS),
-        simulated=simulated,
+        simulated=context.simulated,
         finishing=get_finishing_calls(current_app),
         log_writer=get_log_writer(current_app),
     )

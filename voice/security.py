@@ -46,19 +46,36 @@ def unsigned_allowed(settings: Settings) -> bool:
     return not settings.twilio_auth_token and settings.allow_unsigned_webhooks
 
 
+def simulator_signing_token(settings: Settings) -> str:
+    """The secret the built-in simulator signs its calls with, derived from SECRET_KEY (or
+    INTERNAL_API_TOKEN); empty when there is none.
+
+    Twilio never has it, so a request signed with it comes from our own processes: that is
+    what marks a call as simulated when Twilio is configured too.
+    """
+    base = settings.secret_key or settings.internal_api_token
+    if not base:
+        return ""
+    return hmac.new(base.encode(), _SIMULATOR_CONTEXT, hashlib.sha256).hexdigest()
+
+
 def signing_token(settings: Settings, *, simulated: bool = False) -> str:
     """The secret Twilio-style signatures are checked with: TWILIO_AUTH_TOKEN.
 
-    In simulated mode (no Twilio account) a secret derived from SECRET_KEY (or
-    INTERNAL_API_TOKEN) stands in, so the simulator's calls are signed like Twilio's without
-    any third-party credential. Empty when there is none.
+    In simulated mode (no Twilio account) the simulator's secret stands in, so its calls are
+    signed like Twilio's without any third-party credential. Empty when there is none.
     """
     if settings.twilio_auth_token:
         return settings.twilio_auth_token
-    base = settings.secret_key or settings.internal_api_token
-    if simulated and base:
-        return hmac.new(base.encode(), _SIMULATOR_CONTEXT, hashlib.sha256).hexdigest()
-    return ""
+    return simulator_signing_token(settings) if simulated else ""
+
+
+def _signature_valid(token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:
+    validator = RequestValidator(token)
+    try:
+        return bool(validator.validate(url, params, signature))
+    except Exception:  # a malformed URL or params is simply not a valid signature
+        return False
 
 
 def twilio_signature_ok(
@@ -82,11 +99,15 @@ def twilio_signature_ok(
         return False
     if not signature:
         return False
-    validator = RequestValidator(token)
-    try:
-        return bool(validator.validate(url, params, signature))
-    except Exception:  # a malformed URL or params is simply not a valid signature
-        return False
+    return _signature_valid(token, url, params, signature)
+
+
+def simulator_signature_ok(
+    settings: Settings, url: str, params: Mapping[str, Any], signature: str | None
+) -> bool:
+    """Whether `signature` was made with the simulator's secret (see simulator_signing_token)."""
+    token = simulator_signing_token(settings)
+    return bool(token and signature) and _signature_valid(token, url, params, signature or "")
 
 
 def _token_key(settings: Settings) -> bytes:

@@ -28,7 +28,12 @@ from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
 from core.models import Appointment
 from core.services import calls
-from voice.security import media_stream_url, public_url, signing_token
+from voice.security import (
+    media_stream_url,
+    public_url,
+    signing_token,
+    simulator_signing_token,
+)
 from voice.simulator import DemoCaller
 
 FRAME_MS = 20
@@ -51,7 +56,12 @@ def new_call_sid() -> str:
 
 
 def _sign(settings: Settings, url: str, params: dict[str, str]) -> dict[str, str]:
-    token = signing_token(settings, simulated=not settings.twilio_account_sid)
+    if settings.openai_api_key:
+        # Trying the real agent: signed as Twilio signs (or as the simulator, without Twilio).
+        token = signing_token(settings, simulated=not settings.twilio_account_sid)
+    else:
+        # The service simulates only calls signed with the simulator's secret, never Twilio's.
+        token = simulator_signing_token(settings)
     if not token:
         return {}  # accepted only when ALLOW_UNSIGNED_WEBHOOKS is set on the service
     validator = RequestValidator(token)
@@ -218,9 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not result.answered:
         _say(f"The voice service did not answer the call ({', '.join(result.events)}).")
-        _say("Is it running (make run)? With Twilio configured, calls are real, not simulated.")
+        _say("Is it running (make run), with the same SECRET_KEY?")
         return 1
-    _say(report(settings, result.call_sid))
+    printed = report(settings, result.call_sid)
+    _say(printed)
+    if not settings.openai_api_key and "(simulated)" not in printed.splitlines()[0]:
+        _say("The service did not simulate the call: does it have an OPENAI_API_KEY?")
+        return 1
     return 0
 
 

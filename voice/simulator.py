@@ -258,7 +258,7 @@ class SimulatedRealtime:
         self._server = await websockets.serve(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         logger.warning(
-            "OPENAI_API_KEY is empty: phone calls are answered by the built-in SIMULATOR"
+            "OPENAI_API_KEY is empty: simulated calls are answered by the built-in SIMULATOR"
         )
 
     async def stop(self) -> None:

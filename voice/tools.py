@@ -163,6 +163,7 @@ class CallContext:
     direction: str
     from_number: str
     to_number: str
+    simulated: bool = False  # placed by our own simulator: no telephone network behind it
 
     @property
     def patient_phone(self) -> str:

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from core.db import make_engine, make_session_factory, transaction
+from core.models import Call, LogRole
+from core.services.calls import append_log, update_call_status
 from tests.e2e.conftest import LiveServer, shot, sign_in
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -153,3 +156,92 @@ def test_a_nurse_sees_only_their_own_schedule_and_patients(page, live_server: Li
     assert response is not None and response.status == 404
     response = page.goto("/nurses/")
     assert response is not None and response.status == 403
+
+
+def _say(database_url: str, call_id: int, texts: list[str], first_position: int) -> None:
+    """Store transcript lines as the voice service does: each its own commit."""
+    engine = make_engine(database_url)
+    try:
+        sessions = make_session_factory(engine)
+        for offset, text in enumerate(texts):
+            with transaction(sessions) as session:
+                append_log(
+                    session,
+                    call_id=call_id,
+                    position=first_position + offset,
+                    role=LogRole.USER if offset % 2 == 0 else LogRole.ASSISTANT,
+                    text=text,
+                    now=datetime.now(UTC),
+                )
+    finally:
+        engine.dispose()
+
+
+def _end_call(database_url: str, call_id: int) -> None:
+    """What Twilio's final status callback does to the row."""
+    engine = make_engine(database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            update_call_status(
+                session,
+                call_sid=_sid_for(session, call_id),
+                status="completed",
+                now=datetime.now(UTC),
+            )
+    finally:
+        engine.dispose()
+
+
+def _sid_for(session, call_id: int) -> str:  # type: ignore[no-untyped-def]
+    call = session.get(Call, call_id)
+    if call.call_sid is None:
+        call.call_sid = f"CAe2e{call_id:030d}"
+        session.flush()
+    return str(call.call_sid)
+
+
+SCROLL_GAP = "(b => b.scrollHeight - b.scrollTop - b.clientHeight)"
+
+
+def test_a_live_call_page_follows_new_lines_and_stops_polling_once_the_call_ends(
+    page, live_server: LiveServer
+) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    sign_in(page, "coordinator@carematix.local")
+    call_id = live_server.ids["call"]
+    polls: list[float] = []
+    page.on("request", lambda r: polls.append(time.monotonic()) if "/updates" in r.url else None)
+    page.goto(f"/calls/{call_id}")
+    transcript = page.locator("#transcript")
+    expect(page.locator("#call-poller")).to_contain_text("Live")
+
+    # More lines than the box holds: the newest stays in view as each arrives.
+    said = [f"Line {n}: the caller and the agent keep talking about the visit." for n in range(16)]
+    _say(live_server.database_url, call_id, said, 0)
+    expect(transcript).to_contain_text(said[-1])
+    assert transcript.evaluate("b => b.scrollHeight > b.clientHeight"), "the box never overflowed"
+    expect(page.locator("#transcript li").last).to_be_in_viewport()
+    assert transcript.evaluate(SCROLL_GAP) <= 2
+
+    # A reader who scrolled up to read is not pulled down by new lines.
+    transcript.evaluate("b => { b.scrollTop = 0; }")
+    _say(live_server.database_url, call_id, ["One more thing.", "Of course."], len(said))
+    expect(transcript).to_contain_text("Of course.")
+    assert transcript.evaluate("b => b.scrollTop") == 0
+
+    # Back at the end, it follows again.
+    transcript.evaluate("b => { b.scrollTop = b.scrollHeight; }")
+    _say(live_server.database_url, call_id, ["Goodbye."], len(said) + 2)
+    expect(transcript).to_contain_text("Goodbye.")
+    expect(page.locator("#transcript li").last).to_be_in_viewport()
+
+    # The call ends: the page says so and stops asking.
+    _end_call(live_server.database_url, call_id)
+    expect(page.locator("#flashes")).to_have_text("The call has ended.")
+    expect(page.locator("#call-status")).to_contain_text("completed")
+    expect(page.locator("#call-poller")).not_to_contain_text("Live")
+    seen = len(polls)
+    page.wait_for_timeout(2_000)  # four polling intervals with nothing due
+    assert len(polls) == seen, f"{len(polls) - seen} polls after the call ended"
+    assert page.locator("script:not([src])").count() == 0  # no inline script (coming CSP)

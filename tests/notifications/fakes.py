@@ -8,6 +8,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,8 @@ class FakeTwilio:
     stall_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    # Called with each accepted message while its sender waits for the answer.
+    on_message: Callable[[dict[str, str]], None] | None = None
 
     def handle(self, path: str, auth: str | None, body: bytes) -> tuple[int, dict[str, Any]]:
         """The API's answer to one POST."""
@@ -60,6 +63,8 @@ class FakeTwilio:
             sid = "SM" + secrets.token_hex(16)
             self.messages.append({**form, "sid": sid})
             stall = self.stall_seconds
+        if self.on_message is not None:
+            self.on_message(form)
         if stall:
             time.sleep(stall)
         return 201, {

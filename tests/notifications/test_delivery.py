@@ -6,8 +6,9 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import NullPool, select, update
 
+from core.db import make_engine
 from core.models import AuditEvent, Channel, Notification, NotificationStatus, Patient
 from core.notifications.delivery import (
     claim_due,
@@ -426,3 +427,39 @@ def test_quiet_hours_end_at_local_eight_across_a_daylight_saving_change():
     assert quiet_until(spring_night, "America/New_York", quiet) == datetime(
         2025, 3, 9, 12, 0, tzinfo=UTC
     )  # 08:00 EDT
+
+
+def test_no_transaction_is_held_while_a_text_is_sent(
+    db_url, session_factory, frozen_now, fake_twilio, providers, config
+):
+    world = build_world(session_factory, frozen_now)
+    book(session_factory, frozen_now, world.patient_id)
+    other = make_engine(db_url, poolclass=NullPool)  # another process's connection
+    seen: list[str] = []
+
+    def write_meanwhile(form: dict[str, str]) -> None:
+        # While Twilio has the text and the worker waits for its answer, another writer (the
+        # dashboard, the voice service) updates the very row being sent, with a short wait.
+        try:
+            with other.begin() as connection:
+                if connection.dialect.name == "sqlite":
+                    connection.exec_driver_sql("PRAGMA busy_timeout=500")
+                else:
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '500ms'")
+                connection.execute(
+                    update(Notification)
+                    .where(Notification.channel == Channel.SMS)
+                    .values(subject=Notification.subject)
+                )
+            seen.append("written")
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+
+    fake_twilio.on_message = write_meanwhile
+    try:
+        report = run_once(session_factory, frozen_now, providers, config=config)
+    finally:
+        other.dispose()
+
+    assert seen == ["written"]
+    assert len(report.sent) == 2

@@ -101,6 +101,7 @@ class FakeTwilioRest:
 
     def __init__(self) -> None:
         self.requests: list[RestCall] = []
+        self.created: list[str] = []  # CallSids handed out by Calls create, in order
         self.on_update: dict[str, Callable[[dict[str, str]], Awaitable[None]]] = {}
         self.app = Quart("fake_twilio_rest")
         self.app.add_url_rule(
@@ -116,6 +117,7 @@ class FakeTwilioRest:
         form = dict((await request.form).items())
         self.requests.append(RestCall(request.path, form))
         sid = "CA" + uuid.uuid4().hex
+        self.created.append(sid)
         return {"sid": sid, "account_sid": account, "status": "queued", "to": form.get("To")}, 201
 
     async def _update(self, account: str, sid: str) -> dict[str, Any]:

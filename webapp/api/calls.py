@@ -36,6 +36,7 @@ from webapp.api.schemas import (
     TranscriptOut,
     TranscriptSummary,
 )
+from webapp.transactions import end_unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def place_call(ctx: Context, body: OutboundCallCreate) -> tuple[OutboundCallOut,
             "not_configured", "Outbound calls need VOICE_SERVICE_URL and INTERNAL_API_TOKEN set."
         )
     assert ctx.user is not None
+    end_unit_of_work()
     try:
         answer = httpx.post(
             f"{base_url.rstrip('/')}/make-call",

@@ -15,6 +15,7 @@ from webapp.api.openapi import openapi_document
 from webapp.api.problems import PROBLEM_TYPES
 from webapp.api.registry import Context, operation
 from webapp.api.schemas import Health, OpenAICheck
+from webapp.transactions import end_unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def openai_check(ctx: Context) -> OpenAICheck:
             base_url=base_url,
             error="OPENAI_API_KEY is not set.",
         )
+    end_unit_of_work()
     started = time.monotonic()
     try:
         answer = httpx.get(

@@ -20,6 +20,7 @@ from core.services.common import audit
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import actor, blueprint, finish, paginate, reads_only, render, viewer
+from webapp.transactions import end_unit_of_work, read_afresh
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def _ask_voice_service(path: str, expected: int, needed: str, **payload: Any) ->
     settings = current_app.config["SETTINGS"]
     if not settings.internal_api_token:
         raise VoiceServiceRefused("Calling is not configured (INTERNAL_API_TOKEN is not set).")
+    end_unit_of_work()
     try:
         answer = httpx.post(
             f"{settings.voice_service_url}{path}",
@@ -205,8 +207,8 @@ def _wait_for_call(call_sid: str) -> int | None:
     """The id of the call the voice service records for `call_sid`, once it has (briefly)."""
     deadline = time.monotonic() + SIMULATED_CALL_WAIT_SECONDS
     while True:
+        read_afresh()  # each look sees the voice service's latest commit, without locking it out
         call_id = db.session.scalar(select(Call.id).where(Call.call_sid == call_sid))
-        db.session.rollback()  # end the read, so the next look sees the voice service's commit
         if call_id is not None or time.monotonic() > deadline:
             return call_id
         time.sleep(0.1)

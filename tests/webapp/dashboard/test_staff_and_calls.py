@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -194,3 +195,57 @@ def test_a_finished_calls_page_shows_its_summary(dash: Dashboard) -> None:
     html = dash.client("coordinator").get(f"/calls/{call_id}").get_data(as_text=True)
     assert 'id="call-summary"' in html
     assert "<li>No scheduling change.</li><li>Outcome: completed.</li>" in html
+
+
+def _end(dash: Dashboard, call_id: int) -> None:
+    engine = make_engine(dash.url)
+    with engine.begin() as connection:
+        connection.execute(
+            Call.__table__.update()
+            .where(Call.id == call_id)
+            .values(status=CallStatus.NO_ANSWER, outcome="no-answer")
+        )
+    engine.dispose()
+
+
+def test_a_live_call_page_follows_its_transcript_with_no_inline_script(dash: Dashboard) -> None:
+    html = dash.client("coordinator").get(f"/calls/{dash.ids['call']}").get_data(as_text=True)
+    assert '<ol id="transcript" class="transcript" data-follow>' in html
+    assert '<div class="flashes" id="flashes">' in html  # what the call's end replaces
+    assert "The call has ended." not in html
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and all(" src=" in tag for tag in scripts), scripts
+
+
+def test_the_last_poll_of_a_finished_call_says_it_ended_and_does_not_poll_again(
+    dash: Dashboard,
+) -> None:
+    call_id = dash.ids["call"]
+    client = dash.client("coordinator")
+    live = client.get(f"/calls/{call_id}/updates?after=0", headers={"HX-Request": "true"})
+    assert "The call has ended." not in live.get_data(as_text=True)
+    _end(dash, call_id)
+    last = dash.scalar(select(ConversationLog.id).order_by(ConversationLog.id.desc()))
+
+    html = client.get(
+        f"/calls/{call_id}/updates?after={last}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+
+    assert '<div class="flashes" id="flashes" hx-swap-oob="true">' in html
+    assert "The call has ended." in html
+    assert "hx-trigger" not in html
+
+
+def test_arriving_at_a_call_that_already_ended_says_so_instead_of_in_progress(
+    dash: Dashboard,
+) -> None:
+    call_id = dash.ids["call"]
+    client = dash.client("coordinator")
+    _end(dash, call_id)
+    with client.session_transaction() as session:
+        session["_flashes"] = [("success", "Simulated call in progress.")]
+
+    html = client.get(f"/calls/{call_id}").get_data(as_text=True)
+
+    assert "The call has ended." in html and "in progress." not in html
+    assert "hx-trigger" not in html
