@@ -151,6 +151,7 @@ def test_api_places_a_call_that_twilio_dials_at_once(
     body = answer.json()
     assert elapsed < PLACED_WITHIN_SECONDS, f"placing the call took {elapsed:.1f} s"
     assert rest.created == [body["call_sid"]]
+    assert body["status"] == "initiated"  # Twilio has the call, not just our queue
     stored = wait_for(lambda: _call_sid(db_url, body["call_id"]), 5, "the stored CallSid")
     assert stored == body["call_sid"]
 

@@ -307,7 +307,7 @@ async def make_call() -> tuple[dict[str, Any], int]:
 
     call_id = await asyncio.to_thread(store_sid)
     logger.info("call %s placed", call_id)
-    return {"call_id": call_id, "call_sid": call_sid}, 201
+    return {"call_id": call_id, "call_sid": call_sid, "status": CallStatus.INITIATED.value}, 201
 
 
 def _mark_failed(sessions: Any, call_id: int, error: str) -> None:
