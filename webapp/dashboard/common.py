@@ -29,6 +29,7 @@ from werkzeug.wrappers import Response
 
 from core.db import AnySelect, read_only_options
 from core.errors import DomainError, NotFound, ValidationError
+from core.limits import MAX_ID
 from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
@@ -42,14 +43,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A dashboard blueprint: every view behind login, CSRF on changes, domain 404s as 404."""
+    """A dashboard blueprint: every view behind login, CSRF on changes, domain 404s as 404,
+    ids past the database's range as 404, and input a view did not handle as 400."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.url_value_preprocessor(_ids_in_range)
     bp.before_request(_require_login)
     bp.before_request(protect_state_changes)
 
     @bp.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> tuple[str, int]:
         return render_template("errors/error.html", code=404, message="Not found."), 404
+
+    @bp.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> Response:
+        # A link or filter with a value out of range (a date in year 9999, say): the message
+        # says which, and nothing was changed.
+        return bad_request(exc.message)
 
     @bp.errorhandler(403)
     def _forbidden(exc: Exception) -> tuple[str, int]:
@@ -62,6 +71,22 @@ def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blu
 @login_required
 def _require_login() -> None:
     return None
+
+
+def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """url_value_preprocessor: a path id past PostgreSQL's integer cannot exist, so it is a 404
+    (rather than a query the database refuses)."""
+    for value in (values or {}).values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFound("Not found.")
+
+
+def bad_request(message: str) -> Response:
+    """A 400 page saying what was wrong; htmx requests show `message` from its X-Problem header
+    (static/app.js), since htmx swaps no 400 answer into the page."""
+    response = make_response(render_template("errors/error.html", code=400, message=message), 400)
+    response.headers["X-Problem"] = message
+    return response
 
 
 # ------------------------------------------------------------------ read-only views
