@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -81,12 +82,39 @@ def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
             raise NotFound("Not found.")
 
 
+# Tab, line feed and carriage return are how text areas break lines; every other control
+# character (NUL above all, which PostgreSQL cannot store) is never typed on purpose.
+ALLOWED_CONTROLS = frozenset("\t\n\r")
+CONTROL_CHARACTERS_MESSAGE = (
+    "Some of the text sent contains invisible control characters that cannot be saved "
+    "(often from copying and pasting). Retype it and try again."
+)
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether `value` holds a control character other than a tab or a line break."""
+    return any(
+        unicodedata.category(char) == "Cc" and char not in ALLOWED_CONTROLS for char in value
+    )
+
+
 def bad_request(message: str) -> Response:
     """A 400 page saying what was wrong; htmx requests show `message` from its X-Problem header
     (static/app.js), since htmx swaps no 400 answer into the page."""
     response = make_response(render_template("errors/error.html", code=400, message=message), 400)
     response.headers["X-Problem"] = message
     return response
+
+
+def refuse_control_characters() -> Response | None:
+    """before_request for every page (not the JSON API, which checks its own input): a query or
+    form value with a control character is refused before any view reads it, so none is stored."""
+    if flask_request.blueprint == "api":
+        return None
+    values = [*flask_request.args.values(), *flask_request.form.values()]
+    if any(has_control_characters(value) for value in values):
+        return bad_request(CONTROL_CHARACTERS_MESSAGE)
+    return None
 
 
 # ------------------------------------------------------------------ read-only views
