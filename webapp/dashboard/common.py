@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 
 from core.db import AnySelect, read_only_options
 from core.errors import DomainError, NotFound, ValidationError
-from core.limits import MAX_ID
+from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
@@ -304,30 +304,92 @@ def text(name: str, default: str = "") -> str:
     return (flask_request.form.get(name) or default).strip()
 
 
+# Every number the dashboard stores is an `integer` column: larger ones would fail the query.
+MIN_INT, MAX_INT = -MAX_ID - 1, MAX_ID
+
+
+def is_whole_number(raw: str) -> bool:
+    """Whether `raw` is ASCII digits only (str.isdigit also takes "²", which int() refuses)."""
+    return raw.isascii() and raw.isdigit()
+
+
 def int_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
-    """A whole number from the form (or `source`), else a ValidationError on that field."""
+    """A whole number from the form (or `source`) that the database can store, else a
+    ValidationError on that field."""
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
             raise ValidationError(f"{label} is required.", field=name)
         return None
     try:
-        return int(raw)
+        number = int(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a whole number.", field=name) from exc
+    if not MIN_INT <= number <= MAX_INT:
+        raise ValidationError(f"{label} is out of range.", field=name)
+    return number
 
 
-def date_field(name: str, label: str, *, required: bool = True, source: Any = None) -> date | None:
-    """A YYYY-MM-DD date from the form (or `source`)."""
+def id_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
+    """A record's id from the form (or `source`): a whole number from 1 to MAX_ID."""
+    raw = ((source or flask_request.form).get(name) or "").strip()
+    if not raw:
+        if required:
+            raise ValidationError(f"Choose a {label.lower()}.", field=name)
+        return None
+    if not is_whole_number(raw) or not 1 <= int(raw) <= MAX_ID:
+        raise ValidationError(
+            f"There is no such {label.lower()}: choose one from the list.", field=name
+        )
+    return int(raw)
+
+
+def whole_number_arg(name: str, label: str, default: int = 0, high: int = MAX_ID) -> int:
+    """A whole number from the query string, `default` when absent or not a number, and a
+    ValidationError past `high` (a position or page no list can reach)."""
+    raw = flask_request.args.get(name, "").strip()
+    if not is_whole_number(raw):
+        return default
+    if int(raw) > high:
+        raise ValidationError(f"{label} is out of range: go back to the list and try again.")
+    return int(raw)
+
+
+# Years a date field accepts unless told otherwise (core.limits says why).
+SCHEDULING_YEARS = (EARLIEST_YEAR, LATEST_YEAR)
+
+
+def date_field(
+    name: str,
+    label: str,
+    *,
+    required: bool = True,
+    source: Any = None,
+    years: tuple[int, int] | None = SCHEDULING_YEARS,
+) -> date | None:
+    """A YYYY-MM-DD date from the form (or `source`) whose year is within `years` (None: any
+    year, for a date the service checks itself without arithmetic)."""
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
             raise ValidationError(f"{label} is required.", field=name)
         return None
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a date (YYYY-MM-DD).", field=name) from exc
+    if years is not None:
+        check_year(value, label, name, years)
+    return value
+
+
+def check_year(
+    value: date | datetime, label: str, field: str, years: tuple[int, int] = SCHEDULING_YEARS
+) -> None:
+    """A ValidationError on `field` unless `value`'s year is within `years`."""
+    first, last = years
+    if not first <= value.year <= last:
+        raise ValidationError(f"{label} must be between {first} and {last}.", field=field)
 
 
 def time_field(
@@ -356,6 +418,8 @@ def instant_field(name: str, label: str, tz_name: str) -> datetime:
         parsed = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a date and time.", field=name) from exc
+    # Checked before any conversion: near year 1 or 9999 a zone's offset overflows datetime.
+    check_year(parsed, label, name)
     if parsed.tzinfo is not None:
         return parsed
     minutes = parsed.hour * 60 + parsed.minute
@@ -396,10 +460,14 @@ class Page:
         return self.page < self.pages
 
 
+# The API's limit too. Pages past the end show the last one; pages past this are refused, since
+# their offset would overflow the database's integers long before any list is that long.
+MAX_PAGE = 10_000
+
+
 def page_number() -> int:
-    """The ?page= argument, at least 1."""
-    raw = flask_request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    """The ?page= argument, at least 1 (1 when it is not a number), at most MAX_PAGE."""
+    return max(1, whole_number_arg("page", "That page", default=1, high=MAX_PAGE))
 
 
 # Counting every row of a long history costs more than showing a page of it (bench/dashboard.py);
