@@ -44,8 +44,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A dashboard blueprint: every view behind login, CSRF on changes, domain 404s as 404,
-    ids past the database's range as 404, and input a view did not handle as 400."""
+    """A dashboard blueprint: login, CSRF, 404 for missing records and impossible ids, 400s."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
     bp.url_value_preprocessor(_ids_in_range)
     bp.before_request(_require_login)
@@ -75,8 +74,8 @@ def _require_login() -> None:
 
 
 def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """url_value_preprocessor: a path id past PostgreSQL's integer cannot exist, so it is a 404
-    (rather than a query the database refuses)."""
+    """url_value_preprocessor: a path id past PostgreSQL's integer range is a 404."""
+    # Such a record cannot exist, and PostgreSQL refuses the query outright (a 500).
     for value in (values or {}).values():
         if isinstance(value, int) and not 0 <= value <= MAX_ID:
             raise NotFound("Not found.")
@@ -99,16 +98,16 @@ def has_control_characters(value: str) -> bool:
 
 
 def bad_request(message: str) -> Response:
-    """A 400 page saying what was wrong; htmx requests show `message` from its X-Problem header
-    (static/app.js), since htmx swaps no 400 answer into the page."""
+    """A 400 page saying what was wrong, the message also in the X-Problem header."""
+    # htmx swaps no 400 answer into the page: static/app.js shows X-Problem instead.
     response = make_response(render_template("errors/error.html", code=400, message=message), 400)
     response.headers["X-Problem"] = message
     return response
 
 
 def refuse_control_characters() -> Response | None:
-    """before_request for every page (not the JSON API, which checks its own input): a query or
-    form value with a control character is refused before any view reads it, so none is stored."""
+    """before_request: a page's query or form value with a control character answers 400."""
+    # Before any view reads it, so none is ever stored; the JSON API checks its own input.
     if flask_request.blueprint == "api":
         return None
     values = [*flask_request.args.values(), *flask_request.form.values()]
@@ -314,8 +313,7 @@ def is_whole_number(raw: str) -> bool:
 
 
 def int_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
-    """A whole number from the form (or `source`) that the database can store, else a
-    ValidationError on that field."""
+    """A whole number the database can store from the form (or `source`), else ValidationError."""
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
@@ -345,8 +343,7 @@ def id_field(name: str, label: str, *, required: bool = True, source: Any = None
 
 
 def whole_number_arg(name: str, label: str, default: int = 0, high: int = MAX_ID) -> int:
-    """A whole number from the query string, `default` when absent or not a number, and a
-    ValidationError past `high` (a position or page no list can reach)."""
+    """A whole number from the query string (`default` if none), a ValidationError past `high`."""
     raw = flask_request.args.get(name, "").strip()
     if not is_whole_number(raw):
         return default
@@ -367,8 +364,8 @@ def date_field(
     source: Any = None,
     years: tuple[int, int] | None = SCHEDULING_YEARS,
 ) -> date | None:
-    """A YYYY-MM-DD date from the form (or `source`) whose year is within `years` (None: any
-    year, for a date the service checks itself without arithmetic)."""
+    """A YYYY-MM-DD date from the form (or `source`) in `years` (None: any year)."""
+    # None is for a date the service checks itself by comparison, safe at any year.
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
