@@ -102,3 +102,16 @@ def test_a_nurse_id_past_the_database_integer_is_no_such_nurse(any_dash: Dashboa
     response = any_dash.post("coordinator", f"/patients/{patient}/assign", form)
     assert response.status_code == 422
     assert "There is no such nurse" in response.get_data(as_text=True)
+
+
+def test_an_offered_time_out_of_range_is_refused_and_books_nothing(any_dash: Dashboard) -> None:
+    before = any_dash.count(Appointment)
+    patient = str(any_dash.ids["patient"])
+    for chosen in (
+        f"{any_dash.ids['nurse']}/9999-12-31T10:00:00+00:00",
+        "2147483648/2030-01-07T15:00:00+00:00",
+    ):
+        form = {"patient_id": patient, "start_with": chosen}
+        response = any_dash.post("coordinator", "/appointments/new", form)
+        assert response.status_code == 422, chosen
+    assert any_dash.count(Appointment) == before
