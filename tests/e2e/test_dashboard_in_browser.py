@@ -153,3 +153,14 @@ def test_a_nurse_sees_only_their_own_schedule_and_patients(page, live_server: Li
     assert response is not None and response.status == 404
     response = page.goto("/nurses/")
     assert response is not None and response.status == 403
+
+
+def test_a_day_out_of_range_says_why_instead_of_a_stale_form(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    sign_in(page, "coordinator@carematix.local")
+    page.goto("/appointments/new")
+    page.select_option("#f-patient_id", label="John Smith (+12025550101)")
+    expect(page.locator("#slots button.slot").first).to_be_visible()
+    page.fill("#f-day", "9999-12-31")  # the htmx slots request answers 400 with X-Problem
+    expect(page.locator("#htmx-problem")).to_have_text("Day must be between 1970 and 2100.")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template
 from flask import request as flask_request
@@ -99,9 +99,10 @@ def has_control_characters(value: str) -> bool:
 
 def bad_request(message: str) -> Response:
     """A 400 page saying what was wrong, the message also in the X-Problem header."""
-    # htmx swaps no 400 answer into the page: static/app.js shows X-Problem instead.
+    # htmx swaps no 400 answer into the page: static/app.js shows X-Problem instead. Headers
+    # carry Latin-1 only, so the message travels percent-encoded (a zone name may be Hebrew).
     response = make_response(render_template("errors/error.html", code=400, message=message), 400)
-    response.headers["X-Problem"] = message
+    response.headers["X-Problem"] = quote(message)
     return response
 
 
