@@ -307,7 +307,7 @@ def _patient_arg(source: Any) -> Patient | None:
     if not is_whole_number(raw):
         return None
     if int(raw) > MAX_ID:  # no such patient can exist; the query would fail on PostgreSQL
-        raise access.not_found(Patient, MAX_ID)
+        raise NotFound("No such patient.", field="patient_id")
     return access.get_patient(db.session(), viewer(), int(raw), now_utc())
 
 
