@@ -213,25 +213,46 @@ def _routes(app: Flask) -> list[Rule]:
     ]
 
 
-# How views read the query string: args.get("q"), a helper given `source=` args, or the
-# helpers that read only the query string.
-_READS = re.compile(
-    r'args\.get(?:list)?\(\s*"([\w-]+)"'
-    r'|(?:date_field|int_field|id_field)\(\s*"([\w-]+)"[^)]*source='
-    r'|whole_number_arg\(\s*"([\w-]+)"'
-)
+# How views read the query string, and what kind of value each way reads: args.get("q"), a
+# form helper given `source=` args, or the helpers that read only the query string.
+_READS = {
+    "text": re.compile(r'args\.get(?:list)?\(\s*"([\w-]+)"'),
+    "date": re.compile(r'date_field\(\s*"([\w-]+)"[^)]*source='),
+    "number": re.compile(
+        r'(?:int_field|id_field)\(\s*"([\w-]+)"[^)]*source=|whole_number_arg\(\s*"([\w-]+)"'
+    ),
+}
 
 
-def _names_read_by(app: Flask, endpoint: str) -> set[str]:
-    """Parameter names the view's module reads, found in its code."""
-    module = inspect.getmodule(app.view_functions[endpoint])
-    source = inspect.getsource(module) if module else ""
-    names = {name for groups in _READS.findall(source) for name in groups if name}
+def _names_read_by(app: Flask, endpoint: str) -> dict[str, str]:
+    """Parameter names the view reads, found in its code, with their kinds."""
+    # The view's own code only: its module's other views read other names. What it reads
+    # through a helper of its own, its pages' links and forms show.
+    source = inspect.getsource(inspect.unwrap(app.view_functions[endpoint]))
+    names: dict[str, str] = {}
+    for kind, pattern in _READS.items():
+        for groups in pattern.findall(source):
+            for name in groups if isinstance(groups, tuple) else (groups,):
+                if name:
+                    _note(names, name, kind)
     if "paginate" in source or "page_number" in source:
-        names.add("page")
-    if "_day_arg" in source:
-        names.add("day")
+        _note(names, "page", "number")
+    if "_day_arg" in source or "_check_day" in source:
+        _note(names, "day", "date")
     return names
+
+
+def _note(names: dict[str, str], name: str, kind: str) -> None:
+    """Record that `name` holds `kind`; a date or number says more than text."""
+    if names.get(name, "text") == "text":
+        names[name] = kind
+
+
+def _kind_of_value(value: str) -> str:
+    """date, number or text: what a link's query value looks like."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return "date"
+    return "number" if value.isascii() and value.isdigit() else "text"
 
 
 def snapshot(dash: Dashboard) -> tuple[int | None, ...]:
@@ -266,14 +287,15 @@ class Crawl:
             self.tokens[id(client)] = csrf_token(client)
         return self.tokens[id(client)]
 
-    def get(self, client: FlaskClient, url: str, what: str) -> str:
-        """GET `url`; a 5xx is a problem. The page's HTML."""
+    def get(self, client: FlaskClient, url: str, what: str, refuse: bool = False) -> None:
+        """GET `url`: no 5xx, and a value that must be refused answers 4xx."""
         self.requests += 1
         self.last = None
-        response = client.get(url)
-        if response.status_code >= 500:
-            self.problems.append(f"{response.status_code} GET {_short(url)} ({what})")
-        return response.get_data(as_text=True)
+        status = client.get(url).status_code
+        if status >= 500:
+            self.problems.append(f"{status} GET {_short(url)} ({what})")
+        elif refuse and status < 400:
+            self.problems.append(f"{status} GET {_short(url)} accepted it ({what})")
 
     def post(
         self, client: FlaskClient, url: str, data: dict[str, str], what: str, refuse: bool
@@ -340,29 +362,38 @@ def crawl_as(crawl: Crawl, role: str | None) -> None:
     adapter = dash.app.url_map.bind("localhost")
     rules = _routes(dash.app)
     args = _path_arguments(dash)
-    query_names: dict[str, set[str]] = {}  # by view: the path of one page and its names
+    query_names: dict[str, dict[str, str]] = {}  # by view: the names it reads, and their kinds
     paths: dict[str, str] = {}
     forms: dict[str, Form] = {}
 
-    def reads(path: str, names: set[str]) -> None:
+    def reads(path: str, names: dict[str, str]) -> None:
         try:
             endpoint, _ = adapter.match(path, method="GET")
         except Exception:  # not a page (a POST-only path): nothing to send
             return
         paths.setdefault(endpoint, path)
-        query_names.setdefault(endpoint, _names_read_by(dash.app, endpoint)).update(names)
+        known = query_names.setdefault(endpoint, _names_read_by(dash.app, endpoint))
+        for name, kind in names.items():
+            _note(known, name, kind)
+
+    def link_reads(link: str) -> None:
+        parts = urlsplit(link)
+        reads(parts.path, {name: _kind_of_value(v) for name, v in parse_qsl(parts.query)})
+
+    def form_reads(path: str, form: Form) -> None:
+        reads(path, {name: _kind(form, name) for name in {*form.values, *form.kinds}})
 
     for url, page in _pages(crawl, client, rules, args):
-        parts = urlsplit(url)
-        reads(parts.path, {name for name, _ in parse_qsl(parts.query)})
+        link_reads(url)
         for link in page.links:
-            link_parts = urlsplit(link)
-            reads(link_parts.path, {name for name, _ in parse_qsl(link_parts.query)})
+            link_reads(link)
         for form in page.forms:
             for fetch in form.fetches:
-                reads(urlsplit(fetch).path, set(form.values) | set(form.kinds))
+                # The whole form goes along, but the fragment reads only some of it: sent,
+                # but held to a refusal only for what its view's code reads.
+                reads(urlsplit(fetch).path, dict.fromkeys({*form.values, *form.kinds}, "text"))
             if form.method == "get":
-                reads(urlsplit(form.action).path, set(form.values))
+                form_reads(urlsplit(form.action).path, form)
                 continue
             try:
                 post_endpoint, _ = adapter.match(urlsplit(form.action).path, method="POST")
@@ -374,11 +405,14 @@ def crawl_as(crawl: Crawl, role: str | None) -> None:
 
     for endpoint, names in query_names.items():
         path = paths[endpoint]
-        for name in sorted(names - NEVER_SENT):
+        for name, kind in sorted(names.items()):
+            if name in NEVER_SENT:
+                continue
             crawl.queries.add(f"{endpoint}?{name}")
             for value_name, value in VALUES.items():
                 url = f"{path}?{urlencode({name: value})}"
-                crawl.get(client, url, f"?{name}= {value_name}")
+                refuse = _must_refuse(kind, value_name)
+                crawl.get(client, url, f"?{name}= {value_name}", refuse)
 
     for endpoint, form in forms.items():
         crawl.forms.add(endpoint)
