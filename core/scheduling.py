@@ -29,9 +29,11 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone called `name`, or a ValidationError a coordinator can read."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
+        # OSError: a name too long for a file name. Such a name is not repeated back.
+        shown = f" {name!r}" if isinstance(name, str) and len(name) <= 64 else ""
         raise ValidationError(
-            f"Unknown time zone {name!r}: use an IANA name such as 'America/New_York'.",
+            f"Unknown time zone{shown}: use an IANA name such as 'America/New_York'.",
             field="time_zone",
         ) from exc
 

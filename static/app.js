@@ -1,7 +1,11 @@
 // Tell the user when an htmx request fails (htmx swaps nothing for 4xx/5xx other than 409/422).
+// A 400 that says what was wrong (a date out of range, say) carries it, percent-encoded, in
+// X-Problem.
 document.addEventListener("htmx:responseError", function (event) {
   var status = event.detail.xhr.status;
-  var text = status === 400 ? "Your session expired or the form was stale: reload the page."
+  var told = status === 400 ? event.detail.xhr.getResponseHeader("X-Problem") : null;
+  var text = told ? decodeURIComponent(told)
+    : status === 400 ? "Your session expired or the form was stale: reload the page."
     : status === 403 ? "Your role does not allow that."
     : status === 404 ? "That record no longer exists."
     : "Something went wrong (" + status + "). Please try again.";

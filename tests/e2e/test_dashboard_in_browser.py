@@ -245,3 +245,14 @@ def test_a_live_call_page_follows_new_lines_and_stops_polling_once_the_call_ends
     page.wait_for_timeout(2_000)  # four polling intervals with nothing due
     assert len(polls) == seen, f"{len(polls) - seen} polls after the call ended"
     assert page.locator("script:not([src])").count() == 0  # no inline script (coming CSP)
+
+
+def test_a_day_out_of_range_says_why_instead_of_a_stale_form(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    sign_in(page, "coordinator@carematix.local")
+    page.goto("/appointments/new")
+    page.select_option("#f-patient_id", label="John Smith (+12025550101)")
+    expect(page.locator("#slots button.slot").first).to_be_visible()
+    page.fill("#f-day", "9999-12-31")  # the htmx slots request answers 400 with X-Problem
+    expect(page.locator("#htmx-problem")).to_have_text("Day must be between 1970 and 2100.")

@@ -875,6 +875,12 @@ def test_an_unknown_time_zone_is_a_validation_error(name):
     assert caught.value.field == "time_zone"
 
 
+def test_a_time_zone_name_too_long_for_a_file_is_refused_without_repeating_it():
+    with pytest.raises(ValidationError) as caught:
+        zone("x" * 10_000)
+    assert caught.value.field == "time_zone" and "xxx" not in caught.value.message
+
+
 def test_a_nurse_in_an_unknown_time_zone_is_refused_when_listing_and_booking():
     nurse = NurseSchedule(time_zone="Mars/Olympus", rules=(MON_9_TO_17,))
 

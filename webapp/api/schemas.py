@@ -18,10 +18,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import AppointmentKind, AppointmentStatus, CallDirection, CallStatus
-
-MAX_ID = 2_147_483_647  # PostgreSQL integer: larger ids cannot exist and would fail the query
-EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
 
 
 def _sane_instant(value: datetime) -> datetime:

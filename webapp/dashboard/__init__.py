@@ -27,6 +27,7 @@ from webapp.dashboard import (
 def register(app: Flask) -> None:
     """Sign-in, CSRF and every dashboard blueprint, plus the template helpers they share."""
     app.before_request(common.begin_read_only_views)  # before sign-in loads the user
+    app.before_request(common.refuse_control_characters)  # sign-in's form too
     auth.init_app(app)
     for module in (
         home,

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from core.db import AnySelect
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
+from core.limits import MAX_ID
 from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
 from core.notifications.queries import notifications_for_appointment
 from core.services import access
@@ -36,12 +37,15 @@ from webapp.dashboard.common import (
     blueprint,
     capped_count,
     capped_total,
+    check_year,
     count_select,
     date_field,
     day_start,
     errors_of,
     finish,
+    id_field,
     instant_field,
+    is_whole_number,
     local_day,
     paged,
     paginate_counted,
@@ -142,15 +146,14 @@ def index() -> Response:
     status = args.get("status", "")
     if status in {s.value for s in AppointmentStatus}:
         params["status"] = status
-    nurse_id = args.get("nurse_id", "")
-    if nurse_id.isdigit():
-        params["nurse_id"] = int(nurse_id)
     nurse_name = args.get("nurse", "").strip()
     if nurse_name:
         params["nurse_like"] = f"%{nurse_name}%"
     try:
         start = date_field("from", "From", required=False, source=args)
         end = date_field("to", "To", required=False, source=args)
+        if is_whole_number(args.get("nurse_id", "")):  # anything else is no choice of nurse
+            params["nurse_id"] = id_field("nurse_id", "Nurse", source=args)
     except ValidationError as exc:
         errors = errors_of(exc)
         start = end = None
@@ -217,11 +220,17 @@ def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> lis
 
 
 def _day_arg(source: Any) -> date:
+    """The day whose free slots a form shows: tomorrow when none (or a refused one) is given."""
     try:
         day = date_field("day", "Day", required=False, source=source)
     except ValidationError:
         day = None
     return day or local_day(now_utc(), viewer_zone()) + timedelta(days=1)
+
+
+def _check_day(source: Any) -> None:
+    """A ValidationError when the form's day is given but not a date it can show."""
+    date_field("day", "Day", required=False, source=source)
 
 
 def _booking_form(
@@ -282,15 +291,23 @@ def _chosen_slot(label: str) -> tuple[int | None, datetime]:
         instant = datetime.fromisoformat(start)
     except ValueError:
         instant = None
-    if not nurse_id.isdigit() or instant is None or instant.tzinfo is None:
+    if (
+        not is_whole_number(nurse_id)
+        or int(nurse_id) > MAX_ID
+        or instant is None
+        or instant.tzinfo is None
+    ):
         raise ValidationError(f"{label} must be one of the offered times.", field="start")
+    check_year(instant, label, "start")
     return int(nurse_id), instant
 
 
 def _patient_arg(source: Any) -> Patient | None:
     raw = (source.get("patient_id") or "").strip()
-    if not raw.isdigit():
+    if not is_whole_number(raw):
         return None
+    if int(raw) > MAX_ID:  # no such patient can exist; the query would fail on PostgreSQL
+        raise NotFound("No such patient.", field="patient_id")
     return access.get_patient(db.session(), viewer(), int(raw), now_utc())
 
 
@@ -298,6 +315,7 @@ def _patient_arg(source: Any) -> Patient | None:
 @roles_required(*STAFF)
 def new() -> Response:
     """The booking form: pick a patient, then one of their nurse's free slots."""
+    _check_day(request.args)
     return _booking_form(patient=_patient_arg(request.args), errors={})
 
 
@@ -306,6 +324,7 @@ def new() -> Response:
 def slots() -> Response:
     """The free slots of the patient's primary nurse on one day (a fragment of the form)."""
     patient = _patient_arg(request.args)
+    _check_day(request.args)
     day = _day_arg(request.args)
     nurse = _booking_nurse(patient) if patient is not None else None
     return render(
@@ -329,6 +348,7 @@ def book() -> Response:
     if patient is None:
         return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
     try:
+        _check_day(request.form)
         nurse_id, start = _chosen_slot("Start")
         appointment = book_appointment(
             db.session(),
@@ -469,8 +489,10 @@ def reschedule(appointment_id: int) -> Response:
     """Move a visit to another free time with the same nurse."""
     appointment = _appointment(appointment_id)
     if request.method == "GET":
+        _check_day(request.args)
         return _reschedule_form(appointment, errors={})
     try:
+        _check_day(request.form)
         new = reschedule_appointment(
             db.session(),
             appointment.id,

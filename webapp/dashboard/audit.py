@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from core.models import AuditEvent, Role, User
 from webapp import db
 from webapp.auth import roles_required
-from webapp.dashboard.common import blueprint, paginate, reads_only, render
+from webapp.dashboard.common import blueprint, paginate, reads_only, render, whole_number_arg
 
 bp = blueprint("audit", __name__, url_prefix="/audit")
 
@@ -40,13 +40,13 @@ def index() -> Response:
     """Events newest first; `entity_type`, `entity_id`, `action` and `actor` narrow them."""
     stmt = select(AuditEvent)
     entity_type = request.args.get("entity_type", "").strip()
-    entity_id = request.args.get("entity_id", "").strip()
+    entity_id = whole_number_arg("entity_id", "That record id")
     action = request.args.get("action", "").strip()
     who = request.args.get("actor", "").strip()
     if entity_type:
         stmt = stmt.where(AuditEvent.entity_type == entity_type)
-    if entity_id.isdigit():
-        stmt = stmt.where(AuditEvent.entity_id == int(entity_id))
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
     if action:
         stmt = stmt.where(AuditEvent.action.startswith(action, autoescape=True))
     if who:

@@ -19,6 +19,7 @@ from core.services.calls import TERMINAL_STATUSES
 from core.services.common import audit
 from webapp import db
 from webapp.auth import now_utc, roles_required
+from webapp.dashboard import common
 from webapp.dashboard.common import actor, blueprint, finish, paginate, reads_only, render, viewer
 from webapp.transactions import end_unit_of_work, read_afresh
 
@@ -113,8 +114,7 @@ def show(call_id: int) -> Response:
 def updates(call_id: int) -> Response:
     """New transcript lines since `after`, the status and the poller (htmx polls this)."""
     call = _call(call_id)
-    raw = request.args.get("after", "0")
-    after = int(raw) if raw.isdigit() else 0
+    after = common.whole_number_arg("after", "That transcript position")
     lines = _lines(call.id, after)
     response = render(
         "calls/_updates.html",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template
 from flask import request as flask_request
@@ -29,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from core.db import AnySelect, read_only_options
 from core.errors import DomainError, NotFound, ValidationError
+from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import Appointment, Nurse, Patient, nurse_display_name
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
@@ -42,14 +44,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A dashboard blueprint: every view behind login, CSRF on changes, domain 404s as 404."""
+    """A dashboard blueprint: login, CSRF, 404 for missing records and impossible ids, 400s."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.url_value_preprocessor(_ids_in_range)
     bp.before_request(_require_login)
     bp.before_request(protect_state_changes)
 
     @bp.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> tuple[str, int]:
         return render_template("errors/error.html", code=404, message="Not found."), 404
+
+    @bp.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> Response:
+        # A link or filter with a value out of range (a date in year 9999, say): the message
+        # says which, and nothing was changed.
+        return bad_request(exc.message)
 
     @bp.errorhandler(403)
     def _forbidden(exc: Exception) -> tuple[str, int]:
@@ -61,6 +70,50 @@ def blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blu
 
 @login_required
 def _require_login() -> None:
+    return None
+
+
+def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """url_value_preprocessor: a path id past PostgreSQL's integer range is a 404."""
+    # Such a record cannot exist, and PostgreSQL refuses the query outright (a 500).
+    for value in (values or {}).values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFound("Not found.")
+
+
+# Tab, line feed and carriage return are how text areas break lines; every other control
+# character (NUL above all, which PostgreSQL cannot store) is never typed on purpose.
+ALLOWED_CONTROLS = frozenset("\t\n\r")
+CONTROL_CHARACTERS_MESSAGE = (
+    "Some of the text sent contains invisible control characters that cannot be saved "
+    "(often from copying and pasting). Retype it and try again."
+)
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether `value` holds a control character other than a tab or a line break."""
+    return any(
+        unicodedata.category(char) == "Cc" and char not in ALLOWED_CONTROLS for char in value
+    )
+
+
+def bad_request(message: str) -> Response:
+    """A 400 page saying what was wrong, the message also in the X-Problem header."""
+    # htmx swaps no 400 answer into the page: static/app.js shows X-Problem instead. Headers
+    # carry Latin-1 only, so the message travels percent-encoded (a zone name may be Hebrew).
+    response = make_response(render_template("errors/error.html", code=400, message=message), 400)
+    response.headers["X-Problem"] = quote(message)
+    return response
+
+
+def refuse_control_characters() -> Response | None:
+    """before_request: a page's query or form value with a control character answers 400."""
+    # Before any view reads it, so none is ever stored; the JSON API checks its own input.
+    if flask_request.blueprint == "api":
+        return None
+    values = [*flask_request.args.values(), *flask_request.form.values()]
+    if any(has_control_characters(value) for value in values):
+        return bad_request(CONTROL_CHARACTERS_MESSAGE)
     return None
 
 
@@ -251,30 +304,90 @@ def text(name: str, default: str = "") -> str:
     return (flask_request.form.get(name) or default).strip()
 
 
+# Every number the dashboard stores is an `integer` column: larger ones would fail the query.
+MIN_INT, MAX_INT = -MAX_ID - 1, MAX_ID
+
+
+def is_whole_number(raw: str) -> bool:
+    """Whether `raw` is ASCII digits only (str.isdigit also takes "²", which int() refuses)."""
+    return raw.isascii() and raw.isdigit()
+
+
 def int_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
-    """A whole number from the form (or `source`), else a ValidationError on that field."""
+    """A whole number the database can store from the form (or `source`), else ValidationError."""
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
             raise ValidationError(f"{label} is required.", field=name)
         return None
     try:
-        return int(raw)
+        number = int(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a whole number.", field=name) from exc
+    if not MIN_INT <= number <= MAX_INT:
+        raise ValidationError(f"{label} is out of range.", field=name)
+    return number
 
 
-def date_field(name: str, label: str, *, required: bool = True, source: Any = None) -> date | None:
-    """A YYYY-MM-DD date from the form (or `source`)."""
+def id_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
+    """A record's id from the form (or `source`): a whole number from 1 to MAX_ID."""
+    raw = ((source or flask_request.form).get(name) or "").strip()
+    if not raw:
+        if required:
+            raise ValidationError(f"Choose a {label.lower()}.", field=name)
+        return None
+    if not is_whole_number(raw) or not 1 <= int(raw) <= MAX_ID:
+        raise ValidationError(
+            f"There is no such {label.lower()}: choose one from the list.", field=name
+        )
+    return int(raw)
+
+
+def whole_number_arg(name: str, label: str, default: int = 0, high: int = MAX_ID) -> int:
+    """A whole number from the query string (`default` if none), a ValidationError past `high`."""
+    raw = flask_request.args.get(name, "").strip()
+    if not is_whole_number(raw):
+        return default
+    if int(raw) > high:
+        raise ValidationError(f"{label} is out of range: go back to the list and try again.")
+    return int(raw)
+
+
+# Years a date field accepts unless told otherwise (core.limits says why).
+SCHEDULING_YEARS = (EARLIEST_YEAR, LATEST_YEAR)
+
+
+def date_field(
+    name: str,
+    label: str,
+    *,
+    required: bool = True,
+    source: Any = None,
+    years: tuple[int, int] | None = SCHEDULING_YEARS,
+) -> date | None:
+    """A YYYY-MM-DD date from the form (or `source`) in `years` (None: any year)."""
+    # None is for a date the service checks itself by comparison, safe at any year.
     raw = ((source or flask_request.form).get(name) or "").strip()
     if not raw:
         if required:
             raise ValidationError(f"{label} is required.", field=name)
         return None
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a date (YYYY-MM-DD).", field=name) from exc
+    if years is not None:
+        check_year(value, label, name, years)
+    return value
+
+
+def check_year(
+    value: date | datetime, label: str, field: str, years: tuple[int, int] = SCHEDULING_YEARS
+) -> None:
+    """A ValidationError on `field` unless `value`'s year is within `years`."""
+    first, last = years
+    if not first <= value.year <= last:
+        raise ValidationError(f"{label} must be between {first} and {last}.", field=field)
 
 
 def time_field(
@@ -303,6 +416,8 @@ def instant_field(name: str, label: str, tz_name: str) -> datetime:
         parsed = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationError(f"{label} must be a date and time.", field=name) from exc
+    # Checked before any conversion: near year 1 or 9999 a zone's offset overflows datetime.
+    check_year(parsed, label, name)
     if parsed.tzinfo is not None:
         return parsed
     minutes = parsed.hour * 60 + parsed.minute
@@ -343,10 +458,14 @@ class Page:
         return self.page < self.pages
 
 
+# The API's limit too. Pages past the end show the last one; pages past this are refused, since
+# their offset would overflow the database's integers long before any list is that long.
+MAX_PAGE = 10_000
+
+
 def page_number() -> int:
-    """The ?page= argument, at least 1."""
-    raw = flask_request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    """The ?page= argument, at least 1 (1 when it is not a number), at most MAX_PAGE."""
+    return max(1, whole_number_arg("page", "That page", default=1, high=MAX_PAGE))
 
 
 # Counting every row of a long history costs more than showing a page of it (bench/dashboard.py);

@@ -36,7 +36,7 @@ from webapp.dashboard.common import (
     date_field,
     errors_of,
     finish,
-    int_field,
+    id_field,
     is_partial,
     paginate,
     reads_only,
@@ -76,7 +76,8 @@ def _form_values() -> dict[str, Any]:
     return {
         "first_name": text("first_name"),
         "last_name": text("last_name"),
-        "date_of_birth": date_field("date_of_birth", "Date of birth"),
+        # The service refuses dates of birth before 1900 or in the future, by comparison only.
+        "date_of_birth": date_field("date_of_birth", "Date of birth", years=None),
         "phone": text("phone"),
         "email": text("email") or None,
         "time_zone": text("time_zone"),
@@ -198,7 +199,7 @@ def assign(patient_id: int) -> Response:
     """Make a nurse the patient's primary or backup; answers with the care team fragment."""
     patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
     try:
-        nurse_id = int_field("nurse_id", "Nurse")
+        nurse_id = id_field("nurse_id", "Nurse")
         assert nurse_id is not None
         role = text("role") or AssignmentRole.PRIMARY
         assign_nurse(

@@ -27,7 +27,6 @@ from sqlalchemy import (
 from werkzeug.wrappers import Response
 
 from core.db import AnySelect
-from core.errors import ValidationError
 from core.models import (
     Appointment,
     Nurse,
@@ -254,10 +253,8 @@ def _calendar_data(
 def _calendar(nurse_id: int, template: str) -> Response:
     tz = viewer_zone()
     view = "day" if request.args.get("view") == "day" else "week"
-    try:
-        anchor = date_field("date", "Date", required=False, source=request.args)
-    except ValidationError:
-        anchor = None
+    # A date the calendar cannot show is refused (400, saying which dates it can).
+    anchor = date_field("date", "Date", required=False, source=request.args)
     today = local_day(now_utc(), tz)
     anchor = anchor or today
     first = anchor if view == "day" else anchor - timedelta(days=anchor.weekday())

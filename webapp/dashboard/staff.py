@@ -16,7 +16,7 @@ from webapp.dashboard.common import (
     blueprint,
     errors_of,
     finish,
-    int_field,
+    id_field,
     paginate,
     render,
     text,
@@ -67,7 +67,7 @@ def create() -> Response:
             email=text("email"),
             password=request.form.get("password") or "",
             role=text("role"),
-            nurse_id=int_field("nurse_id", "Nurse", required=False),
+            nurse_id=id_field("nurse_id", "Nurse", required=False),
             actor=actor(),
             now=now_utc(),
         )
@@ -125,7 +125,7 @@ def link(user_id: int) -> Response:
     """Link the login to a nurse (or unlink a non-nurse login)."""
     user = _user(user_id)
     try:
-        nurse_id = int_field("nurse_id", "Nurse", required=False)
+        nurse_id = id_field("nurse_id", "Nurse", required=False)
         link_nurse(db.session(), user.id, nurse_id, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
