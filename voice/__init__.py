@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
+from core.logs import log_failure
 from voice.log_writer import LogWriter
-from voice.logs import log_failure
 from voice.reconciler import CallReconciler
 from voice.tool_processes import ToolProcesses
 

@@ -28,8 +28,8 @@ from core.db import (
     retry_transient,
     transient_failure,
 )
+from core.logs import log_failure
 from core.services import calls
-from voice.logs import log_failure
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
+from core.logs import log_failure
 from core.services import call_recovery
-from voice.logs import log_failure
 
 logger = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import RETRY_DELAYS_SECONDS, retry_transient, transaction
+from core.logs import log_failure
 from core.models import LogRole
 from core.scheduling import zone
 from core.services import calls
 from voice import protocol
 from voice.audio_frames import direct_writer
 from voice.log_writer import LogWriter, store_lines
-from voice.logs import log_failure
 from voice.model_socket import MODEL_SOCKET_OPTIONS
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox

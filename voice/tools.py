@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import read_only_sessions, transaction
 from core.errors import DomainError, Slot, SlotUnavailable
+from core.logs import log_failure
 from core.models import AssignmentRole, CallDirection, LogRole, Nurse, Patient
 from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
 from core.services import booking, calls
@@ -30,7 +31,6 @@ from core.services.common import Actor
 from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
 from voice.log_writer import store_lines
-from voice.logs import log_failure
 from voice.tool_processes import ReadToolCall, ToolProcesses, WriteNeeded
 
 logger = logging.getLogger(__name__)

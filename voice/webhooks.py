@@ -16,6 +16,7 @@ from quart import Blueprint, Response, current_app, g, request
 from core.config import Settings
 from core.db import transaction
 from core.errors import DomainError, InvalidState
+from core.logs import log_failure
 from core.models import Call, CallDirection, CallStatus
 from core.notifications.callbacks import apply_status_callback
 from core.notifications.settings import STATUS_CALLBACK_PATH
@@ -29,7 +30,6 @@ from voice import (
     get_twilio,
     simulator_running,
 )
-from voice.logs import log_failure
 from voice.security import (
     bearer_ok,
     make_stream_token,

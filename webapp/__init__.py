@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
@@ -26,12 +26,28 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 DEV_SECRET_KEY_FILE = "dev-secret-key"
 
 
+class CarematixFlask(Flask):
+    """Flask, logging a view's crash without its message or traceback above DEBUG: they can
+    carry SQL parameters (names, phone numbers), and logs must never hold patient data."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        """The failing request's method and path, and the exception's class (Flask's hook)."""
+        error = exc_info[1] if isinstance(exc_info, tuple) else None
+        self.logger.error(
+            "Exception on %s [%s] (%s)",
+            request.path,
+            request.method,
+            type(error).__name__ if error is not None else "unknown",
+        )
+        self.logger.debug("traceback of the failure above", exc_info=exc_info)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the dashboard app from the environment (or `.env`), then apply `test_config`."""
     overrides = dict(test_config or {})
     settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()
 
-    app = Flask(
+    app = CarematixFlask(
         __name__,
         instance_path=str(PROJECT_ROOT / "instance"),
         template_folder=str(PROJECT_ROOT / "templates"),

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.logs import log_failure
 from core.models import (
     Appointment,
     AppointmentStatus,
@@ -253,7 +254,7 @@ def send_one(message: Outgoing, providers: dict[str, Provider]) -> str | None:
     except DeliveryError:
         raise
     except Exception as exc:  # a provider bug must not take the worker down or resend blindly
-        log.exception("notification %s: provider crashed", message.notification_id)
+        log_failure(log, "notification %s: provider crashed", message.notification_id)
         raise DeliveryError(f"provider error ({type(exc).__name__})", Failure.AMBIGUOUS) from exc
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, transaction
+from core.logs import log_failure
 from core.notifications.delivery import RunReport, new_worker_id, run_once
 from core.notifications.providers import Provider, providers_from_settings
 from core.notifications.reminders import queue_daily_agendas, queue_upcoming_reminders
@@ -88,7 +89,7 @@ class Worker:
             try:
                 report = self.tick()
             except Exception:
-                log.exception("notification worker pass failed; retrying")
+                log_failure(log, "notification worker pass failed; retrying")
                 self._stopping.wait(self.config.poll_seconds)
                 continue
             if report.claimed < self.config.batch_size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.webapp.dashboard.conftest import Dashboard
@@ -42,3 +44,18 @@ def test_no_page_has_an_inline_script_or_style(dash: Dashboard) -> None:
         page = dash.client(None).get(path).get_data(as_text=True)
         assert "<style" not in page
         assert all("src=" in tag for tag in page.split("<script")[1:]), path
+
+
+def test_a_crashing_view_logs_neither_its_message_nor_its_traceback(
+    dash: Dashboard, caplog: pytest.LogCaptureFixture
+) -> None:
+    def crash() -> str:
+        raise RuntimeError("patient John Smith +12025550101")  # as a SQL error's parameters
+
+    dash.app.add_url_rule("/crash-for-test", view_func=crash)
+    dash.app.testing = False  # answer 500 as in production instead of raising
+    caplog.set_level(logging.INFO)
+    response = dash.client(None).get("/crash-for-test")
+    assert response.status_code == 500
+    assert "Exception on /crash-for-test [GET] (RuntimeError)" in caplog.text
+    assert "John Smith" not in caplog.text and "+12025550101" not in caplog.text
