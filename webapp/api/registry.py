@@ -237,7 +237,14 @@ def operation(
         def wrapped(**path: Any) -> Response:
             return _call(op, view, path)
 
-        bp.add_url_rule(flask_rule, endpoint=view.__name__, view_func=wrapped, methods=[op.method])
+        # OPTIONS is answered by the catch-all from the API's own map (see webapp.api).
+        bp.add_url_rule(
+            flask_rule,
+            endpoint=view.__name__,
+            view_func=wrapped,
+            methods=[op.method],
+            provide_automatic_options=False,
+        )
         return view
 
     return decorator

@@ -240,3 +240,23 @@ def test_a_wrong_method_is_405_with_allow(api: ApiWorld) -> None:
     problem = _problem(response, 405)
     assert "GET" in response.headers["Allow"]
     assert problem["allowed_methods"]
+
+
+@pytest.mark.parametrize("method", ["DELETE", "TRACE", "QUERY"])
+def test_a_wrong_method_allows_only_the_paths_own_methods(api: ApiWorld, method: str) -> None:
+    response = api.client.open("/api/v1/appointments", method=method, headers=api.headers("admin"))
+
+    problem = _problem(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert problem["allowed_methods"] == ["GET", "HEAD", "OPTIONS", "POST"]
+
+
+def test_options_lists_only_the_paths_own_methods(api: ApiWorld) -> None:
+    response = api.client.options(f"/api/v1/appointments/{api.ids['appointment']}/cancel")
+
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_options_on_an_unknown_path_is_404(api: ApiWorld) -> None:
+    _problem(api.client.options("/api/v1/no-such-thing"), 404)
