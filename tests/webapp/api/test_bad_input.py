@@ -260,3 +260,48 @@ def test_options_lists_only_the_paths_own_methods(api: ApiWorld) -> None:
 
 def test_options_on_an_unknown_path_is_404(api: ApiWorld) -> None:
     _problem(api.client.options("/api/v1/no-such-thing"), 404)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/appointments?start=1700000000",
+        "/calls?end=0.5",
+        "/nurses/1/slots?start=1700000000&end=1700086400",
+        "/nurses/available?date=0",
+        "/appointments?start=2101-01-01T00:00:00Z",
+        "/appointments?start=1969-12-31T23:59:00Z",
+        "/appointments?start=2025-03-04t10:00:00z",
+    ],
+)
+def test_times_outside_the_documented_form_are_422(api: ApiWorld, path: str) -> None:
+    problem = _problem(api.get(path), 422)
+
+    assert any(e["field"].startswith("query.") for e in problem["errors"]), problem  # type: ignore[union-attr]
+
+
+def test_a_bare_number_is_not_a_booking_time(api: ApiWorld) -> None:
+    response = api.post("/appointments", json={"patient_id": 1, "start": "1741086000"})
+
+    problem = _problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["body.start"]  # type: ignore[union-attr]
+
+
+def test_the_documented_year_bounds_are_read_as_written(api: ApiWorld) -> None:
+    # 2100 as written, though 2101 in UTC: the document's pattern is about the written year.
+    response = api.get("/appointments?start=2100-12-31T23:00:00-05:00&end=1970-01-01T00:00:00Z")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_an_integer_written_with_a_zero_fraction_is_an_integer(api: ApiWorld) -> None:
+    body = {
+        "patient_id": float(api.ids["patient"]),
+        "start": "2025-03-04T14:00:00-05:00",
+        "duration_minutes": 30.0,
+    }
+
+    response = api.post("/appointments", json=body)
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["duration_minutes"] == 30
