@@ -305,3 +305,12 @@ def test_an_integer_written_with_a_zero_fraction_is_an_integer(api: ApiWorld) ->
 
     assert response.status_code == 201, response.get_data(as_text=True)
     assert response.get_json()["duration_minutes"] == 30
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 201])
+def test_an_idempotency_key_outside_its_documented_schema_is_422(api: ApiWorld, key: str) -> None:
+    body = {"patient_id": api.ids["patient"], "start": "2025-03-04T14:00:00-05:00"}
+
+    problem = _problem(api.post("/appointments", json=body, headers={"Idempotency-Key": key}), 422)
+
+    assert [e["field"] for e in problem["errors"]] == ["header.Idempotency-Key"]  # type: ignore[union-attr]
