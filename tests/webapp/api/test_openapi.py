@@ -158,6 +158,7 @@ def test_the_docs_page_is_self_contained_and_lists_every_operation(
     for path in spec["paths"]:
         assert path in html
     assert "problem-slot_unavailable" in html
+    assert "<li>`start` has seconds (visits start on a whole minute)</li>" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, works offline
 
 
