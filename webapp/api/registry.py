@@ -29,12 +29,15 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-# Documented as the header's schema and enforced from it: blank keys cannot identify a request.
+# Documented as the header's schema and enforced from it. A blank key cannot identify a
+# request, and control characters have no place in an HTTP field value (RFC 9110, 5.5):
+# PostgreSQL refuses a NUL in text, so one would otherwise fail the insert (a 500).
+_KEY_CHAR = r"[^\x00-\x1f\x7f]"
 IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
     "type": "string",
     "minLength": 1,
     "maxLength": 200,
-    "pattern": r"\S",
+    "pattern": rf"^{_KEY_CHAR}*[^\x00-\x20\x7f]{_KEY_CHAR}*$",
 }
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
@@ -126,9 +129,10 @@ def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     limits = IDEMPOTENCY_KEY_SCHEMA
     if key is not None and not (
-        limits["minLength"] <= len(key) <= limits["maxLength"] and re.search(limits["pattern"], key)
+        limits["minLength"] <= len(key) <= limits["maxLength"]
+        and re.fullmatch(limits["pattern"], key)
     ):
-        message = "Send 1 to 200 characters, not all of them spaces."
+        message = "Send 1 to 200 characters, not all spaces, and no control characters."
         raise ApiProblem(
             "invalid",
             f"The {IDEMPOTENCY_HEADER} header is not valid.",
