@@ -7,6 +7,7 @@ from functools import cache
 from flask import Flask, Response, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, PathConverter, Rule
+from werkzeug.wrappers import Response as BaseResponse
 
 from webapp.api import appointments, calls, meta, nurses  # noqa: F401  (declare operations)
 from webapp.api.problems import ApiProblem, problem_response
@@ -31,11 +32,22 @@ def _api_map() -> Map:
 @bp.route("/", defaults={"rest": ""}, methods=ALL_METHODS, endpoint="unmatched_root")
 @bp.route("/<api_any_path:rest>", methods=ALL_METHODS, endpoint="unmatched")
 def unmatched(rest: str) -> Response:
-    """Anything under /api/v1 no operation matched: a problem+json 404 or 405, never HTML."""
+    """Anything under /api/v1 no operation matched: OPTIONS, or a problem+json 404 or 405."""
+    return _unrouted("/" + rest)
+
+
+def _unrouted(path: str) -> Response:
+    """The answer for a method the path's operations do not take, judged by the API's own map.
+
+    Flask's own OPTIONS and 405 answers list the methods of every rule matching the URL, the
+    catch-all's included, so they would advertise methods the path does not have.
+    """
     try:
-        _api_map().bind("api").match("/" + rest, method=request.method)
+        _api_map().bind("api").match(path, method=request.method)
     except MethodNotAllowed as exc:
-        allowed = sorted(exc.valid_methods or [])
+        allowed = sorted({*(exc.valid_methods or []), "OPTIONS"})
+        if request.method == "OPTIONS":
+            return Response(status=204, headers={"Allow": ", ".join(allowed)})
         return problem_response(
             ApiProblem(
                 "method_not_allowed",
@@ -51,11 +63,20 @@ def unmatched(rest: str) -> Response:
     )
 
 
+def _method_not_allowed(error: MethodNotAllowed) -> BaseResponse:
+    """A method no API route takes at all (TRACE, QUERY...): answered like any other 405."""
+    prefix = bp.url_prefix or ""
+    if request.path == prefix or request.path.startswith(prefix + "/"):
+        return _unrouted(request.path[len(prefix) :] or "/")
+    return error.get_response()  # the dashboard keeps Flask's own answer
+
+
 def register(app: Flask) -> None:
     """Mount the API on the app and add the token commands (create-token, list-tokens...)."""
     from webapp.api.cli import COMMANDS
 
     app.url_map.converters["api_any_path"] = AnyPathConverter
     app.register_blueprint(bp)
+    app.register_error_handler(MethodNotAllowed, _method_not_allowed)
     for command in COMMANDS:
         app.cli.add_command(command)

@@ -35,6 +35,15 @@ from webapp.api.schemas import (
 )
 
 TAG = "appointments"
+WHOLE_MINUTE = "`start` has seconds (visits start on a whole minute)"
+KEY_REUSED = "the Idempotency-Key was already used for another patient's booking or another change"
+# Shared with POST /calls/{call_id}/schedule, which books through the same service.
+BOOKING_RULES = (
+    WHOLE_MINUTE,
+    "the nurse (the one named, else the patient's primary, or their backup while the primary is "
+    "inactive) is not assigned to the patient on the visit's date, or is inactive",
+    KEY_REUSED,
+)
 
 
 def actor(ctx: Context) -> Actor:
@@ -101,6 +110,7 @@ def list_appointments(ctx: Context, query: AppointmentListQuery) -> Page[Appoint
     status=201,
     idempotent_header=True,
     errors=(404, 409),
+    rules=BOOKING_RULES,
 )
 def create_appointment(
     ctx: Context, body: AppointmentCreate, idempotency_key: str | None
@@ -160,6 +170,11 @@ def get_appointment(ctx: Context, appointment_id: int) -> AppointmentOut:
     response=AppointmentOut,
     idempotent_header=True,
     errors=(404, 409),
+    rules=(
+        WHOLE_MINUTE,
+        "the appointment's nurse is not assigned to the patient on the new date",
+        KEY_REUSED,
+    ),
 )
 def reschedule(
     ctx: Context, appointment_id: int, body: RescheduleRequest, idempotency_key: str | None

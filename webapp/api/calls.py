@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from core.models import Call, CallTranscript, LogRole, Patient
 from core.services.common import audit
 from webapp import db
-from webapp.api.appointments import actor, book_for
+from webapp.api.appointments import BOOKING_RULES, actor, book_for
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import (
     call_out,
@@ -124,6 +124,7 @@ def get_transcript(ctx: Context, call_id: int) -> TranscriptOut:
     status=201,
     idempotent_header=True,
     errors=(404, 409),
+    rules=("the call has no identified patient", *BOOKING_RULES),
 )
 def schedule_from_call(
     ctx: Context, call_id: int, body: CallScheduleCreate, idempotency_key: str | None

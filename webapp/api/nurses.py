@@ -144,6 +144,7 @@ def get_nurse(ctx: Context, nurse_id: int) -> NurseOut:
     query=SlotsQuery,
     response=NurseSlots,
     errors=(404,),
+    rules=("`end` is not after `start`", "`end` is more than 92 days after `start`"),
 )
 def nurse_slots(ctx: Context, nurse_id: int, query: SlotsQuery) -> NurseSlots:
     """Bookable visit starts in [start, end) (at most 92 days), on the nurse's local grid."""

@@ -12,7 +12,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp.api.problems import PROBLEM_JSON, PROBLEM_TYPES
-from webapp.api.registry import IDEMPOTENCY_HEADER, REGISTRY, Operation, bp
+from webapp.api.registry import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_SCHEMA,
+    REGISTRY,
+    Operation,
+    bp,
+)
 from webapp.api.schemas import Problem
 
 Mode = Literal["validation", "serialization"]
@@ -64,6 +70,10 @@ def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
                 if len(kept) == 1:
                     prop.pop("anyOf")
                     prop.update(kept[0])
+                    # The type's own description states its limits (the written form of a time).
+                    limits = prop.pop("description", None)
+                    if limits:
+                        description = f"{description}. {limits}" if description else limits
         parameter: dict[str, Any] = {
             "name": name,
             "in": "query",
@@ -88,6 +98,14 @@ def _problem(status: int) -> dict[str, Any]:
     return response
 
 
+def _description(op: Operation) -> str:
+    """The view's docstring, then the rules that refuse schema-valid input (docs show both)."""
+    if not op.rules:
+        return op.description
+    rules = "Answered 422 even to schema-valid input when: " + "; ".join(op.rules) + "."
+    return f"{op.description}\n\n{rules}" if op.description else rules
+
+
 def _error_statuses(op: Operation) -> list[int]:
     statuses = set(op.errors)
     if op.auth:
@@ -96,7 +114,7 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses.add(403)
     if op.path_params:
         statuses.add(404)
-    if op.query is not None or op.body is not None or op.idempotent_header:
+    if op.query is not None or op.body is not None or op.idempotent_header or op.rules:
         statuses.add(422)
     if op.body is not None:
         statuses.update({400, 413, 415})
@@ -140,7 +158,7 @@ def openapi_document() -> dict[str, Any]:
                     "in": "header",
                     "required": False,
                     "description": "Retrying with the same key returns the first result.",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "schema": dict(IDEMPOTENCY_KEY_SCHEMA),
                 }
             )
         responses: dict[str, Any] = {}
@@ -161,14 +179,20 @@ def openapi_document() -> dict[str, Any]:
             }
         for status in _error_statuses(op):
             responses.setdefault(str(status), _problem(status))
+        if op.rules:
+            unprocessable = responses["422"]
+            unprocessable["description"] += "; or a rule the schema cannot state is broken"
+            # Machine-readable, so a schema-driven test can tell these refusals from bugs.
+            unprocessable["x-business-rules"] = list(op.rules)
         entry: dict[str, Any] = {
             "operationId": op.endpoint,
             "summary": op.summary,
             "tags": [op.tag],
             "responses": responses,
         }
-        if op.description:
-            entry["description"] = op.description
+        description = _description(op)
+        if description:
+            entry["description"] = description
         if parameters:
             entry["parameters"] = parameters
         if op.body is not None:
@@ -191,9 +215,14 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Scheduling for home-care nursing teams. Authenticate with "
-                "`Authorization: Bearer <token>`. Times are ISO 8601 with offsets; naive times "
-                "are refused. Errors are RFC 9457 problem details. A nurse's token sees only "
-                "that nurse's patients, appointments and calls (others' records are 404)."
+                "`Authorization: Bearer <token>`. Times are RFC 3339 date-times with an "
+                "offset and dates are YYYY-MM-DD, years 1970-2100 (each field's `pattern`); "
+                "naive times and bare numbers are refused. An integer may be written 1 or 1.0 "
+                '(JSON Schema counts both as integers), never 1.5 or "1". Operations that '
+                "refuse some schema-valid input list those rules under their 422 answer "
+                "(`x-business-rules`). Errors are RFC 9457 problem details. A nurse's token "
+                "sees only that nurse's patients, appointments and calls (others' records are "
+                "404)."
             ),
         },
         "tags": [{"name": n, "description": d} for n, d in TAG_DESCRIPTIONS.items()],

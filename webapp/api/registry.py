@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,22 @@ from core.models import User
 from webapp import db
 from webapp.api.auth import authenticate_request
 from webapp.api.problems import ApiProblem, from_domain, from_validation, problem_response
-from webapp.api.schemas import MAX_ID
+from webapp.api.schemas import MAX_ID, FieldError
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Documented as the header's schema and enforced from it. A blank key cannot identify a
+# request, and control characters have no place in an HTTP field value (RFC 9110, 5.5):
+# PostgreSQL refuses a NUL in text, so one would otherwise fail the insert (a 500).
+_KEY_CHAR = r"[^\x00-\x1f\x7f]"
+IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": rf"^{_KEY_CHAR}*[^\x00-\x20\x7f]{_KEY_CHAR}*$",
+}
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
@@ -68,6 +79,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()  # refusals (422) of schema-valid input: rules no schema states
 
 
 REGISTRY: list[Operation] = []
@@ -113,6 +125,22 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
         raise from_validation(exc, "query") from exc
 
 
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    limits = IDEMPOTENCY_KEY_SCHEMA
+    if key is not None and not (
+        limits["minLength"] <= len(key) <= limits["maxLength"]
+        and re.fullmatch(limits["pattern"], key)
+    ):
+        message = "Send 1 to 200 characters, not all spaces, and no control characters."
+        raise ApiProblem(
+            "invalid",
+            f"The {IDEMPOTENCY_HEADER} header is not valid.",
+            errors=[FieldError(field=f"header.{IDEMPOTENCY_HEADER}", message=message)],
+        )
+    return key
+
+
 def _json(result: BaseModel | Response | tuple[BaseModel, int], status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -140,7 +168,7 @@ def _call(op: Operation, view: Callable[..., Any], path: dict[str, Any]) -> Resp
         if op.body is not None:
             kwargs["body"] = _parse_body(op.body)
         if op.idempotent_header:
-            kwargs["idempotency_key"] = request.headers.get(IDEMPOTENCY_HEADER)
+            kwargs["idempotency_key"] = _idempotency_key()
         result = view(Context(user=user, now=now), **kwargs)
         db.session.commit()
         return _json(result, op.status)
@@ -204,10 +232,12 @@ def operation(
     idempotent_header: bool = False,
     errors: tuple[int, ...] = (),
     other_responses: dict[int, type[BaseModel]] | None = None,
+    rules: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API operation: route it on the blueprint and record it for OpenAPI.
 
     Integer ids use the `ID` converter, so ids beyond PostgreSQL's integer range are 404s.
+    `rules` name what answers 422 to input the schema accepts; the document lists them.
     """
     flask_rule = rule
 
@@ -230,6 +260,7 @@ def operation(
             errors=errors,
             other_responses=dict(other_responses or {}),
             path_params=_path_params(flask_rule),
+            rules=rules,
         )
         REGISTRY.append(op)
 
@@ -237,7 +268,14 @@ def operation(
         def wrapped(**path: Any) -> Response:
             return _call(op, view, path)
 
-        bp.add_url_rule(flask_rule, endpoint=view.__name__, view_func=wrapped, methods=[op.method])
+        # OPTIONS is answered by the catch-all from the API's own map (see webapp.api).
+        bp.add_url_rule(
+            flask_rule,
+            endpoint=view.__name__,
+            view_func=wrapped,
+            methods=[op.method],
+            provide_automatic_options=False,
+        )
         return view
 
     return decorator

@@ -4,6 +4,7 @@ single source of the OpenAPI document's schemas."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from datetime import date as Date
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -21,22 +22,39 @@ from pydantic import (
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import AppointmentKind, AppointmentStatus, CallDirection, CallStatus
 
+# The written forms the API reads, stated in the document as `pattern` and enforced with the same
+# text: RFC 3339 (what JSON Schema's `date` and `date-time` formats mean) and the years of
+# core.limits (1970-2100; test_openapi checks the pattern against them),
+# which keeps the scheduling arithmetic away from year 1 and year 9999. Without them pydantic
+# would also read a bare number ("1700000000") as a Unix time.
+_YEAR = "(19[7-9][0-9]|20[0-9]{2}|2100)"
+_DAY = "-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+DATE_PATTERN = f"^{_YEAR}{_DAY}$"
+INSTANT_PATTERN = (
+    f"^{_YEAR}{_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_INSTANT = re.compile(INSTANT_PATTERN)
+_DATE = re.compile(DATE_PATTERN)
 
-def _sane_instant(value: datetime) -> datetime:
-    """Refuse instants the scheduling arithmetic cannot handle (year 1, year 9999...)."""
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the time is out of range") from exc
-    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
-        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return utc
+
+def _written_as(
+    pattern: re.Pattern[str], parse: Callable[[str], Any], example: str
+) -> Callable[[Any], Any]:
+    """A validator taking only text in `pattern`, parsed (strict mode takes no text after one)."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(
+                f"write it like {example}, with a year from {EARLIEST_YEAR} to {LATEST_YEAR}"
+            )
+        return parse(value)  # ValueError for a day the month does not have
+
+    return check
 
 
-def _sane_date(value: Date) -> Date:
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return value
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 _SPACE_OFFSET = re.compile(r"^(\S+T[\d:.]+) (\d{2}(?::?\d{2})?)$")
@@ -45,24 +63,49 @@ _SPACE_OFFSET = re.compile(r"^(\S+T[\d:.]+) (\d{2}(?::?\d{2})?)$")
 def _plus_from_query(value: Any) -> Any:
     """An unencoded `+` in a query string arrives as a space: take `10:00 05:00` as `+05:00`."""
     if isinstance(value, str):
-        return _SPACE_OFFSET.sub(r"\1+\2", value.strip())
+        return _SPACE_OFFSET.sub(r"\1+\2", value)
     return value
 
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+def _whole_number(value: Any) -> Any:
+    """A JSON number without a fraction (1.0) is an integer, as JSON Schema itself reads it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_INSTANT_EXAMPLE = "2025-03-04T10:00:00-05:00"
+_INSTANT_RULES = (
+    f"RFC 3339 date-time with an offset (Z or +-HH:MM), years {EARLIEST_YEAR}-{LATEST_YEAR}"
+)
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
 Instant = Annotated[
     AwareDatetime,
-    AfterValidator(_sane_instant),
-    Field(description="ISO 8601 date-time with an offset, e.g. 2025-03-04T10:00:00-05:00"),
+    BeforeValidator(_written_as(_INSTANT, datetime.fromisoformat, _INSTANT_EXAMPLE)),
+    AfterValidator(_utc),
+    Field(
+        description=f"{_INSTANT_RULES}, e.g. {_INSTANT_EXAMPLE}",
+        json_schema_extra={"pattern": INSTANT_PATTERN},
+    ),
 ]
 QueryInstant = Annotated[
     AwareDatetime,
-    BeforeValidator(_plus_from_query),
-    AfterValidator(_sane_instant),
-    Field(description="ISO 8601 date-time with an offset (URL-encode `+` as %2B)"),
+    BeforeValidator(_written_as(_INSTANT, datetime.fromisoformat, _INSTANT_EXAMPLE)),
+    BeforeValidator(_plus_from_query),  # runs first: validators before it run last-to-first
+    AfterValidator(_utc),
+    Field(
+        description=f"{_INSTANT_RULES} (URL-encode `+` as %2B)",
+        json_schema_extra={"pattern": INSTANT_PATTERN},
+    ),
 ]
-Day = Annotated[Date, AfterValidator(_sane_date)]
-Minutes = Annotated[int, Field(ge=5, le=480, description="Visit length in minutes")]
+Day = Annotated[
+    Date,
+    BeforeValidator(_written_as(_DATE, Date.fromisoformat, "2025-03-04")),
+    Field(json_schema_extra={"pattern": DATE_PATTERN}),
+]
+Minutes = Annotated[
+    int, Field(ge=5, le=480, description="Visit length in minutes"), BeforeValidator(_whole_number)
+]
 # PostgreSQL refuses NUL characters in text: refuse them at the door instead of failing there.
 NO_NUL = r"^[^\x00]*$"
 Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
@@ -95,7 +138,10 @@ class NurseListQuery(PageQuery):
 
 
 class AvailableNursesQuery(Strict):
-    date: Day = Field(description="Local date YYYY-MM-DD, in each nurse's own time zone")
+    date: Day = Field(
+        description=f"Local date YYYY-MM-DD (years {EARLIEST_YEAR}-{LATEST_YEAR}), in each "
+        "nurse's own time zone"
+    )
     time: WallTime | None = None
     duration_minutes: Minutes | None = None
 

@@ -4,9 +4,12 @@ slow password hashing runs."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -225,3 +228,51 @@ def api_any_db(db_url: str, frozen_now: datetime) -> Iterator[ApiWorld]:
     world = build_api_world(db_url, frozen_now)
     yield world
     _dispose(world)
+
+
+# --- a tiny loopback HTTP server, standing in for the voice service or OpenAI ------------
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A loopback server's handler: answers by path from `answers`, records each request."""
+
+    answers: dict[str, tuple[int, dict[str, Any]]] = {}
+    seen: list[dict[str, Any]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        type(self).seen.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "json": json.loads(body) if body else None,
+            }
+        )
+        status, payload = type(self).answers.get(self.path, (404, {"error": "no"}))
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        """Silence the default stderr logging."""
+
+
+@pytest.fixture
+def loopback() -> Iterator[tuple[str, type[Recorder]]]:
+    """A throwaway HTTP server on 127.0.0.1 recording what it was sent."""
+    handler = type("Handler", (Recorder,), {"answers": {}, "seen": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -240,3 +240,80 @@ def test_a_wrong_method_is_405_with_allow(api: ApiWorld) -> None:
     problem = _problem(response, 405)
     assert "GET" in response.headers["Allow"]
     assert problem["allowed_methods"]
+
+
+@pytest.mark.parametrize("method", ["DELETE", "TRACE", "QUERY"])
+def test_a_wrong_method_allows_only_the_paths_own_methods(api: ApiWorld, method: str) -> None:
+    response = api.client.open("/api/v1/appointments", method=method, headers=api.headers("admin"))
+
+    problem = _problem(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert problem["allowed_methods"] == ["GET", "HEAD", "OPTIONS", "POST"]
+
+
+def test_options_lists_only_the_paths_own_methods(api: ApiWorld) -> None:
+    response = api.client.options(f"/api/v1/appointments/{api.ids['appointment']}/cancel")
+
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_options_on_an_unknown_path_is_404(api: ApiWorld) -> None:
+    _problem(api.client.options("/api/v1/no-such-thing"), 404)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/appointments?start=1700000000",
+        "/calls?end=0.5",
+        "/nurses/1/slots?start=1700000000&end=1700086400",
+        "/nurses/available?date=0",
+        "/appointments?start=2101-01-01T00:00:00Z",
+        "/appointments?start=1969-12-31T23:59:00Z",
+        "/appointments?start=2025-03-04t10:00:00z",
+    ],
+)
+def test_times_outside_the_documented_form_are_422(api: ApiWorld, path: str) -> None:
+    problem = _problem(api.get(path), 422)
+
+    assert any(e["field"].startswith("query.") for e in problem["errors"]), problem  # type: ignore[union-attr]
+
+
+def test_a_bare_number_is_not_a_booking_time(api: ApiWorld) -> None:
+    response = api.post("/appointments", json={"patient_id": 1, "start": "1741086000"})
+
+    problem = _problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["body.start"]  # type: ignore[union-attr]
+
+
+def test_the_documented_year_bounds_are_read_as_written(api: ApiWorld) -> None:
+    # 2100 as written, though 2101 in UTC: the document's pattern is about the written year.
+    response = api.get("/appointments?start=2100-12-31T23:00:00-05:00&end=1970-01-01T00:00:00Z")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_an_integer_written_with_a_zero_fraction_is_an_integer(api: ApiWorld) -> None:
+    body = {
+        "patient_id": float(api.ids["patient"]),
+        "start": "2025-03-04T14:00:00-05:00",
+        "duration_minutes": 30.0,
+    }
+
+    response = api.post("/appointments", json=body)
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["duration_minutes"] == 30
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 201, "a\x00b", "tab\there"])
+def test_an_idempotency_key_outside_its_documented_schema_is_422(
+    api_any_db: ApiWorld, key: str
+) -> None:
+    api = api_any_db  # a NUL used to reach PostgreSQL, which refuses it in text: a 500
+    body = {"patient_id": api.ids["patient"], "start": "2025-03-04T14:00:00-05:00"}
+
+    problem = _problem(api.post("/appointments", json=body, headers={"Idempotency-Key": key}), 422)
+
+    assert [e["field"] for e in problem["errors"]] == ["header.Idempotency-Key"]  # type: ignore[union-attr]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from core.models import Appointment, Nurse
-from tests.webapp.api.conftest import ApiWorld, build_api_world
+from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world
 from webapp import db
 
 
@@ -142,49 +139,6 @@ def test_scheduling_from_a_call_without_a_patient_is_422(api: ApiWorld) -> None:
 # --- outbound calls and the OpenAI check, against tiny loopback servers ---------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    answers: dict[str, tuple[int, dict[str, Any]]] = {}
-    seen: list[dict[str, Any]] = []
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        type(self).seen.append(
-            {
-                "method": self.command,
-                "path": self.path,
-                "auth": self.headers.get("Authorization"),
-                "json": json.loads(body) if body else None,
-            }
-        )
-        status, payload = type(self).answers.get(self.path, (404, {"error": "no"}))
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        """Silence the default stderr logging."""
-
-
-@pytest.fixture
-def loopback() -> Iterator[tuple[str, type[_Recorder]]]:
-    """A throwaway HTTP server on 127.0.0.1 recording what it was sent."""
-    handler = type("Handler", (_Recorder,), {"answers": {}, "seen": []})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def world_with(sqlite_url: str, frozen_now: Any) -> Iterator[Callable[..., ApiWorld]]:
     """Builds the API world with extra app config (once per test), disposing it afterwards."""
@@ -201,7 +155,7 @@ def world_with(sqlite_url: str, frozen_now: Any) -> Iterator[Callable[..., ApiWo
 
 
 def test_placing_a_call_asks_the_voice_service_with_the_internal_token(
-    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[Recorder]]
 ) -> None:
     url, handler = loopback
     handler.answers["/make-call"] = (201, {"call_id": 7, "call_sid": "CA123"})
@@ -218,7 +172,7 @@ def test_placing_a_call_asks_the_voice_service_with_the_internal_token(
 
 
 def test_a_failing_voice_service_is_502_and_an_unknown_patient_404(
-    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[Recorder]]
 ) -> None:
     url, handler = loopback
     handler.answers["/make-call"] = (500, {"error": "twilio down"})
@@ -244,7 +198,7 @@ def test_placing_a_call_without_configuration_is_503(api: ApiWorld) -> None:
 
 
 def test_openai_check_reports_reachable_without_revealing_the_key(
-    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[Recorder]]
 ) -> None:
     url, handler = loopback
     handler.answers["/v1/models"] = (200, {"data": []})
@@ -259,7 +213,7 @@ def test_openai_check_reports_reachable_without_revealing_the_key(
 
 
 def test_openai_check_reports_a_refusal_and_an_unreachable_endpoint(
-    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[_Recorder]]
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[Recorder]]
 ) -> None:
     url, handler = loopback
     handler.answers["/v1/models"] = (401, {"error": "bad key sk-secret-key"})

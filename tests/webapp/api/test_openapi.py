@@ -10,7 +10,7 @@ import pytest
 
 from tests.webapp.api.conftest import ApiWorld
 from webapp.api.openapi import REF_TEMPLATE, openapi_document, openapi_path
-from webapp.api.registry import REGISTRY, bp
+from webapp.api.registry import IDEMPOTENCY_KEY_SCHEMA, REGISTRY, bp
 from webapp.api.schemas import AppointmentCreate, CancelRequest
 
 
@@ -158,4 +158,86 @@ def test_the_docs_page_is_self_contained_and_lists_every_operation(
     for path in spec["paths"]:
         assert path in html
     assert "problem-slot_unavailable" in html
+    assert "<li>`start` has seconds (visits start on a whole minute)</li>" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, works offline
+
+
+def _schemas_with_format(node: Any, wanted: str) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if node.get("format") == wanted:
+            yield node
+        for value in node.values():
+            yield from _schemas_with_format(value, wanted)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _schemas_with_format(item, wanted)
+
+
+@pytest.mark.parametrize("wanted", ["date", "date-time"])
+def test_every_input_date_and_time_states_its_written_form(
+    spec: dict[str, Any], wanted: str
+) -> None:
+    parameters = [
+        {**parameter["schema"], "description": parameter.get("description", "")}
+        for methods in spec["paths"].values()
+        for entry in methods.values()
+        for parameter in entry.get("parameters", [])
+    ]
+    bodies = [
+        spec["components"]["schemas"][name]
+        for name in ("AppointmentCreate", "CallScheduleCreate", "RescheduleRequest")
+    ]
+    found = list(_schemas_with_format([parameters, bodies], wanted))
+
+    assert found
+    for schema in found:
+        assert schema["pattern"].startswith("^(19[7-9][0-9]|20[0-9]{2}|2100)-"), schema
+        assert "1970-2100" in schema["description"], schema
+
+
+def test_rules_the_schema_cannot_state_are_documented_with_their_422(
+    spec: dict[str, Any],
+) -> None:
+    ruled = {
+        entry["operationId"]: entry
+        for methods in spec["paths"].values()
+        for entry in methods.values()
+        if "x-business-rules" in entry["responses"].get("422", {})
+    }
+
+    assert set(ruled) == {op.endpoint for op in REGISTRY if op.rules}
+    assert {"create_appointment", "reschedule", "schedule_from_call", "nurse_slots"} <= set(ruled)
+    for entry in ruled.values():
+        for rule in entry["responses"]["422"]["x-business-rules"]:
+            assert rule in entry["description"]
+    assert any(
+        "whole minute" in r
+        for r in ruled["create_appointment"]["responses"]["422"]["x-business-rules"]
+    )
+    assert any(
+        "after `start`" in r for r in ruled["nurse_slots"]["responses"]["422"]["x-business-rules"]
+    )
+
+
+def test_the_idempotency_key_schema_is_the_one_enforced(spec: dict[str, Any]) -> None:
+    parameters = spec["paths"]["/api/v1/appointments"]["post"]["parameters"]
+    header = next(p for p in parameters if p["name"] == "Idempotency-Key")
+
+    assert header["schema"] == IDEMPOTENCY_KEY_SCHEMA
+    assert header["schema"]["maxLength"] == 200
+
+
+def test_the_documented_date_pattern_states_the_years_core_limits_allow() -> None:
+    import re
+
+    from core.limits import EARLIEST_YEAR, LATEST_YEAR
+    from webapp.api.schemas import DATE_PATTERN, INSTANT_PATTERN
+
+    for year, allowed in [
+        (EARLIEST_YEAR - 1, False),
+        (EARLIEST_YEAR, True),
+        (LATEST_YEAR, True),
+        (LATEST_YEAR + 1, False),
+    ]:
+        assert bool(re.fullmatch(DATE_PATTERN, f"{year}-06-15")) is allowed, year
+        assert bool(re.fullmatch(INSTANT_PATTERN, f"{year}-06-15T10:00:00Z")) is allowed, year
