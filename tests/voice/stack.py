@@ -7,14 +7,17 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory
+from core.models import ConversationLog
 from tests.voice.fakes import (
     Answer,
     FakeRealtime,
@@ -180,6 +183,24 @@ async def voice_stack(
                 )
     finally:
         engine.dispose()
+
+
+def stored_lines(factory: sessionmaker[Session]) -> list[ConversationLog]:
+    """Every conversation line stored, in conversation order."""
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(ConversationLog).order_by(ConversationLog.position, ConversationLog.id)
+            )
+        )
+
+
+def visit_day() -> date:
+    """A weekday at least two days ahead in New York (the nurse works Mon-Fri 09-17)."""
+    day = datetime.now(ZoneInfo("America/New_York")).date() + timedelta(days=2)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 def replace_settings(settings: Settings, **changes: Any) -> Settings:

@@ -6,9 +6,8 @@ import asyncio
 import os
 import socket
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,16 +16,15 @@ from core.models import (
     Appointment,
     Call,
     CallbackRequest,
-    ConversationLog,
     Notification,
     PatientNurseAssignment,
 )
 from core.outbox import BookingEvent
 from core.services import booking
 from core.services.common import Actor
-from tests.services.world import NY, World, build_world, local
+from tests.services.world import World, build_world, local
 from tests.voice.fakes import FakeModelSession, idle, twiml_verbs
-from tests.voice.stack import open_factory, voice_stack
+from tests.voice.stack import open_factory, stored_lines, visit_day, voice_stack
 
 JOHN = "+12025550101"
 JOHN_DOB = "1958-04-12"
@@ -40,29 +38,12 @@ def _world(factory: sessionmaker[Session]) -> World:
     return build_world(factory, datetime.now(UTC))
 
 
-def visit_day() -> date:
-    """A weekday at least two days ahead in New York (the nurse works Mon-Fri 09-17)."""
-    day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=2)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
-
-
 def _call(factory: sessionmaker[Session]) -> Call:
     with factory() as session:
         call = session.scalar(select(Call))
         assert call is not None
         _ = call.transcript
         return call
-
-
-def _lines(factory: sessionmaker[Session]) -> list[ConversationLog]:
-    with factory() as session:
-        return list(
-            session.scalars(
-                select(ConversationLog).order_by(ConversationLog.position, ConversationLog.id)
-            )
-        )
 
 
 def test_inbound_call_books_an_appointment_end_to_end(db_url: str) -> None:
@@ -153,7 +134,7 @@ def test_inbound_call_books_an_appointment_end_to_end(db_url: str) -> None:
         )
         assert channels == ["email", "sms"]
 
-    lines = _lines(factory)
+    lines = stored_lines(factory)
     described = [(line.role, line.tool_name or line.text[:12]) for line in lines]
     assert described == [
         ("assistant", "Hello, this "),
@@ -384,7 +365,7 @@ def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(sqlite_url: str)
     assert truncate["item_id"] == results["item_id"]
     assert truncate["audio_end_ms"] == 300
     assert truncate["content_index"] == 0
-    lines = _lines(factory)
+    lines = stored_lines(factory)
     interrupted = [line for line in lines if line.interrupted]
     assert [line.text for line in interrupted] == ["Let me list every option in detail."]
     assert "[interrupted]" in (_call(factory).transcript.text or "")  # type: ignore[union-attr]
@@ -457,11 +438,11 @@ def test_model_error_events_are_noted_and_the_call_goes_on(sqlite_url: str) -> N
         async with voice_stack(sqlite_url, script) as stack:
             _, call = await stack.call_in(JOHN)
             await call.wait_for(lambda: bool(call.sent_events("media")))
-            await call.wait_for(lambda: bool(_lines(factory)))
+            await call.wait_for(lambda: bool(stored_lines(factory)))
             await call.stop()
 
     asyncio.run(scenario())
-    assert [line.text for line in _lines(factory)] == ["Hello after the errors!"]
+    assert [line.text for line in stored_lines(factory)] == ["Hello after the errors!"]
 
 
 def test_dtmf_zero_transfers_to_staff(sqlite_url: str) -> None:
@@ -894,7 +875,7 @@ def test_a_server_stopping_mid_call_still_stores_the_call(sqlite_url: str) -> No
     async def scenario() -> None:
         async with voice_stack(sqlite_url, script) as stack:
             _, call = await stack.call_in(JOHN)
-            await call.wait_for(lambda: len(_lines(factory)) == 2)
+            await call.wait_for(lambda: len(stored_lines(factory)) == 2)
             # Leaving the stack stops the server with the call still up (a deploy, say).
 
     asyncio.run(scenario())

@@ -6,19 +6,25 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.models import Call, CallbackRequest, ConversationLog, Patient
-from tests.services.world import NY, build_world
+from core.models import Call, CallbackRequest, Patient
+from tests.services.world import build_world
 from tests.voice.fakes import FakeModelSession, FakeTwilioCall
-from tests.voice.stack import INTERNAL_TOKEN, PRACTICE_NUMBER, open_factory, voice_stack
+from tests.voice.stack import (
+    INTERNAL_TOKEN,
+    PRACTICE_NUMBER,
+    open_factory,
+    stored_lines,
+    visit_day,
+    voice_stack,
+)
 from voice.session import ModelConnection, ModelConnector
 
 JOHN = "+12025550101"
@@ -30,15 +36,6 @@ def _factory(url: str) -> sessionmaker[Session]:
     factory = open_factory(url)
     build_world(factory, datetime.now(UTC))
     return factory
-
-
-def _lines(factory: sessionmaker[Session]) -> list[ConversationLog]:
-    with factory() as session:
-        return list(
-            session.scalars(
-                select(ConversationLog).order_by(ConversationLog.position, ConversationLog.id)
-            )
-        )
 
 
 def _transcript(factory: sessionmaker[Session]) -> str:
@@ -53,14 +50,6 @@ def _patient_id(factory: sessionmaker[Session]) -> int:
         patient = session.scalar(select(Patient).where(Patient.phone == JOHN))
         assert patient is not None
         return patient.id
-
-
-def visit_day() -> date:
-    """A weekday at least two days ahead in New York (the nurse works Mon-Fri 09-17)."""
-    day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=2)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
 
 
 def _kinds(model: FakeModelSession) -> list[str]:
@@ -124,7 +113,7 @@ def test_barge_in_truncates_a_reply_queued_behind_the_one_playing(sqlite_url: st
 
     cut = [(t["item_id"], t["audio_end_ms"]) for t in results["truncates"]]
     assert cut == [(results["first"], 200), (results["second"], 0)]
-    interrupted = [line.text for line in _lines(factory) if line.interrupted]
+    interrupted = [line.text for line in stored_lines(factory) if line.interrupted]
     assert interrupted == ["You have two visits next week.", "Would you like to change one?"]
 
 
@@ -185,7 +174,7 @@ def test_pressing_0_while_the_agent_speaks_cuts_it_off_and_then_tells_of_the_cal
     assert [item["content"][0]["text"] for item in results["keys"]] == ["Caller pressed 0"] * 2
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
-    described = [(line.role, line.text) for line in _lines(factory)]
+    described = [(line.role, line.text) for line in stored_lines(factory)]
     assert described[-3:] == [
         ("system", "Caller pressed 0"),
         ("system", "Caller pressed 0"),
@@ -267,7 +256,7 @@ def test_a_reconnect_replays_calls_results_and_cut_off_answers_in_order(sqlite_u
         ("system", "input_text", RESUMED + "The caller has been verified."),
     ]
     assert results["book"]["booked"] is True
-    lines = [(line.role, line.text, line.interrupted) for line in _lines(factory)]
+    lines = [(line.role, line.text, line.interrupted) for line in stored_lines(factory)]
     assert ("assistant", greeting, True) in lines
     assert ("assistant", "You're booked for ten o'clock on", True) in lines
 
@@ -359,7 +348,7 @@ def test_every_key_the_caller_presses_is_a_line_of_the_conversation(sqlite_url: 
     async def scenario() -> None:
         async with voice_stack(sqlite_url, script) as stack:
             _, call = await stack.call_in(JOHN)
-            await call.wait_for(lambda: len(_lines(factory)) == 1)  # the greeting
+            await call.wait_for(lambda: len(stored_lines(factory)) == 1)  # the greeting
             [model] = stack.realtime.sessions
             for digit in ("5", "#"):
                 await call.dtmf(digit)
@@ -369,7 +358,7 @@ def test_every_key_the_caller_presses_is_a_line_of_the_conversation(sqlite_url: 
             assert stack.realtime.errors == []
 
     asyncio.run(scenario())
-    assert [(line.role, line.text) for line in _lines(factory)] == [
+    assert [(line.role, line.text) for line in stored_lines(factory)] == [
         ("assistant", "Hello!"),
         ("system", "Caller pressed 5"),
         ("system", "Caller pressed #"),
