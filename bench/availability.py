@@ -844,12 +844,19 @@ def load(url: str, sizes: Sizes) -> dict[str, float]:
             raise SystemExit("the appointments indexes or constraints did not come back as before")
         mark("indexes + constraints (incl. exclusion)")
 
-        for table in tables:
+        # Tables keyed by something else (voice_instances: a name) have no sequence to move.
+        serial = [
+            row[0]
+            for row in cur.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND column_name = 'id' AND column_default LIKE 'nextval(%'"
+            ).fetchall()
+        ]
+        for table in (t for t in tables if t in serial):
             cur.execute(
                 sql.SQL(
                     "SELECT setval(pg_get_serial_sequence({t}, 'id'), "
-                    "COALESCE((SELECT max(id) FROM {i}), 0) + 1, false) "
-                    "WHERE pg_get_serial_sequence({t}, 'id') IS NOT NULL"
+                    "COALESCE((SELECT max(id) FROM {i}), 0) + 1, false)"
                 ).format(t=sql.Literal(table), i=sql.Identifier(table))
             )
         cur.execute(
