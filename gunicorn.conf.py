@@ -31,3 +31,10 @@ def on_starting(server: Any) -> None:
                         f"{host}:{port} is already in use: is the dashboard running already?"
                     ) from exc
                 raise
+
+
+def post_worker_init(worker: Any) -> None:
+    """Freeze what the worker built while loading the app out of full garbage collections."""
+    from core.heap import freeze_startup_heap
+
+    freeze_startup_heap()

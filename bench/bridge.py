@@ -83,6 +83,7 @@ from bench._common import (  # noqa: E402
     process_command,
     summarize,
 )
+from core.heap import freeze_startup_heap  # noqa: E402
 from tests.voice.fakes import (  # noqa: E402
     FRAME_BYTES,
     FRAME_MS,
@@ -92,7 +93,6 @@ from tests.voice.fakes import (  # noqa: E402
     sign,
 )
 from tests.voice.stack import ACCOUNT_SID, AUTH_TOKEN, PRACTICE_NUMBER  # noqa: E402
-from voice.heap import freeze_startup_heap  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bridge.json"
 VENV_BIN = Path(sys.executable).parent

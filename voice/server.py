@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from voice.heap import freeze_startup_heap
+from core.heap import freeze_startup_heap
 from voice.websocket_protocol import MediaStreamWebSocketProtocol
 
 # Twilio's frames are a few hundred bytes; refuse anything larger at the protocol level.

@@ -33,9 +33,9 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, read_only
+from core.heap import freeze_startup_heap
 from core.logs import log_failure
 from core.models import Patient, PatientNurseAssignment
-from voice.heap import freeze_startup_heap
 
 logger = logging.getLogger(__name__)
 
