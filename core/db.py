@@ -18,7 +18,6 @@ from sqlalchemy import (
     Select,
     create_engine,
     event,
-    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -193,14 +192,6 @@ def connection_transaction(factory: sessionmaker[Session]) -> Iterator[Connectio
     session (a third less CPU per commit for a line of conversation)."""
     with _sqlite_writer_lock(factory) or nullcontext(), factory.kw["bind"].begin() as connection:
         yield connection
-
-
-def lock_nurse_row(session: Session, nurse_id: int) -> None:
-    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
-    from core.models import Nurse
-
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
 T = TypeVar("T")

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import lock_nurse_row
 from core.errors import InvalidState, NotAssigned, Slot, SlotUnavailable, ValidationError
 from core.models import (
     Appointment,
@@ -58,6 +57,12 @@ class AvailabilityAnswer:
     message: str = ""
     alternatives: list[Slot] = field(default_factory=list)
     escalate: bool = False
+
+
+def _lock_nurse_row(session: Session, nurse_id: int) -> None:
+    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
 def _visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
@@ -336,7 +341,7 @@ def book_appointment(
     length = _visit_length(nurse, duration_minutes)
     end = start + length
 
-    lock_nurse_row(session, nurse.id)
+    _lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)  # a retry that waited on the lock
     schedule = load_schedule(session, nurse, start, end)
@@ -426,7 +431,7 @@ def reschedule_appointment(
             )
         return existing
     old = get_or_raise(session, Appointment, appointment_id, "appointment")
-    lock_nurse_row(session, old.nurse_id)
+    _lock_nurse_row(session, old.nurse_id)
     session.refresh(old)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return existing
