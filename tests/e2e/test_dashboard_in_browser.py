@@ -246,6 +246,10 @@ def test_a_live_call_page_follows_new_lines_and_stops_polling_once_the_call_ends
     assert len(polls) == seen, f"{len(polls) - seen} polls after the call ended"
     assert page.locator("script:not([src])").count() == 0  # no inline script (coming CSP)
 
+    # On a phone the call's cards fit the screen: nothing to scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
 
 def test_a_day_out_of_range_says_why_instead_of_a_stale_form(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
