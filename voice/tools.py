@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,7 +31,10 @@ from core.services.common import Actor
 from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
 from voice.log_writer import store_lines
-from voice.tool_processes import ReadToolCall, ToolProcesses, WriteNeeded
+from voice.tool_calls import ReadToolCall, WriteNeeded
+
+if TYPE_CHECKING:  # the pool starts workers that import this module
+    from voice.tool_processes import ToolProcesses
 
 logger = logging.getLogger(__name__)
 
