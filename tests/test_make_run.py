@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from core.services.call_recovery import PROCESS_RESTARTED
+from tests.processes import free_port
 from tests.voice.fakes import (
     FakeModelSession,
     FakeRealtime,
@@ -63,12 +64,6 @@ def test_readme_configuration_table_lists_every_setting() -> None:
     missing = {name for name in _settings_read_by_config() if f"`{name}`" not in readme}
 
     assert not missing, f"README.md lacks {sorted(missing)}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status(url: str) -> int | None:
@@ -138,7 +133,7 @@ def _make_run(tmp_path: Path, **settings: str) -> Iterator[Running]:
     if subprocess.run([*make, "-q", "install"], cwd=ROOT, env=env).returncode != 0:
         pytest.skip("the venv is not installed by `make install` yet (run it first)")
 
-    web_port, voice_port = _free_port(), _free_port()
+    web_port, voice_port = free_port(), free_port()
     database_url = f"sqlite:///{tmp_path / 'run' / 'carematix.db'}"
     env.update(
         DATABASE_URL=database_url,

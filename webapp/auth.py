@@ -291,16 +291,9 @@ def login() -> Response | str | tuple[str, int]:
     user.last_login_at = now
     token = staff_sessions.start_session(db.session(), user.id, now=now)
     db.session.commit()
-    row = (
-        db.session.connection()
-        .execute(
-            staff_sessions.SESSION_WITH_USER,
-            {"token_hash": staff_sessions.hash_session_token(token)},
-        )
-        .one()
-    )
-    db.session.commit()
-    login_user(LoginUser(row, token))
+    signed_in = _load_user(token)  # the same read every later request makes
+    assert signed_in is not None, "a session just started must load"
+    login_user(signed_in)
     logger.info("user %s signed in", user.id)
     return redirect(_safe_next(request.args.get("next")))
 
