@@ -144,6 +144,16 @@ class Patient(TimestampMixin, Base):
     conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Where home visits happen; all empty, or at least line 1, city and postal code.
+    address_line1: Mapped[str | None] = mapped_column(String(200), default=None)
+    address_line2: Mapped[str | None] = mapped_column(String(200), default=None)
+    address_city: Mapped[str | None] = mapped_column(String(100), default=None)
+    address_region: Mapped[str | None] = mapped_column(String(100), default=None)
+    address_postal_code: Mapped[str | None] = mapped_column(String(20), default=None)
+    # Whom to call when the patient cannot be reached at a visit; all empty, or name and phone.
+    emergency_contact_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    emergency_contact_relationship: Mapped[str | None] = mapped_column(String(60), default=None)
+    emergency_contact_phone: Mapped[str | None] = mapped_column(String(16), default=None)
 
     assignments: Mapped[list[PatientNurseAssignment]] = relationship(back_populates="patient")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")
@@ -152,6 +162,36 @@ class Patient(TimestampMixin, Base):
     def full_name(self) -> str:
         """First and last name."""
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def has_address(self) -> bool:
+        """Whether the record holds an address a nurse can visit."""
+        return bool(self.address_line1 and self.address_city and self.address_postal_code)
+
+    @property
+    def address(self) -> str:
+        """The address on one line ("12 Elm St, Apt 2, Springfield, IL 62704"), or ""."""
+        if not self.has_address:
+            return ""
+        return one_line_address(
+            self.address_line1,
+            self.address_line2,
+            self.address_city,
+            self.address_region,
+            self.address_postal_code,
+        )
+
+
+def one_line_address(
+    line1: str | None,
+    line2: str | None,
+    city: str | None,
+    region: str | None,
+    postal_code: str | None,
+) -> str:
+    """An address on one line, skipping empty parts; region and postal code share a part."""
+    place = " ".join(part for part in (region, postal_code) if part)
+    return ", ".join(part for part in (line1, line2, city, place) if part)
 
 
 class Nurse(TimestampMixin, Base):

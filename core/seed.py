@@ -84,6 +84,48 @@ PATIENTS = [
     ),
 ]
 
+# Home-visit details of the demo patients, by last name (made-up streets, 555 numbers).
+HOME_DETAILS: dict[str, dict[str, str]] = {
+    "Smith": {
+        "address_line1": "412 Maple Avenue",
+        "address_city": "Arlington",
+        "address_region": "VA",
+        "address_postal_code": "22201",
+        "emergency_contact_name": "Mary Smith",
+        "emergency_contact_relationship": "Wife",
+        "emergency_contact_phone": "+12025550111",
+    },
+    "Johnson": {
+        "address_line1": "88 Lakeview Drive",
+        "address_line2": "Apt 3B",
+        "address_city": "Evanston",
+        "address_region": "IL",
+        "address_postal_code": "60201",
+        "emergency_contact_name": "Tom Johnson",
+        "emergency_contact_relationship": "Brother",
+        "emergency_contact_phone": "+13125550112",
+    },
+    "Brown": {
+        "address_line1": "27 Oak Street",
+        "address_city": "Silver Spring",
+        "address_region": "MD",
+        "address_postal_code": "20910",
+        "emergency_contact_name": "Linda Brown",
+        "emergency_contact_relationship": "Daughter",
+        "emergency_contact_phone": "+12025550113",
+    },
+    "Davis": {
+        "address_line1": "1540 Sunset Boulevard",
+        "address_line2": "Unit 12",
+        "address_city": "Pasadena",
+        "address_region": "CA",
+        "address_postal_code": "91101",
+        "emergency_contact_name": "Carlos Davis",
+        "emergency_contact_relationship": "Partner",
+        "emergency_contact_phone": "+16265550114",
+    },
+}
+
 CONDITION_MAP = {
     "diabetes": ["general care"],
     "hypertension": ["cardiology", "general care"],
@@ -189,6 +231,7 @@ def seed_demo(
             preferred_language=language,
             conditions=conditions,
             sms_consent=consent,
+            **HOME_DETAILS.get(last, {}),
         )
         assign_nurse(
             session, patient_id=patient.id, nurse_id=nurses[primary].id, actor=actor, now=now

@@ -2,7 +2,8 @@
 
 Calendar apps poll the feed; each visit keeps one UID forever, changes raise its SEQUENCE
 (Appointment.sequence), and cancelled visits stay in the feed with STATUS:CANCELLED so
-subscribers remove them. Events say only the kind of visit and the patient's first name.
+subscribers remove them, as do no-shows. Events say only the kind of visit, the patient's first
+name and, for a home visit, where it is (LOCATION): never anything clinical.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ PRODID = "-//Carematix//Nurse calendar//EN"
 UID_DOMAIN = "carematix"
 # How far back the feed reaches; the future is unbounded.
 FEED_PAST = timedelta(days=60)
-_CANCELLED = {AppointmentStatus.CANCELLED, AppointmentStatus.ENTERED_IN_ERROR}
+# iCalendar has no "no-show" or "completed": a visit that did not happen is CANCELLED (and
+# frees the time), one that happened stays CONFIRMED; only a scheduled visit is still ahead.
+FEED_STATUS = {
+    AppointmentStatus.SCHEDULED: "CONFIRMED",
+    AppointmentStatus.COMPLETED: "CONFIRMED",
+    AppointmentStatus.NO_SHOW: "CANCELLED",
+    AppointmentStatus.CANCELLED: "CANCELLED",
+    AppointmentStatus.ENTERED_IN_ERROR: "CANCELLED",
+}
 
 
 def appointment_uid(appointment_id: int) -> str:
@@ -97,8 +106,11 @@ def _event(appointment: Appointment, now: datetime) -> Event:
     event.add("summary", f"{what.capitalize()} with {appointment.patient.first_name}")
     event.add("last-modified", appointment.updated_at or appointment.created_at)
     event.add("created", appointment.created_at)
-    event.add("status", "CANCELLED" if appointment.status in _CANCELLED else "CONFIRMED")
-    event.add("transp", "TRANSPARENT" if appointment.status in _CANCELLED else "OPAQUE")
+    status = FEED_STATUS[AppointmentStatus(appointment.status)]
+    event.add("status", status)
+    event.add("transp", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
+    if appointment.kind == AppointmentKind.HOME_VISIT and appointment.patient.has_address:
+        event.add("location", appointment.patient.address)
     return event
 
 

@@ -67,9 +67,15 @@ def _reminder_text(appointment: Appointment, label: str) -> str:
     when = spoken(appointment.start_at, patient.time_zone)
     what = KIND_WORDS.get(AppointmentKind(appointment.kind), "appointment")
     soon = "tomorrow" if label == "24h" else "in about an hour"
+    # A home visit says where, so the patient can tell us if they will be elsewhere.
+    where = (
+        f" at {patient.address}"
+        if appointment.kind == AppointmentKind.HOME_VISIT and patient.has_address
+        else ""
+    )
     return (
         f"Carematix reminder: your {what} with nurse {appointment.nurse.first_name} is {soon}, "
-        f"{when}. To change it, call us back or reply to this message."
+        f"{when}{where}. To change it, call us back or reply to this message."
     )
 
 
@@ -166,8 +172,14 @@ def _agenda_text(nurse: Nurse, visits: list[Appointment]) -> str:
     for visit in visits:
         start = visit.start_at.astimezone(tz)
         what = KIND_WORDS.get(AppointmentKind(visit.kind), "appointment")
+        where = (
+            f" at {visit.patient.address}"
+            if visit.kind == AppointmentKind.HOME_VISIT and visit.patient.has_address
+            else ""
+        )
         lines.append(
-            f"- {start:%H:%M} {what} with {visit.patient.first_name} (appointment #{visit.id})"
+            f"- {start:%H:%M} {what} with {visit.patient.first_name}{where} "
+            f"(appointment #{visit.id})"
         )
     return "\n".join(lines)
 

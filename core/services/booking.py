@@ -35,6 +35,10 @@ from core.services.common import Actor, audit, get_or_raise
 from core.services.schedules import load_schedule
 
 MAX_VISIT_MINUTES = 8 * 60
+HOME_VISIT_NEEDS_ADDRESS = (
+    "A home visit needs the patient's address: add it to their record, "
+    "or book a phone or video visit."
+)
 CANCEL_REASONS = {
     "patient_request": "Patient asked to cancel",
     "nurse_unavailable": "Nurse unavailable",
@@ -337,6 +341,8 @@ def book_appointment(
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)
     patient = get_or_raise(session, Patient, patient_id, "patient")
+    if kind == AppointmentKind.HOME_VISIT and not patient.has_address:
+        raise ValidationError(HOME_VISIT_NEEDS_ADDRESS, field="kind")
     nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
     length = _visit_length(nurse, duration_minutes)
     end = start + length

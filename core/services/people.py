@@ -39,6 +39,17 @@ def _clean_list(values: Iterable[str], field: str, label: str) -> list[str]:
     return cleaned
 
 
+ADDRESS_FIELDS = {
+    "address_line1": ("Address line 1", 200),
+    "address_line2": ("Address line 2", 200),
+    "address_city": ("City", 100),
+    "address_region": ("State or region", 100),
+    "address_postal_code": ("Postal code", 20),
+}
+EMERGENCY_FIELDS = {
+    "emergency_contact_name": ("Emergency contact name", 100),
+    "emergency_contact_relationship": ("Relationship", 60),
+}
 PATIENT_FIELDS = {
     "first_name",
     "last_name",
@@ -50,7 +61,11 @@ PATIENT_FIELDS = {
     "conditions",
     "sms_consent",
     "notes",
+    *ADDRESS_FIELDS,
+    *EMERGENCY_FIELDS,
+    "emergency_contact_phone",
 }
+REQUIRED_PATIENT_FIELDS = ("first_name", "last_name", "date_of_birth", "phone", "time_zone")
 NURSE_FIELDS = {
     "first_name",
     "last_name",
@@ -70,62 +85,144 @@ NURSE_FIELDS = {
 }
 
 
+def _optional_text(value: Any, field: str, label: str, limit: int) -> str | None:
+    """Trimmed text, None when empty, or a ValidationError when longer than `limit`."""
+    text = str(value or "").strip()
+    if len(text) > limit:
+        raise ValidationError(f"{label} is too long ({limit} characters at most).", field=field)
+    return text or None
+
+
+def _check_patient_field(
+    session: Session, name: str, value: Any, now: datetime, patient_id: int | None
+) -> Any:
+    """One patient field, cleaned, or a ValidationError naming it."""
+    if name in ("first_name", "last_name"):
+        return check_name(value, name, name.replace("_", " ").capitalize())
+    if name == "date_of_birth":
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ValidationError("Give the date of birth as a date.", field=name)
+        if value > now.date() or value.year < 1900:
+            raise ValidationError("That date of birth is not possible.", field=name)
+        return value
+    if name == "phone":
+        phone = normalise_phone(value)
+        clash = session.scalar(select(Patient.id).where(Patient.phone == phone))
+        if clash is not None and clash != patient_id:
+            raise ValidationError("Another patient already has that phone number.", field=name)
+        return phone
+    if name == "email":
+        return normalise_email(value)
+    if name == "time_zone":
+        return check_zone(value)
+    if name == "preferred_language":
+        language = (value or "en").strip().lower()
+        if language not in LANGUAGES:
+            raise ValidationError(
+                f"Supported languages: {', '.join(sorted(LANGUAGES))}.", field=name
+            )
+        return language
+    if name == "conditions":
+        return _clean_list(value, name, "condition")
+    if name == "sms_consent":
+        return bool(value)
+    if name == "notes":
+        notes = (value or "").strip()
+        if len(notes) > 5000:
+            raise ValidationError("Notes are at most 5000 characters.", field=name)
+        return notes
+    if name == "emergency_contact_phone":
+        return normalise_phone(value, field=name) if str(value or "").strip() else None
+    label, limit = {**ADDRESS_FIELDS, **EMERGENCY_FIELDS}[name]
+    return _optional_text(value, name, label, limit)
+
+
+def _missing_parts(
+    values: dict[str, Any], errors: dict[str, str], group: tuple[str, ...], needed: dict[str, str]
+) -> None:
+    """A group of fields is all empty or has its `needed` parts: name each one missing."""
+    if not any(values.get(name) for name in group):
+        return
+    for name, message in needed.items():
+        if not values.get(name) and name not in errors:
+            errors[name] = message
+
+
 def _patient_values(
-    session: Session, values: dict[str, Any], now: datetime, patient_id: int | None
+    session: Session,
+    values: dict[str, Any],
+    now: datetime,
+    patient: Patient | None,
 ) -> dict[str, Any]:
+    """Every given field cleaned; else one ValidationError listing each field's problem."""
     unknown = set(values) - PATIENT_FIELDS
     if unknown:
         raise ValidationError(f"Unknown patient fields: {', '.join(sorted(unknown))}.")
     out: dict[str, Any] = {}
-    if "first_name" in values:
-        out["first_name"] = check_name(values["first_name"], "first_name", "First name")
-    if "last_name" in values:
-        out["last_name"] = check_name(values["last_name"], "last_name", "Last name")
-    if "date_of_birth" in values:
-        born = values["date_of_birth"]
-        if not isinstance(born, date) or isinstance(born, datetime):
-            raise ValidationError("Give the date of birth as a date.", field="date_of_birth")
-        if born > now.date() or born.year < 1900:
-            raise ValidationError("That date of birth is not possible.", field="date_of_birth")
-        out["date_of_birth"] = born
-    if "phone" in values:
-        phone = normalise_phone(values["phone"])
-        clash = session.scalar(select(Patient.id).where(Patient.phone == phone))
-        if clash is not None and clash != patient_id:
-            raise ValidationError("Another patient already has that phone number.", field="phone")
-        out["phone"] = phone
-    if "email" in values:
-        out["email"] = normalise_email(values["email"])
-    if "time_zone" in values:
-        out["time_zone"] = check_zone(values["time_zone"])
-    if "preferred_language" in values:
-        language = (values["preferred_language"] or "en").strip().lower()
-        if language not in LANGUAGES:
-            raise ValidationError(
-                f"Supported languages: {', '.join(sorted(LANGUAGES))}.", field="preferred_language"
+    errors: dict[str, str] = {}
+    for name, value in values.items():
+        try:
+            out[name] = _check_patient_field(
+                session, name, value, now, patient.id if patient else None
             )
-        out["preferred_language"] = language
-    if "conditions" in values:
-        out["conditions"] = _clean_list(values["conditions"], "conditions", "condition")
-    if "sms_consent" in values:
-        out["sms_consent"] = bool(values["sms_consent"])
-    if "notes" in values:
-        notes = (values["notes"] or "").strip()
-        if len(notes) > 5000:
-            raise ValidationError("Notes are at most 5000 characters.", field="notes")
-        out["notes"] = notes
+        except ValidationError as exc:
+            errors[exc.field or name] = exc.message
+    # Judge the address and contact as they will be stored: an update may send only some parts.
+    merged = {
+        name: out.get(name, getattr(patient, name) if patient is not None else None)
+        for name in (*ADDRESS_FIELDS, *EMERGENCY_FIELDS, "emergency_contact_phone")
+    }
+    _missing_parts(
+        merged,
+        errors,
+        tuple(ADDRESS_FIELDS),
+        {
+            "address_line1": "Give the street address, or leave the whole address empty.",
+            "address_city": "Give the city, or leave the whole address empty.",
+            "address_postal_code": "Give the postal code, or leave the whole address empty.",
+        },
+    )
+    _missing_parts(
+        merged,
+        errors,
+        (*EMERGENCY_FIELDS, "emergency_contact_phone"),
+        {
+            "emergency_contact_name": "Give the emergency contact's name.",
+            "emergency_contact_phone": "Give the emergency contact's phone number.",
+        },
+    )
+    if errors:
+        raise patient_errors(errors)
     return out
+
+
+def patient_errors(errors: dict[str, str]) -> ValidationError:
+    """One ValidationError for several fields: the first as its message, all under `errors`."""
+    field, message = next(iter(errors.items()))
+    if len(errors) > 1:
+        message = f"{message} (and {len(errors) - 1} more to fix)"
+    return ValidationError(message, field=field, errors=errors)
 
 
 def create_patient(session: Session, *, actor: Actor, now: datetime, **values: Any) -> Patient:
     """Add a patient; name, date of birth, phone and time zone are required."""
     now = require_aware(now, "now")
-    for required in ("first_name", "last_name", "date_of_birth", "phone", "time_zone"):
-        if values.get(required) in (None, ""):
-            raise ValidationError(
-                f"{required.replace('_', ' ').capitalize()} is required.", field=required
-            )
-    patient = Patient(created_at=now, **_patient_values(session, values, now, None))
+    missing = {
+        name: f"{name.replace('_', ' ').capitalize()} is required."
+        for name in REQUIRED_PATIENT_FIELDS
+        if values.get(name) in (None, "")
+    }
+    try:
+        cleaned = _patient_values(
+            session, {k: v for k, v in values.items() if k not in missing}, now, None
+        )
+    except ValidationError as exc:
+        if not missing or "errors" not in exc.details:
+            raise
+        missing.update(exc.details["errors"])
+    if missing:
+        raise patient_errors(missing)
+    patient = Patient(created_at=now, **cleaned)
     session.add(patient)
     session.flush()
     audit(
@@ -145,7 +242,7 @@ def update_patient(
     """Change some of a patient's details."""
     now = require_aware(now, "now")
     patient = get_or_raise(session, Patient, patient_id, "patient")
-    changes = _patient_values(session, values, now, patient.id)
+    changes = _patient_values(session, values, now, patient)
     for name, value in changes.items():
         setattr(patient, name, value)
     patient.updated_at = now

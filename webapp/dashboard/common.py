@@ -31,7 +31,14 @@ from werkzeug.wrappers import Response
 from core.db import AnySelect, read_only_options
 from core.errors import DomainError, NotFound, ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
-from core.models import Appointment, Nurse, Patient, nurse_display_name
+from core.models import (
+    Appointment,
+    AppointmentKind,
+    Nurse,
+    Patient,
+    nurse_display_name,
+    one_line_address,
+)
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
 from core.services.common import Actor
@@ -246,6 +253,7 @@ class AppointmentRow:
     kind: str
     patient_name: str
     nurse_name: str
+    address: str = ""  # where a home visit happens; empty for other kinds
 
 
 # Lists read these columns rather than Appointment, Patient and Nurse objects: building the
@@ -261,6 +269,11 @@ _ROW_COLUMNS = (
     Nurse.title,
     Nurse.first_name,
     Nurse.last_name,
+    Patient.address_line1,
+    Patient.address_line2,
+    Patient.address_city,
+    Patient.address_region,
+    Patient.address_postal_code,
 )
 APPOINTMENT_ROW_WIDTH = len(_ROW_COLUMNS)  # columns an `appointment_rows_select` row starts with
 
@@ -291,6 +304,7 @@ def read_appointment_rows(result: Sequence[Sequence[Any]]) -> list[AppointmentRo
             kind=row[3],
             patient_name=f"{row[4]} {row[5]}",
             nurse_name=nurse_display_name(row[7], row[8], row[9]),
+            address=one_line_address(*row[10:15]) if row[3] == AppointmentKind.HOME_VISIT else "",
         )
         for row in result
     ]

@@ -72,12 +72,31 @@ def index() -> Response:
     return render("patients/page.html", "patients/_table.html", page=paginate(stmt), q=query)
 
 
-def _form_values() -> dict[str, Any]:
-    return {
+ADDRESS_AND_CONTACT = (
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_region",
+    "address_postal_code",
+    "emergency_contact_name",
+    "emergency_contact_relationship",
+    "emergency_contact_phone",
+)
+
+
+def _form_values() -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values for the service, and the errors found reading them."""
+    errors: dict[str, str] = {}
+    try:
+        # The service refuses dates of birth before 1900 or in the future, by comparison only.
+        born = date_field("date_of_birth", "Date of birth", years=None)
+    except ValidationError as exc:
+        errors = errors_of(exc)
+        born = None
+    values = {
         "first_name": text("first_name"),
         "last_name": text("last_name"),
-        # The service refuses dates of birth before 1900 or in the future, by comparison only.
-        "date_of_birth": date_field("date_of_birth", "Date of birth", years=None),
+        "date_of_birth": born,
         "phone": text("phone"),
         "email": text("email") or None,
         "time_zone": text("time_zone"),
@@ -85,7 +104,27 @@ def _form_values() -> dict[str, Any]:
         "conditions": split_list(text("conditions")),
         "sms_consent": request.form.get("sms_consent") == "on",
         "notes": text("notes"),
+        **{name: text(name) for name in ADDRESS_AND_CONTACT},
     }
+    return values, errors
+
+
+def _save(patient: Patient | None) -> Patient:
+    """Create or update from the form; one ValidationError holds every field's problem."""
+    values, errors = _form_values()
+    if errors:
+        values.pop("date_of_birth")  # already reported: let the service check the rest
+    saved: Patient | None = None
+    try:
+        if patient is None:
+            saved = create_patient(db.session(), actor=actor(), now=now_utc(), **values)
+        else:
+            saved = update_patient(db.session(), patient.id, actor=actor(), now=now_utc(), **values)
+    except ValidationError as exc:
+        errors = {**exc.details.get("errors", errors_of(exc)), **errors}
+    if errors or saved is None:
+        raise ValidationError(next(iter(errors.values())), errors=errors)
+    return saved
 
 
 def _form(patient: Patient | None, errors: dict[str, str], status: int = 200) -> Response:
@@ -108,10 +147,10 @@ def create() -> Response:
     if request.method == "GET":
         return _form(None, {})
     try:
-        patient = create_patient(db.session(), actor=actor(), now=now_utc(), **_form_values())
+        patient = _save(None)
     except ValidationError as exc:
         db.session.rollback()
-        return _form(None, errors_of(exc), 422)
+        return _form(None, exc.details["errors"], 422)
     db.session.commit()
     return finish(url_for("patients.show", patient_id=patient.id), "Patient added.")
 
@@ -124,10 +163,10 @@ def edit(patient_id: int) -> Response:
     if request.method == "GET":
         return _form(patient, {})
     try:
-        update_patient(db.session(), patient.id, actor=actor(), now=now_utc(), **_form_values())
+        _save(patient)
     except ValidationError as exc:
         db.session.rollback()
-        return _form(patient, errors_of(exc), 422)
+        return _form(patient, exc.details["errors"], 422)
     db.session.commit()
     return finish(url_for("patients.show", patient_id=patient.id), "Patient saved.")
 
