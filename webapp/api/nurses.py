@@ -17,9 +17,11 @@ from webapp.api.problems import ApiProblem
 from webapp.api.queries import (
     nurse_out,
     paginate,
+    patient_out,
     scoped_nurses,
     scoped_patients,
     visible_nurse,
+    visible_patient,
 )
 from webapp.api.registry import ID, Context, operation
 from webapp.api.schemas import (
@@ -33,6 +35,7 @@ from webapp.api.schemas import (
     NurseSlots,
     OverrideOut,
     Page,
+    PatientOut,
     SlotOut,
     SlotsQuery,
     WeeklyWindowOut,
@@ -215,6 +218,19 @@ def nurse_availability(ctx: Context, nurse_id: int) -> NurseAvailabilityRules:
             for o in overrides
         ],
     )
+
+
+@operation(
+    "GET",
+    f"/patients/<{ID}:patient_id>",
+    summary="One patient, with their address and emergency contact",
+    tag="patients",
+    response=PatientOut,
+    errors=(404,),
+)
+def get_patient(ctx: Context, patient_id: int) -> PatientOut:
+    """A patient's contact details, home address and emergency contact (no clinical notes)."""
+    return patient_out(visible_patient(ctx, patient_id))
 
 
 @operation(

@@ -18,7 +18,16 @@ from core.services import access
 from core.timefmt import local_iso
 from webapp import db
 from webapp.api.registry import Context
-from webapp.api.schemas import AppointmentOut, CallOut, NurseOut, Page, PageQuery
+from webapp.api.schemas import (
+    AddressOut,
+    AppointmentOut,
+    CallOut,
+    EmergencyContactOut,
+    NurseOut,
+    Page,
+    PageQuery,
+    PatientOut,
+)
 
 RowT = TypeVar("RowT")
 OutT = TypeVar("OutT")
@@ -109,6 +118,41 @@ def nurse_out(nurse: Nurse) -> NurseOut:
         visit_minutes=nurse.visit_minutes,
         slot_step_minutes=nurse.slot_step_minutes,
         active=nurse.active,
+    )
+
+
+def patient_out(patient: Patient) -> PatientOut:
+    """The API's view of a patient: contact details, address and emergency contact."""
+    address = None
+    if patient.has_address:
+        assert patient.address_line1 and patient.address_city and patient.address_postal_code
+        address = AddressOut(
+            line1=patient.address_line1,
+            line2=patient.address_line2,
+            city=patient.address_city,
+            region=patient.address_region,
+            postal_code=patient.address_postal_code,
+            one_line=patient.address,
+        )
+    contact = None
+    if patient.emergency_contact_name and patient.emergency_contact_phone:
+        contact = EmergencyContactOut(
+            name=patient.emergency_contact_name,
+            relationship=patient.emergency_contact_relationship,
+            phone=patient.emergency_contact_phone,
+        )
+    return PatientOut(
+        id=patient.id,
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        date_of_birth=patient.date_of_birth,
+        phone=patient.phone,
+        email=patient.email,
+        time_zone=patient.time_zone,
+        preferred_language=patient.preferred_language,
+        sms_consent=patient.sms_consent,
+        address=address,
+        emergency_contact=contact,
     )
 
 

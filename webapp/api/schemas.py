@@ -311,6 +311,35 @@ class NurseAvailabilityRules(BaseModel):
     overrides: list[OverrideOut] = Field(description="Time off and extra hours not yet over")
 
 
+class AddressOut(BaseModel):
+    line1: str
+    line2: str | None
+    city: str
+    region: str | None
+    postal_code: str
+    one_line: str = Field(description="The whole address on one line, as reminders give it")
+
+
+class EmergencyContactOut(BaseModel):
+    name: str
+    relationship: str | None
+    phone: str = Field(description="E.164")
+
+
+class PatientOut(BaseModel):
+    id: int
+    first_name: str
+    last_name: str
+    date_of_birth: Date
+    phone: str = Field(description="E.164")
+    email: str | None
+    time_zone: str
+    preferred_language: str
+    sms_consent: bool
+    address: AddressOut | None = Field(description="Where home visits happen; null if none")
+    emergency_contact: EmergencyContactOut | None
+
+
 class AssignedNurse(BaseModel):
     patient_id: int
     patient_name: str

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.models import Appointment, Nurse
+from core.models import Appointment, Nurse, Patient
 from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world
 from webapp import db
 
@@ -292,3 +292,47 @@ def test_a_nurses_weekly_hours_and_upcoming_time_off(api: ApiWorld) -> None:
         }
     ]
     assert other.status_code == 404
+
+
+def test_a_patient_shows_address_and_emergency_contact_to_those_who_may_see_them(
+    api_any_db: ApiWorld,
+) -> None:
+    api = api_any_db
+    with api.app.app_context():
+        patient = db.session.get(Patient, api.ids["patient"])
+        patient.address_line1, patient.address_city = "412 Maple Avenue", "Arlington"
+        patient.address_region, patient.address_postal_code = "VA", "22201"
+        patient.emergency_contact_name = "Mary Smith"
+        patient.emergency_contact_phone = "+12025550111"
+        db.session.commit()
+
+    body = api.get(f"/patients/{api.ids['patient']}", "nurse").get_json()
+    bare = api.get(f"/patients/{api.ids['second_patient']}", "coordinator").get_json()
+    foreign = api.get(f"/patients/{api.ids['foreign_patient']}", "nurse")
+
+    assert body["address"]["one_line"] == "412 Maple Avenue, Arlington, VA 22201"
+    assert body["emergency_contact"] == {
+        "name": "Mary Smith",
+        "relationship": None,
+        "phone": "+12025550111",
+    }
+    assert "conditions" not in body and "notes" not in body
+    assert bare["address"] is None and bare["emergency_contact"] is None
+    assert foreign.status_code == 404
+
+
+def test_booking_a_home_visit_without_an_address_is_a_clear_422(api_any_db: ApiWorld) -> None:
+    api = api_any_db
+    before = api.counts()
+    response = api.post(
+        "/appointments",
+        json={
+            "patient_id": api.ids["second_patient"],
+            "start": "2025-03-05T15:00:00Z",
+            "kind": "home_visit",
+        },
+    )
+
+    assert response.status_code == 422, response.get_json()
+    assert "needs the patient's address" in response.get_data(as_text=True)
+    assert api.counts() == before
