@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from core.scheduling import require_aware, zone
 
@@ -27,3 +27,9 @@ def short(instant: datetime, time_zone: str) -> str:
 def short_local(local: datetime) -> str:
     """`short` for a datetime already in the zone it is shown in."""
     return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
+
+
+def short_date(day: date, this_year: int | None = None) -> str:
+    """A date as tables show it, e.g. 'Wed 9 Dec'; with its year unless it is `this_year`."""
+    label = f"{day:%a} {day.day} {day:%b}"
+    return label if day.year == this_year else f"{label} {day.year}"

@@ -47,3 +47,27 @@ htmx.onLoad(function (root) {
   if (root.matches && root.matches("[data-follow]")) follow(root);
   if (root.querySelectorAll) root.querySelectorAll("[data-follow]").forEach(follow);
 });
+
+// A button marked data-copy="<input id>" copies that input's text (the calendar feed link) and
+// says so in the element its aria-describedby names. The clipboard API needs a secure context
+// (https or localhost); elsewhere the text is selected and copied the older way.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) return;
+  var field = document.getElementById(button.dataset.copy);
+  var status = document.getElementById(button.getAttribute("aria-describedby") || "");
+  if (!field) return;
+  function tell(text) { if (status) status.textContent = text; }
+  function fallback() {
+    field.focus();
+    field.select();
+    var copied = false;
+    try { copied = document.execCommand("copy"); } catch (error) { copied = false; }
+    tell(copied ? "Copied." : "Selected: press Ctrl+C (or Cmd+C) to copy.");
+  }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(field.value).then(function () { tell("Copied."); }, fallback);
+  } else {
+    fallback();
+  }
+});

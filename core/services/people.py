@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ValidationError
@@ -363,3 +364,26 @@ def find_patient_by_phone(session: Session, phone: str) -> Patient | None:
 def count_patients(session: Session) -> int:
     """How many patients exist."""
     return session.scalar(select(func.count()).select_from(Patient)) or 0
+
+
+# A search with this many digits may be part of a phone number, whatever its punctuation.
+PHONE_FRAGMENT_DIGITS = 3
+
+
+def patient_matches(query: str) -> ColumnElement[bool]:
+    """Patients a search finds: every word in a name (any order: "Hughes Margaret" finds
+    Margaret Hughes), or digits found in the phone ("555-0142", "(202) 555 0142")."""
+    words = [word for word in re.split(r"[\s,]+", query) if word]
+    by_name = and_(
+        *(
+            or_(
+                Patient.first_name.icontains(word, autoescape=True),
+                Patient.last_name.icontains(word, autoescape=True),
+            )
+            for word in words
+        )
+    )
+    digits = re.sub(r"\D", "", query)
+    if len(digits) < PHONE_FRAGMENT_DIGITS:
+        return by_name
+    return or_(by_name, Patient.phone.contains(digits))

@@ -45,8 +45,10 @@ def register(app: Flask) -> None:
         account,
     ):
         app.register_blueprint(module.bp)
+    app.after_request(common.flashes_shown_once)
     app.add_template_global(common.when, "when")
     app.add_template_global(common.viewer_zone, "viewer_zone")
+    app.add_template_global(common.day_label, "day_label")
     app.add_template_global(common.page_url, "page_url")
     app.add_template_global(AppointmentStatus, "AppointmentStatus")
     app.add_template_global(CallStatus, "CallStatus")

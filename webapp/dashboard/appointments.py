@@ -40,6 +40,7 @@ from webapp.dashboard.common import (
     check_year,
     count_select,
     date_field,
+    day_label,
     day_start,
     errors_of,
     finish,
@@ -156,6 +157,13 @@ def index() -> Response:
             params["nurse_id"] = id_field("nurse_id", "Nurse", source=args)
     except ValidationError as exc:
         errors = errors_of(exc)
+        start = end = None
+    if start and end and end < start:
+        # No visit can match such a range: say so rather than show an empty list.
+        errors["to"] = (
+            f"“To” ({day_label(end)}) is before “From” ({day_label(start)}): "
+            "swap them, or clear one. The dates were not applied."
+        )
         start = end = None
     if start:
         params["start"] = day_start(start, tz)

@@ -42,9 +42,9 @@ from core.models import (
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
 from core.services.common import Actor
-from core.timefmt import short_local
+from core.timefmt import short_date, short_local
 from webapp import db
-from webapp.auth import protect_state_changes
+from webapp.auth import now_utc, protect_state_changes
 
 PER_PAGE = 25
 F = TypeVar("F", bound=Callable[..., Any])
@@ -183,6 +183,26 @@ def finish(url: str, message: str | None = None, category: str = "success") -> R
     return redirect(url, code=303)
 
 
+def flashes_shown_once(response: Response) -> Response:
+    """after_request: an htmx action's answer also replaces the page's messages (out of band).
+
+    Without it "Nurse added." stayed on screen through every later action on the page.
+    Answers that redirect keep their message for the next page; reads (searches, polls) leave
+    the messages alone, so a message about a call in progress stays while it lasts.
+    """
+    if (
+        flask_request.method == "GET"
+        or not is_partial()
+        or "HX-Redirect" in response.headers
+        or response.mimetype != "text/html"
+        or response.status_code not in (200, 409, 422)
+    ):
+        return response
+    flashes = render_template("_flashes.html", oob=True)
+    response.set_data(response.get_data() + flashes.encode())
+    return response
+
+
 # ------------------------------------------------------------------ who and when
 
 
@@ -227,6 +247,14 @@ def when_in(mine: str, instant: datetime | None, other_zone: str | None = None) 
             local = escape(f"{there:%H:%M} {there.tzname()}")
             return Markup(f'{text} <span class="muted">(patient {local})</span>')
     return text
+
+
+def day_label(day: date | None) -> str:
+    """A date as the dashboard writes it ("Wed 9 Dec", with the year if not this year's)."""
+    if day is None:
+        return "\u2013"  # an en dash, as tables show a missing value
+    this_year = now_utc().astimezone(zone(viewer_zone())).year
+    return short_date(day, this_year)
 
 
 def local_day(instant: datetime, tz_name: str) -> date:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request, url_for
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
@@ -27,7 +27,7 @@ from core.services.assignments import (
     remove_assignment,
 )
 from core.services.common import audit
-from core.services.people import LANGUAGES, create_patient, update_patient
+from core.services.people import LANGUAGES, create_patient, patient_matches, update_patient
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
@@ -60,15 +60,7 @@ def index() -> Response:
         Patient.last_name, Patient.first_name, Patient.id
     )
     if query:
-        like = f"%{query}%"
-        stmt = stmt.where(
-            or_(
-                Patient.first_name.ilike(like),
-                Patient.last_name.ilike(like),
-                (Patient.first_name + " " + Patient.last_name).ilike(like),
-                Patient.phone.ilike(f"%{query.replace(' ', '')}%"),
-            )
-        )
+        stmt = stmt.where(patient_matches(query))
     return render("patients/page.html", "patients/_table.html", page=paginate(stmt), q=query)
 
 

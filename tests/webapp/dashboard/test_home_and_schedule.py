@@ -15,6 +15,7 @@ from core.db import make_engine, make_session_factory
 from core.errors import NotFound
 from core.models import Appointment, Call, Notification, NurseAvailability
 from core.services import access
+from core.timefmt import short_date
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp.dashboard import home
 
@@ -133,7 +134,7 @@ def test_hours_that_start_or_stop_on_a_date_show_only_in_the_weeks_they_apply(
     assert "18:00-20:00" not in this and "20:00-21:00" not in this and "09:00-17:00" in this
     assert "20:00-21:00" in next_ and "18:00-20:00" not in next_
     mine = dash.client("nurse").get("/my-schedule").get_data(as_text=True)
-    starts = (monday + timedelta(days=7)).isoformat()
+    starts = short_date(monday + timedelta(days=7), datetime.now(UTC).year)
     assert f'20:00\u201321:00 <small class="muted">from {starts}</small>' in mine
     assert "18:00\u201320:00" not in mine  # over: no longer part of the weekly hours
 
