@@ -213,6 +213,15 @@ def _booking_nurse(patient: Patient) -> Nurse | None:
         return None
 
 
+def typed_time_zone(patient: Patient | None, nurse: Nurse | None) -> str:
+    """The zone a typed time is read in: the one patient and nurse share, else the viewer's."""
+    # A coordinator in New York booking a Chicago patient with a Chicago nurse thinks in
+    # Chicago time, as both people at the visit do.
+    if patient is not None and nurse is not None and patient.time_zone == nurse.time_zone:
+        return patient.time_zone
+    return viewer_zone()
+
+
 def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> list[Any]:
     if nurse is None:
         return []
@@ -279,21 +288,23 @@ def _booking_form(
         conflict=conflict,
         form=source,
         kinds=list(AppointmentKind),
+        typed_zone=typed_time_zone(patient, nurse),
     )
 
 
-def _chosen_start(label: str) -> datetime:
-    """A slot button's instant (`start`), else the typed local time (`start_local`)."""
+def _chosen_start(label: str, typed_zone: str) -> datetime:
+    """A slot button's instant (`start`), else the local time typed (`start_local`), read in
+    `typed_zone`."""
     name = "start" if request.form.get("start") else "start_local"
-    return instant_field(name, label, viewer_zone())
+    return instant_field(name, label, typed_zone)
 
 
-def _chosen_slot(label: str) -> tuple[int | None, datetime]:
+def _chosen_slot(label: str, typed_zone: str) -> tuple[int | None, datetime]:
     """An offered time with another nurse (`start_with`: her id, a slash, the instant), else
     `_chosen_start` with the patient's own nurse (None)."""
     chosen = text("start_with")
     if not chosen:
-        return None, _chosen_start(label)
+        return None, _chosen_start(label, typed_zone)
     nurse_id, _, start = chosen.partition("/")
     try:
         instant = datetime.fromisoformat(start)
@@ -336,12 +347,13 @@ def slots() -> Response:
     day = _day_arg(request.args)
     nurse = _booking_nurse(patient) if patient is not None else None
     return render(
-        "appointments/_slots.html",
-        "appointments/_slots.html",
+        "appointments/_slots_changed.html",
+        "appointments/_slots_changed.html",
         patient=patient,
         nurse=nurse,
         day=day,
         slots=_slots_for(nurse, day),
+        typed_zone=typed_time_zone(patient, nurse),
     )
 
 
@@ -357,7 +369,7 @@ def book() -> Response:
         return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
     try:
         _check_day(request.form)
-        nurse_id, start = _chosen_slot("Start")
+        nurse_id, start = _chosen_slot("Start", typed_time_zone(patient, _booking_nurse(patient)))
         appointment = book_appointment(
             db.session(),
             patient_id=patient.id,
@@ -488,6 +500,7 @@ def _reschedule_form(
         errors=errors,
         conflict=conflict,
         form=source,
+        typed_zone=typed_time_zone(appointment.patient, appointment.nurse),
     )
 
 
@@ -504,7 +517,9 @@ def reschedule(appointment_id: int) -> Response:
         new = reschedule_appointment(
             db.session(),
             appointment.id,
-            new_start=_chosen_start("New start"),
+            new_start=_chosen_start(
+                "New start", typed_time_zone(appointment.patient, appointment.nurse)
+            ),
             actor=actor(),
             now=now_utc(),
         )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from core.db import make_engine, make_session_factory, transaction
+from core.models import Appointment
+from core.services.common import Actor
+from core.services.people import update_nurse
 from tests.webapp.dashboard.conftest import Dashboard
 from tests.webapp.dashboard.test_nurses import NEW_NURSE
 
@@ -107,3 +113,48 @@ def test_time_off_dates_read_like_the_rest_and_times_name_their_zone(dash: Dashb
     assert "Wed 9 Jan 2030 to Thu 10 Jan 2030" in html
     assert "2030-01-09" not in html.replace('value="2030-01-09"', "")
     assert '09:00\u201312:00 <span class="muted">(America/New_York)</span>' in html
+
+
+def _move_nurse_to(dash: Dashboard, nurse_id: int, zone_name: str) -> None:
+    engine = make_engine(dash.url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            update_nurse(
+                session, nurse_id, actor=Actor.cli(), now=datetime.now(UTC), time_zone=zone_name
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_typed_time_is_read_in_the_zone_patient_and_nurse_share_and_says_so(
+    any_dash: Dashboard,
+) -> None:
+    davis, garcia = any_dash.ids["other_patient"], any_dash.ids["other_nurse"]
+    client = any_dash.client("coordinator")
+    before = client.get("/appointments/new", query_string={"patient_id": davis})
+    assert "Or type a time in <strong>America/New_York</strong></legend>" in before.get_data(
+        as_text=True
+    )
+
+    _move_nurse_to(any_dash, garcia, "America/Los_Angeles")  # Emily Davis lives there too
+    picked = client.get("/appointments/slots", query_string={"patient_id": davis}, headers=HX)
+    assert re.search(
+        r'<legend id="typed-zone" hx-swap-oob="true">Or type a time in '
+        r"<strong>America/Los_Angeles</strong> <small[^>]*>\(the patient's and nurse's zone",
+        picked.get_data(as_text=True),
+    )
+    day = date.today() + timedelta(days=14)
+    day += timedelta(days=(7 - day.weekday()) % 7)  # a Monday: inside her hours
+    booked = any_dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": davis, "kind": "phone", "start_local": f"{day.isoformat()}T10:00"},
+    )
+    assert booked.status_code == 303, booked.get_data(as_text=True)
+    start = any_dash.scalar(
+        select(Appointment.start_at)
+        .where(Appointment.patient_id == davis)
+        .order_by(Appointment.id.desc())
+    )
+    local = start.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert (local.date(), local.hour, local.minute) == (day, 10, 0)
