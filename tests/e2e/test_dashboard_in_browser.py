@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from core.db import make_engine, make_session_factory, transaction
 from core.models import Call, LogRole
 from core.services.calls import append_log, update_call_status
+from core.timefmt import short_date
 from tests.e2e.conftest import LiveServer, shot, sign_in
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -49,8 +50,9 @@ def test_a_coordinator_sets_up_a_nurse_and_books_rebooks_and_cancels(
     expect(page.locator("input[name=start-1]").first).to_have_value("09:00")
 
     # Time off next week.
-    off = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
-    page.fill("#f-start_date", off)
+    off_day = (datetime.now(UTC) + timedelta(days=7)).date()
+    off = short_date(off_day, datetime.now(UTC).year)  # "Sat 12 Dec", as the page writes it
+    page.fill("#f-start_date", off_day.isoformat())
     page.fill("#f-reason", "Training")
     page.click("#override-form button[type=submit]")
     expect(page.locator("#overrides")).to_contain_text("no booked visit is affected")
