@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from core.errors import ValidationError
-from core.timefmt import local_iso, short, spoken
+from core.timefmt import local_iso, short, short_date, spoken
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -148,3 +148,20 @@ def test_an_unknown_zone_is_a_validation_error(formatter):
 def test_naive_times_are_refused_rather_than_read_in_the_servers_zone():
     with pytest.raises(ValidationError):
         spoken(datetime(2025, 3, 3, 10, 0), "America/New_York")
+
+
+# ---------------------------------------------------------------- short_date
+
+
+@pytest.mark.parametrize(
+    ("day", "this_year", "expected"),
+    [
+        (date(2026, 12, 9), 2026, "Wed 9 Dec"),
+        (date(2027, 1, 1), 2026, "Fri 1 Jan 2027"),
+        (date(1958, 4, 12), None, "Sat 12 Apr 1958"),
+    ],
+)
+def test_short_date_reads_like_the_tables_and_adds_a_year_not_this_one(
+    day: date, this_year: int | None, expected: str
+) -> None:
+    assert short_date(day, this_year) == expected
