@@ -163,7 +163,6 @@ class BenchRealtime(RealtimeServer):
     ) -> None:
         super().__init__(
             self._run_script,
-            validate=orjson.loads,
             keep_audio=False,
             patience=120,
             compression=None,

@@ -201,7 +201,7 @@ class CancelAppointmentArguments(ToolArguments):
     appointment_id: int
     reason_code: str = Field(
         "patient_request",
-        description="Why, in a word: "
+        description="Why: patient_request unless the caller gives one of the others; "
         + "; ".join(f"{code} ({label.lower()})" for code, label in PATIENT_CANCEL_REASONS.items()),
         json_schema_extra={"enum": list(PATIENT_CANCEL_REASONS)},
     )
