@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Appointment, Call, ConversationLog
 from core.services.booking import book_appointment
@@ -28,7 +29,7 @@ def _weekday_ahead(days: int) -> date:
     return day
 
 
-def _tools_used(factory, call_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+def _tools_used(factory: sessionmaker[Session], call_id: int) -> list[str]:
     with factory() as session:
         return list(
             session.scalars(
@@ -262,3 +263,37 @@ def test_the_agent_mentions_a_visit_already_booked_and_does_what_the_caller_asks
         assert visits[1].start_at.astimezone(ZoneInfo(NY)).date() > visit_day
     else:  # kept, and another booked on a later day
         assert statuses == [(True, "scheduled"), (False, "scheduled")]
+
+
+def test_the_caller_is_a_demo_patient_the_database_has_and_a_stranger_is_not_verified(
+    sqlite_url: str,
+) -> None:
+    factory = open_factory(sqlite_url)
+    build_world(factory, datetime.now(UTC))  # John and Sarah of the demo patients, no visits
+
+    async def scenario() -> str:
+        async with voice_stack(
+            sqlite_url,
+            idle,
+            openai_api_key="",
+            app_config={"SIMULATED": True, "SIMULATOR_PACE": 0.1},
+        ) as stack:
+            drawn = {plan_call(stack.settings).from_number for _ in range(60)}
+            assert drawn == {JOHN, "+12025550102"}  # never a demo patient the world lacks
+            planned = plan_call(stack.settings, from_number="+12025559999", intent=Intent.MOVE)
+            assert planned.description == (
+                "Calling as +12025559999, who is no demo patient, will ask to move their next"
+                " visit."
+            )
+            result = await simulate_call(
+                stack.settings, stack.base, planned=planned, speed=20, timeout=30
+            )
+            return result.call_sid
+
+    call_sid = asyncio.run(scenario())
+    with factory() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == call_sid))
+        assert call is not None
+        assert (call.verified, call.outcome) == (False, "callback_requested")
+        assert session.scalar(select(Appointment)) is None
+    assert _tools_used(factory, call.id) == ["verify_patient", "transfer_to_staff", "end_call"]
