@@ -452,7 +452,7 @@ class RealtimeServer:
         if not await session.accept(event):
             return
         if event.get("type") == "input_audio_buffer.append":
-            session.hear(base64.b64decode(event["audio"]))
+            session.hear(base64.b64decode(event.get("audio") or ""))
             if not self.keep_audio:
                 return
         session.keep(event)

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -134,7 +135,11 @@ _AS_STRING = WithJsonSchema({"type": "string"})
 LocalDay = Annotated[date, BeforeValidator(_iso_day), _AS_STRING]
 ClockTime = Annotated[time, BeforeValidator(_clock_time), _AS_STRING]
 LocalStart = Annotated[datetime, BeforeValidator(_local_start), _AS_STRING]
-Text = Annotated[str, BeforeValidator(_text_or_empty), Field(max_length=500)]
+# A booking's reason is refused past 500 characters (as the booking service does); a note that
+# only accompanies an action (a transfer, a cancellation, a hang-up) is cut short instead, so
+# that asking for a person never fails over its wording.
+Reason = Annotated[str, BeforeValidator(_text_or_empty), Field(max_length=500)]
+Note = Annotated[str, BeforeValidator(_text_or_empty), AfterValidator(lambda text: text[:500])]
 # Optional arguments show in the schema as their type alone; a blank one counts as left out.
 Minutes = Annotated[
     Annotated[int, Field(ge=5, le=MAX_VISIT_MINUTES)] | SkipJsonSchema[None],
@@ -184,7 +189,7 @@ class BookAppointmentArguments(ToolArguments):
 
     start: LocalStart = Field(description=_START_HELP)
     duration_minutes: Minutes = None
-    reason: Text = ""
+    reason: Reason = ""
     kind: AppointmentKind = Field(
         AppointmentKind.PHONE,
         description="How the nurse sees the patient; a phone call unless the caller asks for "
@@ -205,7 +210,7 @@ class CancelAppointmentArguments(ToolArguments):
         + "; ".join(f"{code} ({label.lower()})" for code, label in PATIENT_CANCEL_REASONS.items()),
         json_schema_extra={"enum": list(PATIENT_CANCEL_REASONS)},
     )
-    reason: Text = Field("", description="The caller's own words, if they gave a reason")
+    reason: Note = Field("", description="The caller's own words, if they gave a reason")
 
     @field_validator("reason_code")
     @classmethod
@@ -229,13 +234,13 @@ class RescheduleAppointmentArguments(ToolArguments):
 class TransferArguments(ToolArguments):
     """transfer_to_staff's arguments."""
 
-    reason: Text
+    reason: Note
 
 
 class EndCallArguments(ToolArguments):
     """end_call's arguments."""
 
-    reason: Text = ""
+    reason: Note = ""
 
 
 def _parameters(arguments: type[ToolArguments]) -> dict[str, Any]:
