@@ -877,7 +877,9 @@ TOOLS: dict[str, Tool[Any]] = {
         ),
         Tool(
             "book_appointment",
-            "Book a visit after the caller explicitly said yes to the read-back.",
+            "Book a visit after the caller explicitly said yes to the read-back. If the patient "
+            "already has an upcoming visit (list_appointments), mention it first and ask whether "
+            "to keep it, move it or cancel it.",
             BookAppointmentArguments,
             ToolBox.tool_book_appointment,
         ),
