@@ -2,8 +2,9 @@
 
 Three processes, all on loopback:
 
-* this one: a fake OpenAI Realtime server (GA events, reached by the official SDK through
-  OPENAI_BASE_URL at /v1/realtime) and the orchestration;
+* this one: a fake OpenAI Realtime server (the product's simulator server, voice.simulator,
+  speaking GA events, reached by the official SDK through OPENAI_BASE_URL at /v1/realtime) and
+  the orchestration;
 * the voice service, started with the production command (`python -m voice.server`, as in
   supervisord.conf), on a temporary SQLite database migrated and seeded with the demo data;
 * the load generator (this file with `--generator`): N fake Twilio calls, each a signed
@@ -87,12 +88,12 @@ from core.heap import freeze_startup_heap  # noqa: E402
 from tests.voice.fakes import (  # noqa: E402
     FRAME_BYTES,
     FRAME_MS,
-    FakeModelSession,
     FakeTwilioCall,
     parse_stream_twiml,
     sign,
 )
 from tests.voice.stack import ACCOUNT_SID, AUTH_TOKEN, PRACTICE_NUMBER  # noqa: E402
+from voice.simulator import ModelSession, RealtimeServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bridge.json"
 VENV_BIN = Path(sys.executable).parent
@@ -125,7 +126,7 @@ def _patients() -> list[tuple[str, str, str]]:
 # ================================================================== fake Realtime (this process)
 
 
-class BenchModelSession(FakeModelSession):
+class BenchModelSession(ModelSession):
     """One model socket: remembers which call it serves and when its tool calls went out."""
 
     def __init__(self, ws: Any, server: Any, index: int) -> None:
@@ -150,94 +151,67 @@ class ModelStats:
     client_events: dict[str, int] = field(default_factory=dict)
 
 
-class BenchRealtime:
-    """A lightweight Realtime server: no per-event schema validation (the tests do that), so
-    the fake's own cost stays small next to what it measures."""
+class BenchRealtime(RealtimeServer):
+    """The simulator's Realtime server, lightened: no per-event schema validation (the tests do
+    that) and caller audio only timed, never kept, so the fake's own cost stays small next to
+    what it measures."""
+
+    session_class = BenchModelSession
 
     def __init__(
         self, *, delta_ms: int, speak_seconds: float, listen_seconds: float, tools: bool = True
     ) -> None:
+        super().__init__(
+            self._run_script,
+            keep_audio=False,
+            patience=120,
+            compression=None,
+            max_size=2**22,
+            backlog=512,
+        )
         self.tools = tools
         self.delta_ms = delta_ms
         self.speak_seconds = speak_seconds
         self.listen_seconds = listen_seconds
-        self.sessions: list[BenchModelSession] = []
         self.stats = ModelStats()
         self.patients = _patients()
-        self.server: Any = None
-        self.port = 0
-        self._handlers: set[asyncio.Task[Any]] = set()
 
-    @property
-    def base_url(self) -> str:
-        """What OPENAI_BASE_URL is set to."""
-        return f"http://127.0.0.1:{self.port}/v1"
+    def script_failed(self, session: ModelSession, error: BaseException) -> None:
+        """A script stopped: its call ending (a timeout) is normal, anything else is reported."""
+        if not isinstance(error, TimeoutError):
+            self.stats.script_errors.append(f"{type(error).__name__}: {error}"[:300])
 
-    async def start(self) -> None:
-        """Listen on a free loopback port."""
-        self.server = await websockets.serve(
-            self._handle, "127.0.0.1", 0, compression=None, max_size=2**22, backlog=512
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
+    async def receive(self, session: ModelSession, raw: str | bytes) -> None:
+        """Time the caller's stamped audio and the tools' round trips, then as the server does."""
+        assert isinstance(session, BenchModelSession)
+        now = time.monotonic()
+        event = orjson.loads(raw)
+        kind = event.get("type", "")
+        if kind == "input_audio_buffer.append":
+            audio = base64.b64decode(event["audio"])
+            if audio[:4] == CALLER_MAGIC:
+                _, call_index, _, sent_ns = CALLER_HEADER.unpack_from(audio)
+                session.call_index = call_index
+                self.stats.in_latency.append((now, now - sent_ns / 1e9))
+            return
+        self.stats.client_events[kind] = self.stats.client_events.get(kind, 0) + 1
+        if kind == "conversation.item.create":
+            item = event.get("item") or {}
+            sent = session.tool_sent.pop(str(item.get("call_id")), None)
+            if sent is not None:
+                self.stats.tool_rtt.append((sent[1], now - sent[0]))
+                output = orjson.loads(item.get("output") or "{}")
+                if "error" in output:
+                    self.stats.tool_errors.append(f"{sent[1]}: {output['error']}")
+        if await session.accept(event):
+            session.keep(event)
 
-    async def stop(self) -> None:
-        """Close every socket and stop listening."""
-        self.server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 5)
-
-    def audio_byte(self, index: int) -> int:
-        """Filler byte of a session's audio (distinct per session, as in the tests)."""
-        return 0x10 + index % 200
-
-    async def _handle(self, ws: Any) -> None:
-        session = BenchModelSession(ws, self, len(self.sessions))
-        self.sessions.append(session)
-        reader = asyncio.create_task(self._read(ws, session))
-        try:
-            await self._script(session)
-        except (websockets.ConnectionClosed, TimeoutError):
-            pass
-        except Exception as exc:
-            self.stats.script_errors.append(f"{type(exc).__name__}: {exc}"[:300])
-        await reader
-
-    async def _read(self, ws: Any, session: BenchModelSession) -> None:
-        stats = self.stats
-        try:
-            async for raw in ws:
-                now = time.monotonic()
-                event = orjson.loads(raw)
-                kind = event.get("type", "")
-                if kind == "input_audio_buffer.append":
-                    audio = base64.b64decode(event["audio"])
-                    if audio[:4] == CALLER_MAGIC:
-                        _, call_index, _, sent_ns = CALLER_HEADER.unpack_from(audio)
-                        session.call_index = call_index
-                        stats.in_latency.append((now, now - sent_ns / 1e9))
-                    continue
-                stats.client_events[kind] = stats.client_events.get(kind, 0) + 1
-                if kind == "conversation.item.create":
-                    item = event.get("item") or {}
-                    sent = session.tool_sent.pop(str(item.get("call_id")), None)
-                    if sent is not None:
-                        stats.tool_rtt.append((sent[1], now - sent[0]))
-                        output = orjson.loads(item.get("output") or "{}")
-                        if "error" in output:
-                            stats.tool_errors.append(f"{sent[1]}: {output['error']}")
-                session.received.append(event)
-                session._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            session.closed_at = time.monotonic()
-            session.closed.set()
-            session._changed.set()
+    async def _run_script(self, session: ModelSession) -> None:
+        assert isinstance(session, BenchModelSession)
+        await self._script(session)
 
     async def _script(self, session: BenchModelSession) -> None:
-        await session.send({"type": "session.created", "session": {"type": "realtime"}})
-        update = await session.next("session.update", timeout=60)
-        await session.send({"type": "session.updated", "session": update["session"]})
+        await session.handshake()
         turn = 0
         await session.next("response.create", timeout=120)
         while not session.closed.is_set():
@@ -742,7 +716,8 @@ async def run_scenario(
         own1 = os.times()
         load_after = os.getloadavg()
         rss = _rss_mb(pids)
-        sockets = _socket_report(fake.sessions, results)
+        served = [s for s in fake.sessions if isinstance(s, BenchModelSession)]
+        sockets = _socket_report(served, results)
         watcher.cancel()
     finally:
         if service.poll() is None:

@@ -166,7 +166,7 @@ def test_make_simulate_call_simulates_with_twilio_configured_and_no_openai_key(
         product.cli("seed-demo")
         # What `make simulate-call` runs, from its own process with the same settings.
         done = subprocess.run(
-            [sys.executable, "-m", "voice.simulate_call", "--speed", "20"],
+            [sys.executable, "-m", "voice.simulate_call", "--speed", "20", "--intent", "book"],
             cwd=ROOT,
             env=product.env,
             capture_output=True,
@@ -175,5 +175,8 @@ def test_make_simulate_call_simulates_with_twilio_configured_and_no_openai_key(
         )
 
     assert done.returncode == 0, (done.stdout, done.stderr, product.logs())
+    assert done.stdout.startswith("Calling as ") and "will ask to book a nurse visit" in done.stdout
     assert "(simulated)" in done.stdout and "[book_appointment: ok]" in done.stdout
+    # Every demo patient has visits: the agent looked first, and mentioned the next one.
+    assert "[list_appointments: ok]" in done.stdout and "already have" in done.stdout
     assert rest.requests == []  # nothing went to Twilio for a simulated call

@@ -2,8 +2,10 @@
 
 This plays Twilio's part (a signed /incoming-call webhook, then a signed media stream with
 20 ms frames and marks echoed as a phone would play them); with no OPENAI_API_KEY the
-service's built-in simulator plays the agent and the demo caller. At the end it prints what
-the call recorded: its outcome, the transcript and any appointment booked.
+service's built-in simulator plays the agent and the demo caller. It first says who calls
+(a demo patient of the database, at random unless --from-number names one) and what they will
+ask for (a visit, or to move or cancel one they have); at the end it prints what the call
+recorded: its outcome, the transcript and any appointment booked, moved or cancelled.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import random
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
@@ -27,14 +31,16 @@ from twilio.request_validator import RequestValidator
 from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
 from core.models import Appointment
+from core.seed import PATIENTS
 from core.services import calls
+from core.services.people import find_patient_by_phone
 from voice.security import (
     media_stream_url,
     public_url,
     signing_token,
     simulator_signing_token,
 )
-from voice.simulator import DemoCaller
+from voice.simulator import CallerPlan, Intent
 
 FRAME_MS = 20
 
@@ -45,6 +51,7 @@ class SimulatedCallResult:
 
     call_sid: str
     answered: bool
+    plan: CallerPlan | None = None
     audio_ms: float = 0.0
     marks: int = 0
     events: list[str] = field(default_factory=list)
@@ -53,6 +60,45 @@ class SimulatedCallResult:
 def new_call_sid() -> str:
     """A CallSid for a simulated call (34 characters, like Twilio's)."""
     return "CAsim" + uuid.uuid4().hex[:29]
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """Who the simulated caller is, what they will ask for, and what the person at the
+    terminal is told about it."""
+
+    plan: CallerPlan
+    from_number: str
+    description: str
+
+
+def plan_call(
+    settings: Settings, *, from_number: str | None = None, intent: Intent | None = None
+) -> PlannedCall:
+    """Pick the caller (a demo patient the database has, at random unless `from_number` says)
+    and what they want: a patient with upcoming visits may want one moved or cancelled."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            present = [
+                row[3] for row in PATIENTS if find_patient_by_phone(session, row[3]) is not None
+            ]
+            phone = from_number or (random.choice(present) if present else PATIENTS[0][3])
+            patient = find_patient_by_phone(session, phone)
+            visits = (
+                len(calls.upcoming_appointments(session, patient.id, now=datetime.now(UTC)))
+                if patient is not None
+                else 0
+            )
+    finally:
+        engine.dispose()
+    if intent is None:
+        intent = random.choice(list(Intent)) if visits else Intent.BOOK
+    plan = CallerPlan.for_phone(phone, intent)
+    who = f"{plan.full_name} ({phone})" if plan.known else f"{phone}, who is no demo patient,"
+    has = f"has {visits} upcoming visit{'s' if visits != 1 else ''}" if plan.known else ""
+    description = f"Calling as {who}{', who ' + has + ' and' if has else ''} will ask to "
+    return PlannedCall(plan, phone, description + intent.phrase + ".")
 
 
 def _sign(settings: Settings, url: str, params: dict[str, str]) -> dict[str, str]:
@@ -72,17 +118,20 @@ async def simulate_call(
     settings: Settings,
     voice_url: str,
     *,
-    from_number: str = DemoCaller.phone,
+    planned: PlannedCall | None = None,
     speed: float = 1.0,
     timeout: float = 120.0,
     call_sid: str | None = None,
 ) -> SimulatedCallResult:
-    """Call the service as Twilio would and stay on the line until it hangs up."""
+    """Call the service as Twilio would (as `planned`, or a demo caller picked now) and stay
+    on the line until it hangs up."""
+    if planned is None:
+        planned = await asyncio.to_thread(plan_call, settings)
     call_sid = call_sid or new_call_sid()
     params = {
         "CallSid": call_sid,
         "AccountSid": settings.twilio_account_sid or "ACsimulated",
-        "From": from_number,
+        "From": planned.from_number,
         "To": settings.twilio_phone_number or "+10000000000",
         "CallStatus": "ringing",
         "Direction": "inbound",
@@ -100,7 +149,7 @@ async def simulate_call(
     stream = ElementTree.fromstring(response.text).find("./Connect/Stream")
     assert stream is not None
     custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-    result = SimulatedCallResult(call_sid, answered=True)
+    result = SimulatedCallResult(call_sid, answered=True, plan=planned.plan)
     ws_url = voice_url.rstrip("/").replace("http", "ws", 1) + "/media-stream"
     headers = _sign(settings, media_stream_url(settings), {})
     async with websockets.connect(ws_url, additional_headers=headers) as ws:
@@ -111,6 +160,9 @@ async def simulate_call(
 async def _talk(
     ws: Any, call_sid: str, custom: dict[str, str], speed: float, result: SimulatedCallResult
 ) -> None:
+    assert result.plan is not None
+    # The simulated caller's "voice": each frame carries who calls and what for.
+    voice = base64.b64encode(result.plan.cue(160)).decode()
     stream_sid = "MZsim" + uuid.uuid4().hex[:27]
     await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
     start = {
@@ -124,7 +176,6 @@ async def _talk(
     queue: list[tuple[str, Any]] = []  # the playout buffer: ("audio", ms) or ("mark", name)
 
     async def caller_audio() -> None:
-        silence = base64.b64encode(b"\xff" * 160).decode()
         chunk = 0
         while True:
             chunk += 1
@@ -132,7 +183,7 @@ async def _talk(
                 "track": "inbound",
                 "chunk": str(chunk),
                 "timestamp": str(chunk * FRAME_MS),
-                "payload": silence,
+                "payload": voice,
             }
             await ws.send(json.dumps({"event": "media", "streamSid": stream_sid, "media": media}))
             await asyncio.sleep(FRAME_MS / 1000)
@@ -209,6 +260,12 @@ def report(settings: Settings, call_sid: str) -> str:
                 lines.append(
                     f"Appointment {appointment.id} booked: {appointment.start_at.isoformat()}"
                 )
+            for line in calls.conversation(session, call.id):
+                result = line.tool_result or {}
+                if line.role == "tool" and result.get("rescheduled"):
+                    lines.append(f"Appointment {result['appointment_id']} now: {result['start']}")
+                elif line.role == "tool" and result.get("cancelled"):
+                    lines.append(f"Appointment {result['appointment_id']} cancelled")
             return "\n".join(lines)
     finally:
         engine.dispose()
@@ -220,12 +277,21 @@ def main(argv: list[str] | None = None) -> int:
     # The same generated key (and derived tokens) as the running services when none is set.
     settings = with_shared_secrets(Settings.from_env())
     parser.add_argument("--voice-url", default=settings.voice_service_url)
-    parser.add_argument("--from-number", default=DemoCaller.phone)
+    parser.add_argument(
+        "--from-number", default=None, help="the caller's number (default: a demo patient)"
+    )
+    parser.add_argument(
+        "--intent",
+        choices=[intent.name.lower() for intent in Intent],
+        default=None,
+        help="what the caller wants (default: a visit, or to move or cancel one they have)",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="playout speed (1 = real time)")
     args = parser.parse_args(argv)
-    result = asyncio.run(
-        simulate_call(settings, args.voice_url, from_number=args.from_number, speed=args.speed)
-    )
+    intent = Intent[args.intent.upper()] if args.intent else None
+    planned = plan_call(settings, from_number=args.from_number, intent=intent)
+    _say(planned.description)
+    result = asyncio.run(simulate_call(settings, args.voice_url, planned=planned, speed=args.speed))
     if not result.answered:
         _say(f"The voice service did not answer the call ({', '.join(result.events)}).")
         _say("Is it running (make run), with the same SECRET_KEY?")

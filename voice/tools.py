@@ -1,9 +1,12 @@
 """The phone agent's tools: thin wrappers over core services, one short transaction each.
 
-Every tool returns a JSON object. Times carry ISO 8601 offsets plus a `spoken` phrase in the
-patient's zone. A bad argument or refused change returns {"error": code, "message": ...} and
-writes nothing. Nothing about a patient is disclosed or changed before `verify_patient`
-succeeds.
+Each tool's arguments are one pydantic model: the JSON schema the model sees is generated from
+it and every call's arguments are validated by it (an invalid call gets the validation errors
+back as its output). Every tool returns a JSON object. Times carry ISO 8601 offsets plus a
+`spoken` phrase in the patient's zone. A bad argument or refused change returns
+{"error": code, "message": ...} and writes nothing; a bug inside a tool returns
+{"error": "tool_failed", ...} so the agent can apologise. Nothing about a patient is disclosed
+or changed before `verify_patient` succeeds.
 """
 
 from __future__ import annotations
@@ -14,19 +17,40 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import read_only_sessions, transaction
 from core.errors import DomainError, Slot, SlotUnavailable
 from core.logs import log_failure
-from core.models import AssignmentRole, CallDirection, LogRole, Nurse, Patient
+from core.models import (
+    AppointmentKind,
+    AssignmentRole,
+    CallDirection,
+    LogRole,
+    Nurse,
+    Patient,
+)
 from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
 from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
+from core.services.booking import CANCEL_REASONS, MAX_VISIT_MINUTES
 from core.services.common import Actor
 from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
@@ -39,113 +63,244 @@ if TYPE_CHECKING:  # the pool starts workers that import this module
 logger = logging.getLogger(__name__)
 
 MAX_VERIFICATION_ATTEMPTS = 3
-WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 _LOCAL_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})(?::00)?$")
+# What a patient may give as the reason on the phone: every reason the booking service takes
+# for a cancellation (a move is recorded by rescheduling, never as a cancellation).
+PATIENT_CANCEL_REASONS = {
+    code: label for code, label in CANCEL_REASONS.items() if code != "rescheduled"
+}
 
 
-def _fn(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
-    return {
-        "type": "function",
-        "name": name,
-        "description": description,
-        "parameters": {
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": False,
-        },
-    }
+class Weekday(StrEnum):
+    """A day the caller prefers visits on, in Python's weekday order (Monday is 0)."""
+
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+    @property
+    def number(self) -> int:
+        """0 for Monday to 6 for Sunday, as date.weekday() counts."""
+        return list(Weekday).index(self)
 
 
-_STR = {"type": "string"}
-TOOL_DEFINITIONS: list[dict[str, Any]] = [
-    _fn(
-        "verify_patient",
-        "Verify the caller's identity with their date of birth (and name if given). "
-        "Must succeed before any other tool except transfer_to_staff and end_call.",
-        {
-            "date_of_birth": {**_STR, "description": "YYYY-MM-DD"},
-            "full_name": {**_STR, "description": "The caller's first and last name"},
-        },
-        ["date_of_birth"],
-    ),
-    _fn("get_assigned_nurse", "The patient's assigned nurse (assigns one if none).", {}, []),
-    _fn(
-        "check_availability",
-        "Whether a date (and time) is free with the patient's nurse; alternatives if not.",
-        {
-            "date": {**_STR, "description": "YYYY-MM-DD in the patient's time zone"},
-            "time": {**_STR, "description": "HH:MM (24 h) in the patient's time zone"},
-            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
-            "part_of_day": {
-                "type": "string",
-                "enum": ["morning", "afternoon", "evening"],
-                "description": "When the caller prefers visits; alternatives keep to it",
-            },
-            "weekdays": {
-                "type": "array",
-                "items": {"type": "string", "enum": list(WEEKDAY_NAMES)},
-                "description": "Days the caller prefers; alternatives keep to them",
-            },
-        },
-        ["date"],
-    ),
-    _fn(
-        "book_appointment",
-        "Book a visit after the caller explicitly said yes to the read-back.",
-        {
-            "start": {**_STR, "description": "YYYY-MM-DDTHH:MM, patient's local time"},
-            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
-            "reason": _STR,
-            "nurse_id": {
-                "type": "integer",
-                "description": "Only for an offered alternative with another nurse: its nurse_id",
-            },
-        },
-        ["start"],
-    ),
-    _fn("list_appointments", "The patient's upcoming appointments.", {}, []),
-    _fn(
-        "cancel_appointment",
-        "Cancel one of the patient's appointments (after an explicit yes).",
-        {"appointment_id": {"type": "integer"}, "reason": _STR},
-        ["appointment_id"],
-    ),
-    _fn(
-        "reschedule_appointment",
-        "Move one of the patient's appointments (after an explicit yes).",
-        {
-            "appointment_id": {"type": "integer"},
-            "new_start": {**_STR, "description": "YYYY-MM-DDTHH:MM, patient's local time"},
-        },
-        ["appointment_id", "new_start"],
-    ),
-    _fn(
-        "transfer_to_staff",
-        "Hand the caller to a person (or record a callback request when none is available).",
-        {"reason": _STR},
-        ["reason"],
-    ),
-    _fn(
-        "end_call",
-        "Hang up after saying goodbye.",
-        {"reason": _STR},
-        [],
-    ),
+# ------------------------------------------------------------ argument types
+
+
+def _blank_is_none(value: Any) -> Any:
+    # The model often sends "" or null for an optional argument it means to leave out.
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _text_or_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _iso_day(value: Any) -> date:
+    if not isinstance(value, str) or not _DATE.match(value.strip()):
+        raise PydanticCustomError("day_format", "must be YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise PydanticCustomError("day_unreal", "is not a real date") from None
+
+
+def _clock_time(value: Any) -> time:
+    match = _TIME.match(value.strip()) if isinstance(value, str) else None
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise PydanticCustomError("time_format", "must be HH:MM (24 hour)")
+    return time(int(match[1]), int(match[2]))
+
+
+def _local_start(value: Any) -> datetime:
+    match = _LOCAL_START.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise PydanticCustomError("start_format", "must be YYYY-MM-DDTHH:MM")
+    return datetime.combine(_iso_day(match[1]), _clock_time(match[2]))
+
+
+def _lower_case(value: Any) -> Any:
+    if isinstance(value, list):
+        return [item.strip().lower() if isinstance(item, str) else item for item in value]
+    return value
+
+
+_AS_STRING = WithJsonSchema({"type": "string"})
+LocalDay = Annotated[date, BeforeValidator(_iso_day), _AS_STRING]
+ClockTime = Annotated[time, BeforeValidator(_clock_time), _AS_STRING]
+LocalStart = Annotated[datetime, BeforeValidator(_local_start), _AS_STRING]
+# A booking's reason is refused past 500 characters (as the booking service does); a note that
+# only accompanies an action (a transfer, a cancellation, a hang-up) is cut short instead, so
+# that asking for a person never fails over its wording.
+Reason = Annotated[str, BeforeValidator(_text_or_empty), Field(max_length=500)]
+Note = Annotated[str, BeforeValidator(_text_or_empty), AfterValidator(lambda text: text[:500])]
+# Optional arguments show in the schema as their type alone; a blank one counts as left out.
+Minutes = Annotated[
+    Annotated[int, Field(ge=5, le=MAX_VISIT_MINUTES)] | SkipJsonSchema[None],
+    BeforeValidator(_blank_is_none),
+    Field(description="Length of the visit in minutes"),
 ]
-TOOL_NAMES = frozenset(t["name"] for t in TOOL_DEFINITIONS)
-OPEN_BEFORE_VERIFICATION = frozenset({"verify_patient", "transfer_to_staff", "end_call"})
-# Tools a worker process may run: they change nothing, not even the call's state.
-# get_assigned_nurse writes only for a patient without a nurse: the worker answers WriteNeeded
-# and the tool runs again in the service.
-WORKER_TOOLS = frozenset({"check_availability", "list_appointments", "get_assigned_nurse"})
+_START_HELP = "YYYY-MM-DDTHH:MM, patient's local time"
+
+
+class ToolArguments(BaseModel):
+    """The arguments of one tool; anything the schema does not name is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoArguments(ToolArguments):
+    """A tool that takes no arguments."""
+
+
+class VerifyPatientArguments(ToolArguments):
+    """verify_patient's arguments."""
+
+    date_of_birth: LocalDay = Field(description="YYYY-MM-DD")
+    full_name: Annotated[str | SkipJsonSchema[None], BeforeValidator(_blank_is_none)] = Field(
+        None, description="The caller's first and last name"
+    )
+
+
+class CheckAvailabilityArguments(ToolArguments):
+    """check_availability's arguments."""
+
+    date: LocalDay = Field(description="YYYY-MM-DD in the patient's time zone")
+    time: Annotated[ClockTime | SkipJsonSchema[None], BeforeValidator(_blank_is_none)] = Field(
+        None, description="HH:MM (24 h) in the patient's time zone"
+    )
+    duration_minutes: Minutes = None
+    part_of_day: Annotated[PartOfDay | SkipJsonSchema[None], BeforeValidator(_blank_is_none)] = (
+        Field(None, description="When the caller prefers visits; alternatives keep to it")
+    )
+    weekdays: Annotated[list[Weekday], BeforeValidator(_lower_case)] = Field(
+        default_factory=list, description="Days the caller prefers; alternatives keep to them"
+    )
+
+
+class BookAppointmentArguments(ToolArguments):
+    """book_appointment's arguments."""
+
+    start: LocalStart = Field(description=_START_HELP)
+    duration_minutes: Minutes = None
+    reason: Reason = ""
+    kind: AppointmentKind = Field(
+        AppointmentKind.PHONE,
+        description="How the nurse sees the patient; a phone call unless the caller asks for "
+        "another kind",
+    )
+    nurse_id: Annotated[int | SkipJsonSchema[None], BeforeValidator(_blank_is_none)] = Field(
+        None, description="Only for an offered alternative with another nurse: its nurse_id"
+    )
+
+
+class CancelAppointmentArguments(ToolArguments):
+    """cancel_appointment's arguments."""
+
+    appointment_id: int
+    reason_code: str = Field(
+        "patient_request",
+        description="Why: patient_request unless the caller gives one of the others; "
+        + "; ".join(f"{code} ({label.lower()})" for code, label in PATIENT_CANCEL_REASONS.items()),
+        json_schema_extra={"enum": list(PATIENT_CANCEL_REASONS)},
+    )
+    reason: Note = Field("", description="The caller's own words, if they gave a reason")
+
+    @field_validator("reason_code")
+    @classmethod
+    def _known_reason(cls, value: str) -> str:
+        if value not in PATIENT_CANCEL_REASONS:
+            raise PydanticCustomError(
+                "cancel_reason",
+                "must be one of {allowed}",
+                {"allowed": ", ".join(PATIENT_CANCEL_REASONS)},
+            )
+        return value
+
+
+class RescheduleAppointmentArguments(ToolArguments):
+    """reschedule_appointment's arguments."""
+
+    appointment_id: int
+    new_start: LocalStart = Field(description=_START_HELP)
+
+
+class TransferArguments(ToolArguments):
+    """transfer_to_staff's arguments."""
+
+    reason: Note
+
+
+class EndCallArguments(ToolArguments):
+    """end_call's arguments."""
+
+    reason: Note = ""
+
+
+def _parameters(arguments: type[ToolArguments]) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments as a Realtime function tool takes it: one flat
+    object schema (enums inlined, no titles or defaults), no reference left to resolve."""
+    schema = arguments.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def flat(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+            # The field's own description, never the enum class's docstring.
+            target = {key: value for key, value in target.items() if key != "description"}
+            node = {**target, **{key: value for key, value in node.items() if key != "$ref"}}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("title", "default"):
+                continue
+            if key == "properties":
+                out[key] = {name: flat(field) for name, field in value.items()}
+            elif key == "items":
+                out[key] = flat(value)
+            else:
+                out[key] = value
+        return out
+
+    parameters = flat(schema)
+    parameters.pop("description", None)  # the tool's description says what it does
+    parameters.setdefault("required", [])
+    return parameters
+
+
+def _invalid(error: ValidationError) -> dict[str, Any]:
+    """A validation failure as the tool's output: what to fix, and which argument first."""
+    problems: list[str] = []
+    fields: list[str] = []
+    for problem in error.errors(include_input=False, include_url=False):
+        if problem["type"] == "none_required":
+            continue  # an optional argument's other half: its real type's error says enough
+        # The location is the argument, then list positions (a union adds its member's tag).
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        where = field + "".join(f"[{part}]" for part in problem["loc"][1:] if isinstance(part, int))
+        text = f"{where}: {problem['msg']}" if where else problem["msg"]
+        if text not in problems:
+            problems.append(text)
+            fields.append(field)
+    result: dict[str, Any] = {"error": "invalid_argument", "message": "; ".join(problems) + "."}
+    if fields[0]:
+        result["field"] = fields[0]
+    return result
 
 
 CALLBACK_REQUESTED = {
     "callback_requested": True,
     "message": "No one can take the call right now; a care coordinator will call back.",
+}
+TOOL_FAILED = {
+    "error": "tool_failed",
+    "message": "That action failed because of a problem on our side. Apologise, say it did not "
+    "go through, and offer to transfer the caller to staff.",
 }
 
 
@@ -201,68 +356,29 @@ def _alternatives(session: Session, slots: list[Slot], tz: str) -> list[dict[str
     return [{**_slot(slot, tz), "nurse_name": names.get(slot.nurse_id, "")} for slot in slots]
 
 
-def _parse_date(value: Any, field: str) -> date:
-    if not isinstance(value, str) or not _DATE.match(value.strip()):
-        raise ToolError("invalid_argument", f"{field} must be YYYY-MM-DD.", field=field)
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ToolError("invalid_argument", f"{field} is not a real date.", field=field) from exc
-
-
-def _parse_minute(value: Any, field: str) -> int:
-    match = _TIME.match(value.strip()) if isinstance(value, str) else None
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ToolError("invalid_argument", f"{field} must be HH:MM (24 hour).", field=field)
-    return int(match[1]) * 60 + int(match[2])
-
-
-def _local_instant(day: date, minute: int, tz: str, field: str) -> datetime:
+def _local_instant(day: date, clock: time, tz: str, field: str) -> datetime:
+    """The instant a wall-clock time in the patient's zone names; refused when the clocks skip
+    it that day (the spring-forward hour)."""
     zone_info = zone(tz)
+    minute = clock.hour * 60 + clock.minute
     if not wall_time_exists(day, minute, zone_info):
         raise ToolError("invalid_argument", "That clock time does not exist that day.", field=field)
     return local_to_utc(day, minute, zone_info)
 
 
-def _parse_local_start(value: Any, tz: str, field: str) -> datetime:
-    match = _LOCAL_START.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise ToolError("invalid_argument", f"{field} must be YYYY-MM-DDTHH:MM.", field=field)
-    return _local_instant(_parse_date(match[1], field), _parse_minute(match[2], field), tz, field)
+def _local_start_instant(start: datetime, tz: str, field: str) -> datetime:
+    return _local_instant(start.date(), start.time(), tz, field)
 
 
-def _preferences(part_of_day: Any, weekdays: Any, tz: str) -> Preferences | None:
+def _preferences(arguments: CheckAvailabilityArguments, tz: str) -> Preferences | None:
     """The caller's stated preferences for alternatives (None: any time the nurse has)."""
-    if part_of_day in (None, "") and not weekdays:
+    if arguments.part_of_day is None and not arguments.weekdays:
         return None
-    if part_of_day not in (None, "") and part_of_day not in {p.value for p in PartOfDay}:
-        raise ToolError(
-            "invalid_argument",
-            "part_of_day must be morning, afternoon or evening.",
-            field="part_of_day",
-        )
-    days = weekdays or []
-    if not isinstance(days, list) or any(
-        not isinstance(d, str) or d.lower() not in WEEKDAY_NAMES for d in days
-    ):
-        raise ToolError(
-            "invalid_argument", "weekdays must be a list of day names.", field="weekdays"
-        )
     return Preferences(
         time_zone=tz,
-        weekdays=frozenset(WEEKDAY_NAMES.index(d.lower()) for d in days),
-        part_of_day=part_of_day or None,
+        weekdays=frozenset(day.number for day in arguments.weekdays),
+        part_of_day=arguments.part_of_day,
     )
-
-
-def _minutes(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ToolError("invalid_argument", "duration_minutes must be a whole number.")
-    return value
 
 
 def _names_match(given: str, patient: Patient) -> bool:
@@ -388,16 +504,20 @@ class ToolBox:
         )
 
     def _dispatch(self, name: str, arguments: dict[str, Any], tool_call_id: str) -> dict[str, Any]:
-        if name not in TOOL_NAMES:
+        tool = TOOLS.get(name)
+        if tool is None:
             return {"error": "unknown_tool", "message": f"There is no tool called {name[:40]}."}
-        if name not in OPEN_BEFORE_VERIFICATION and not self.verified:
+        if not tool.open_before_verification and not self.verified:
             return {
                 "error": "not_verified",
                 "message": "Verify the caller with verify_patient before anything else.",
             }
-        method = getattr(self, f"tool_{name}")
         try:
-            return method(tool_call_id=tool_call_id, **arguments)
+            parsed = tool.arguments.model_validate(arguments)
+        except ValidationError as exc:
+            return _invalid(exc)
+        try:
+            return tool.run(self, parsed, tool_call_id)
         except ToolError as exc:
             return exc.payload
         except WriteNeeded:
@@ -414,16 +534,16 @@ class ToolBox:
             }
         except DomainError as exc:
             return {"error": exc.code, "message": exc.message}
-        except TypeError:
-            return {"error": "invalid_argument", "message": f"Wrong arguments for {name}."}
         except Exception:
+            # A bug, or a database that failed: the arguments were fine. Logged by class only
+            # (the message may carry what the caller said); whatever it began is rolled back.
             log_failure(logger, "call %s: tool %s failed", self.context.call_id, name)
-            return {"error": "internal", "message": "Something went wrong; offer a transfer."}
+            return dict(TOOL_FAILED)
 
     # ------------------------------------------------------------ tools
 
     def tool_verify_patient(
-        self, *, tool_call_id: str, date_of_birth: Any = None, full_name: Any = None
+        self, arguments: VerifyPatientArguments, tool_call_id: str
     ) -> dict[str, Any]:
         """Match the patient's phone on this call plus date of birth (and name if given)."""
         if self.verified:
@@ -433,12 +553,11 @@ class ToolBox:
                 "verification_locked",
                 "Too many failed attempts; offer to transfer the caller to staff.",
             )
-        dob = _parse_date(date_of_birth, "date_of_birth")
         with transaction(self.sessions) as session:
             patient = find_patient_by_phone(session, self.context.patient_phone)
-            ok = patient is not None and patient.date_of_birth == dob
-            if ok and isinstance(full_name, str) and full_name.strip():
-                ok = _names_match(full_name, patient)  # type: ignore[arg-type]
+            ok = patient is not None and patient.date_of_birth == arguments.date_of_birth
+            if ok and arguments.full_name:
+                ok = _names_match(arguments.full_name, patient)  # type: ignore[arg-type]
             if ok:
                 assert patient is not None
                 calls.mark_verified(session, self.context.call_id, patient.id)
@@ -464,7 +583,7 @@ class ToolBox:
             attempts_left=left,
         )
 
-    def tool_get_assigned_nurse(self, *, tool_call_id: str) -> dict[str, Any]:
+    def tool_get_assigned_nurse(self, arguments: NoArguments, tool_call_id: str) -> dict[str, Any]:
         """The patient's primary nurse; one is assigned (by the agent) if there is none."""
         assert self.patient_id is not None
         now = self.clock()
@@ -511,27 +630,19 @@ class ToolBox:
             }
 
     def tool_check_availability(
-        self,
-        *,
-        tool_call_id: str,
-        date: Any = None,
-        time: Any = None,
-        duration_minutes: Any = None,
-        part_of_day: Any = None,
-        weekdays: Any = None,
+        self, arguments: CheckAvailabilityArguments, tool_call_id: str
     ) -> dict[str, Any]:
         """Whether the asked time is free; alternatives (within the caller's preferences) if
         not; a day's free slots if no time."""
         assert self.patient_id is not None
         tz, now = self.time_zone, self.clock()
-        day = _parse_date(date, "date")
-        minutes = _minutes(duration_minutes)
-        preferences = _preferences(part_of_day, weekdays, tz)
+        day, minutes = arguments.date, arguments.duration_minutes
+        preferences = _preferences(arguments, tz)
         if day < now.astimezone(zone(tz)).date():
             raise ToolError("in_the_past", "That date has already passed.", field="date")
         with transaction(self.reads) as session:
-            if time is not None and time != "":
-                start = _local_instant(day, _parse_minute(time, "time"), tz, "time")
+            if arguments.time is not None:
+                start = _local_instant(day, arguments.time, tz, "time")
                 answer = booking.check_availability(
                     session,
                     patient_id=self.patient_id,
@@ -555,8 +666,8 @@ class ToolBox:
                     )
                 session.rollback()
                 return result
-            first = _local_instant(day, 0, tz, "date")
-            last = _local_instant(day + timedelta(days=1), 0, tz, "date")
+            first = _local_instant(day, time(0), tz, "date")
+            last = _local_instant(day + timedelta(days=1), time(0), tz, "date")
             nurse = booking.resolve_nurse(
                 session,
                 session.get(Patient, self.patient_id),  # type: ignore[arg-type]
@@ -571,30 +682,24 @@ class ToolBox:
         return {"date": day.isoformat(), "slots": [_slot(s, tz) for s in slots[:8]]}
 
     def tool_book_appointment(
-        self,
-        *,
-        tool_call_id: str,
-        start: Any = None,
-        duration_minutes: Any = None,
-        reason: Any = "",
-        nurse_id: Any = None,
+        self, arguments: BookAppointmentArguments, tool_call_id: str
     ) -> dict[str, Any]:
         """Book with the patient's nurse (or the assigned nurse of an offered alternative); the
         tool call id makes a retry return the same visit."""
         assert self.patient_id is not None
         tz, now = self.time_zone, self.clock()
-        begin = _parse_local_start(start, tz, "start")
-        with_nurse = _optional_id(nurse_id, "nurse_id")
+        begin = _local_start_instant(arguments.start, tz, "start")
         with transaction(self.sessions) as session:
             appointment = booking.book_appointment(
                 session,
                 patient_id=self.patient_id,
-                nurse_id=with_nurse,
+                nurse_id=arguments.nurse_id,
                 start=begin,
                 actor=self.actor,
                 now=now,
-                duration_minutes=_minutes(duration_minutes),
-                reason=str(reason or ""),
+                duration_minutes=arguments.duration_minutes,
+                kind=arguments.kind,
+                reason=arguments.reason,
                 idempotency_key=f"call:{self.context.call_id}:{tool_call_id}"[:200],
                 call_id=self.context.call_id,
             )
@@ -606,9 +711,10 @@ class ToolBox:
                 "end": local_iso(appointment.end_at, tz),
                 "spoken": spoken(appointment.start_at, tz),
                 "nurse_name": appointment.nurse.display_name,
+                "kind": appointment.kind,
             }
 
-    def tool_list_appointments(self, *, tool_call_id: str) -> dict[str, Any]:
+    def tool_list_appointments(self, arguments: NoArguments, tool_call_id: str) -> dict[str, Any]:
         """The patient's upcoming scheduled visits."""
         assert self.patient_id is not None
         tz = self.time_zone
@@ -621,6 +727,7 @@ class ToolBox:
                         "start": local_iso(a.start_at, tz),
                         "spoken": spoken(a.start_at, tz),
                         "duration_minutes": a.duration_minutes,
+                        "kind": a.kind,
                         "nurse_name": a.nurse.display_name,
                     }
                     for a in found
@@ -628,12 +735,11 @@ class ToolBox:
             }
 
     def tool_cancel_appointment(
-        self, *, tool_call_id: str, appointment_id: Any = None, reason: Any = ""
+        self, arguments: CancelAppointmentArguments, tool_call_id: str
     ) -> dict[str, Any]:
         """Cancel one of this patient's visits."""
         assert self.patient_id is not None
-        tz = self.time_zone
-        appointment_id = _appointment_id(appointment_id)
+        tz, appointment_id = self.time_zone, arguments.appointment_id
         with transaction(self.sessions) as session:
             calls.patient_appointment(session, self.patient_id, appointment_id)
             appointment = booking.cancel_appointment(
@@ -641,8 +747,8 @@ class ToolBox:
                 appointment_id,
                 actor=self.actor,
                 now=self.clock(),
-                reason_code="patient_request",
-                note=str(reason or "")[:500],
+                reason_code=arguments.reason_code,
+                note=arguments.reason,
             )
             calls.set_outcome(session, self.context.call_id, "cancelled")
             return {
@@ -653,13 +759,12 @@ class ToolBox:
             }
 
     def tool_reschedule_appointment(
-        self, *, tool_call_id: str, appointment_id: Any = None, new_start: Any = None
+        self, arguments: RescheduleAppointmentArguments, tool_call_id: str
     ) -> dict[str, Any]:
         """Move one of this patient's visits to a new local start time."""
         assert self.patient_id is not None
-        tz, now = self.time_zone, self.clock()
-        appointment_id = _appointment_id(appointment_id)
-        begin = _parse_local_start(new_start, tz, "new_start")
+        tz, now, appointment_id = self.time_zone, self.clock(), arguments.appointment_id
+        begin = _local_start_instant(arguments.new_start, tz, "new_start")
         with transaction(self.sessions) as session:
             calls.patient_appointment(session, self.patient_id, appointment_id)
             new = booking.reschedule_appointment(
@@ -680,9 +785,11 @@ class ToolBox:
                 "spoken": spoken(new.start_at, tz),
             }
 
-    def tool_transfer_to_staff(self, *, tool_call_id: str, reason: Any = "") -> dict[str, Any]:
+    def tool_transfer_to_staff(
+        self, arguments: TransferArguments, tool_call_id: str
+    ) -> dict[str, Any]:
         """Transfer to the staff line after the agent's next words, or record a callback."""
-        return self.transfer(str(reason or ""))
+        return self.transfer(arguments.reason)
 
     def transfer(self, reason: str) -> dict[str, Any]:
         """Arrange a transfer (or a callback request when no staff line is configured)."""
@@ -710,23 +817,108 @@ class ToolBox:
         self.callback_requested = True
         return dict(CALLBACK_REQUESTED)
 
-    def tool_end_call(self, *, tool_call_id: str, reason: Any = "") -> dict[str, Any]:
+    def tool_end_call(self, arguments: EndCallArguments, tool_call_id: str) -> dict[str, Any]:
         """Hang up once the goodbye has played."""
         self.pending_action = self.pending_action or PendingAction("hang_up")
         return {"ending": True}
 
 
-def _record_id(value: Any, field: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ToolError("invalid_argument", f"{field} must be a number.", field=field)
-    return value
+Arguments = TypeVar("Arguments", bound=ToolArguments)
 
 
-def _appointment_id(value: Any) -> int:
-    return _record_id(value, "appointment_id")
+@dataclass(frozen=True)
+class Tool(Generic[Arguments]):
+    """One tool the agent can call: what the model is told, what it must pass, what runs."""
+
+    name: str
+    description: str
+    arguments: type[Arguments]
+    run: Callable[[ToolBox, Arguments, str], dict[str, Any]]
+    open_before_verification: bool = False
+    # Changes nothing, not even the call's state, so a worker process may run it (see
+    # voice.tool_processes). get_assigned_nurse writes only for a patient without a nurse: the
+    # worker answers WriteNeeded and the tool runs again in the service.
+    reads_only: bool = False
+
+    def definition(self) -> dict[str, Any]:
+        """The function tool as session.update declares it to the Realtime API."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": _parameters(self.arguments),
+        }
 
 
-def _optional_id(value: Any, field: str) -> int | None:
-    return None if value is None or value == "" else _record_id(value, field)
+TOOLS: dict[str, Tool[Any]] = {
+    tool.name: tool
+    for tool in (
+        Tool(
+            "verify_patient",
+            "Verify the caller's identity with their date of birth (and name if given). "
+            "Must succeed before any other tool except transfer_to_staff and end_call.",
+            VerifyPatientArguments,
+            ToolBox.tool_verify_patient,
+            open_before_verification=True,
+        ),
+        Tool(
+            "get_assigned_nurse",
+            "The patient's assigned nurse (assigns one if none).",
+            NoArguments,
+            ToolBox.tool_get_assigned_nurse,
+            reads_only=True,
+        ),
+        Tool(
+            "check_availability",
+            "Whether a date (and time) is free with the patient's nurse; alternatives if not.",
+            CheckAvailabilityArguments,
+            ToolBox.tool_check_availability,
+            reads_only=True,
+        ),
+        Tool(
+            "book_appointment",
+            "Book a visit after the caller explicitly said yes to the read-back. If the patient "
+            "already has an upcoming visit (list_appointments), mention it first and ask whether "
+            "to keep it, move it or cancel it.",
+            BookAppointmentArguments,
+            ToolBox.tool_book_appointment,
+        ),
+        Tool(
+            "list_appointments",
+            "The patient's upcoming appointments.",
+            NoArguments,
+            ToolBox.tool_list_appointments,
+            reads_only=True,
+        ),
+        Tool(
+            "cancel_appointment",
+            "Cancel one of the patient's appointments (after an explicit yes).",
+            CancelAppointmentArguments,
+            ToolBox.tool_cancel_appointment,
+        ),
+        Tool(
+            "reschedule_appointment",
+            "Move one of the patient's appointments (after an explicit yes).",
+            RescheduleAppointmentArguments,
+            ToolBox.tool_reschedule_appointment,
+        ),
+        Tool(
+            "transfer_to_staff",
+            "Hand the caller to a person (or record a callback request when none is available).",
+            TransferArguments,
+            ToolBox.tool_transfer_to_staff,
+            open_before_verification=True,
+        ),
+        Tool(
+            "end_call",
+            "Hang up after saying goodbye.",
+            EndCallArguments,
+            ToolBox.tool_end_call,
+            open_before_verification=True,
+        ),
+    )
+}
+TOOL_DEFINITIONS: list[dict[str, Any]] = [tool.definition() for tool in TOOLS.values()]
+TOOL_NAMES = frozenset(TOOLS)
+OPEN_BEFORE_VERIFICATION = frozenset(t.name for t in TOOLS.values() if t.open_before_verification)
+WORKER_TOOLS = frozenset(t.name for t in TOOLS.values() if t.reads_only)

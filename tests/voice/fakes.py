@@ -1,5 +1,6 @@
 """Loopback fakes that speak the real wire protocols: Twilio (webhooks, media stream, REST) and
-the OpenAI Realtime API (GA events), plus a helper serving any ASGI app as production does.
+the OpenAI Realtime API (GA events, served by the product's simulator, voice.simulator), plus a
+helper serving any ASGI app as production does.
 
 Nothing of the product is mocked: the voice service runs under uvicorn, configured by
 `voice.server` as in production, on a free port, and
@@ -27,6 +28,9 @@ from quart import Quart, request
 from twilio.request_validator import RequestValidator
 
 from voice.server import bound_socket, server_config
+from voice.simulator import ModelSession, RealtimeServer, Script, silence
+
+__all__ = ["FakeModelSession", "FakeRealtime", "Script", "silence"]
 
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 FRAME_MS = 20
@@ -381,344 +385,20 @@ def validate_client_event(raw: str | bytes) -> dict[str, Any]:
     return event
 
 
-def silence(ms: int, byte: int = 0xFF) -> str:
-    """Base64 mu-law audio of `ms` milliseconds."""
-    return base64.b64encode(bytes([byte]) * (ms * 8)).decode()
+# The product's simulator serves the protocol; the tests add the SDK's type checks to it.
+FakeModelSession = ModelSession
 
 
-class FakeModelSession:
-    """One Realtime connection as the fake server sees it; scripts drive it."""
-
-    def __init__(self, ws: Any, server: FakeRealtime, index: int) -> None:
-        self.ws = ws
-        self.server = server
-        self.index = index
-        self.received: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        # Client events the API would refuse with an `error` event (not in `received`).
-        self.refused: list[dict[str, Any]] = []
-        self.audio_bytes: set[int] = set()
-        self.appended_ms = 0.0
-        self.active_response: str | None = None
-        self.call_ids: set[str] = set()  # function calls in this session's conversation
-        self.closed_at: float | None = None
-        self.closed = asyncio.Event()
-        self._cursor: dict[str, int] = {}
-        self._changed = asyncio.Event()
-        self._seq = 0
-
-    def new_id(self, prefix: str) -> str:
-        """A fresh id like the API's (item_..., resp_...)."""
-        self._seq += 1
-        return f"{prefix}_{self.index}_{self._seq}"
-
-    async def send(self, event: dict[str, Any]) -> None:
-        """Emit one server event."""
-        event.setdefault("event_id", self.new_id("event"))
-        # The conversation state the real API keeps, for the checks in `accept`.
-        if event["type"] == "response.created":
-            self.active_response = event["response"]["id"]
-        elif event["type"] == "response.done":
-            self.active_response = None
-        elif event["type"] == "response.function_call_arguments.done":
-            self.call_ids.add(event["call_id"])
-        await self.ws.send(json.dumps(event))
-
-    async def refuse(self, event: dict[str, Any], code: str, message: str) -> None:
-        """Answer a client event the API would refuse with its `error` event."""
-        self.refused.append(event)
-        self.errors.append(f"{event['type']}: {code}")
-        error = {"type": "invalid_request_error", "code": code, "message": message}
-        if event.get("event_id"):
-            error["event_id"] = event["event_id"]
-        await self.send({"type": "error", "error": error})
-
-    async def accept(self, event: dict[str, Any]) -> bool:
-        """Whether the API would take this (valid) client event; refuses it as the API does."""
-        kind = event["type"]
-        if kind == "response.create" and self.active_response is not None:
-            await self.refuse(
-                event,
-                "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: "
-                f"{self.active_response}. Wait until the response is finished.",
-            )
-            return False
-        if kind == "response.cancel" and self.active_response is None:
-            await self.refuse(event, "response_cancel_not_active", "No active response.")
-            return False
-        if kind == "conversation.item.create":
-            item = event["item"]
-            if item["type"] == "function_call":
-                if not item.get("call_id") or item["call_id"] in self.call_ids:
-                    await self.refuse(event, "invalid_value", "Bad or repeated call_id.")
-                    return False
-                self.call_ids.add(item["call_id"])
-            elif item["type"] == "function_call_output" and item["call_id"] not in self.call_ids:
-                await self.refuse(event, "invalid_value", "No function call with that call_id.")
-                return False
-        return True
-
-    async def next(
-        self,
-        type_: str,
-        predicate: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 5,
-    ) -> dict[str, Any]:
-        """The next client event of `type_` (after the last one returned) matching `predicate`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            start = self._cursor.get(type_, 0)
-            for index in range(start, len(self.received)):
-                event = self.received[index]
-                if event["type"] == type_ and (predicate is None or predicate(event)):
-                    self._cursor[type_] = index + 1
-                    return event
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.closed.is_set():
-                raise TimeoutError(f"no {type_} received (connection {self.index})")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        """Every client event of one type received so far."""
-        return [e for e in self.received if e["type"] == type_]
-
-    async def handshake(self) -> dict[str, Any]:
-        """session.created, then wait for session.update and confirm it; returns the session."""
-        await self.send({"type": "session.created", "session": {"type": "realtime"}})
-        update = await self.next("session.update")
-        await self.send({"type": "session.updated", "session": update["session"]})
-        return update["session"]
-
-    async def say(
-        self,
-        text: str,
-        *,
-        chunks: int = 3,
-        chunk_ms: int = 100,
-        pause: float = 0.0,
-        wait_for_create: bool = True,
-        done: bool = True,
-    ) -> tuple[str, str]:
-        """One spoken response: audio deltas then its transcript; returns (response, item) ids."""
-        if wait_for_create:
-            await self.next("response.create")
-        response_id, item_id = self.new_id("resp"), self.new_id("item")
-        await self.send(
-            {"type": "response.created", "response": {"id": response_id, "status": "in_progress"}}
-        )
-        await self.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": response_id,
-                "output_index": 0,
-                "item": {"id": item_id, "type": "message", "role": "assistant"},
-            }
-        )
-        words, said = text.split(" "), 0
-        for chunk in range(chunks):
-            await self.send(
-                {
-                    "type": "response.output_audio.delta",
-                    "response_id": response_id,
-                    "item_id": item_id,
-                    "output_index": 0,
-                    "content_index": 0,
-                    "delta": silence(chunk_ms, self.server.audio_byte(self.index)),
-                }
-            )
-            # Its transcript comes in pieces alongside: the words this chunk speaks.
-            spoken = words[said : len(words) * (chunk + 1) // chunks]
-            if spoken:
-                await self.send(
-                    {
-                        "type": "response.output_audio_transcript.delta",
-                        "response_id": response_id,
-                        "item_id": item_id,
-                        "output_index": 0,
-                        "content_index": 0,
-                        "delta": (" " if said else "") + " ".join(spoken),
-                    }
-                )
-                said += len(spoken)
-            if pause:
-                await asyncio.sleep(pause)
-        if done:
-            await self.finish(response_id, item_id, text)
-        return response_id, item_id
-
-    async def finish(self, response_id: str, item_id: str, text: str) -> None:
-        """The end of a spoken response: audio done, transcript done, response done."""
-        common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
-        await self.send({"type": "response.output_audio.done", **common, "content_index": 0})
-        await self.send(
-            {
-                "type": "response.output_audio_transcript.done",
-                **common,
-                "content_index": 0,
-                "transcript": text,
-            }
-        )
-        await self.send(
-            {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
-        )
-
-    def tool_call_sent(self, call_id: str, name: str) -> None:
-        """Called as a function call's arguments go out (the benchmark times round trips)."""
-
-    async def call_tool(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        *,
-        wait_for_create: bool = True,
-        timeout: float = 5,
-    ) -> dict[str, Any]:
-        """A response that calls one function; returns the output the bridge sends back."""
-        if wait_for_create:
-            await self.next("response.create")
-        response_id, item_id = self.new_id("resp"), self.new_id("item")
-        call_id = self.new_id("call")
-        await self.send(
-            {"type": "response.created", "response": {"id": response_id, "status": "in_progress"}}
-        )
-        await self.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": response_id,
-                "output_index": 0,
-                "item": {"id": item_id, "type": "function_call", "call_id": call_id, "name": name},
-            }
-        )
-        done = {
-            "type": "response.function_call_arguments.done",
-            "response_id": response_id,
-            "item_id": item_id,
-            "output_index": 0,
-            "call_id": call_id,
-            "name": name,
-            "arguments": json.dumps(arguments),
-        }
-        self.tool_call_sent(call_id, name)
-        await self.send(done)
-        await self.send(
-            {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
-        )
-        output = await self.next(
-            "conversation.item.create", lambda e: e["item"].get("call_id") == call_id, timeout
-        )
-        return json.loads(output["item"]["output"])
-
-    async def user_says(self, text: str, *, after: float = 0.15) -> str:
-        """The caller speaks (server VAD) and the transcription completes; returns the item id.
-
-        `after` seconds pass first, so the agent's last words have played (speaking earlier
-        is a barge-in).
-        """
-        await asyncio.sleep(after)
-        item_id = self.new_id("item")
-        await self.send(
-            {
-                "type": "input_audio_buffer.speech_started",
-                "audio_start_ms": 1000,
-                "item_id": item_id,
-            }
-        )
-        await self.send(
-            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2000, "item_id": item_id}
-        )
-        await self.send(
-            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None}
-        )
-        await self.send(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item_id,
-                "content_index": 0,
-                "transcript": text,
-            }
-        )
-        return item_id
-
-
-Script = Callable[[FakeModelSession], Awaitable[None]]
-
-
-class FakeRealtime:
-    """A Realtime API server on loopback that the official SDK connects to via base_url."""
+class FakeRealtime(RealtimeServer):
+    """The simulator's Realtime server with every client event checked against the openai
+    SDK's types (an event they refuse is a protocol error the test reports)."""
 
     def __init__(self, script: Script) -> None:
-        self.script = script
-        self.sessions: list[FakeModelSession] = []
-        self.script_errors: list[BaseException] = []
-        self.paths: list[str] = []
-        self.server: Any = None
-        self.port = 0
-
-    def audio_byte(self, index: int) -> int:
-        """Each connection speaks its own byte value, so cross-talk would show."""
-        return 0x10 + index % 200
-
-    @property
-    def base_url(self) -> str:
-        """What OPENAI_BASE_URL is set to."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        super().__init__(script, validate=validate_client_event)
 
     async def __aenter__(self) -> FakeRealtime:
-        self.server = await websockets.serve(self._handle, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+        await self.start()
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    @property
-    def errors(self) -> list[str]:
-        """Every protocol violation seen on any connection."""
-        return [e for s in self.sessions for e in s.errors]
-
-    async def _handle(self, ws: Any) -> None:
-        self.paths.append(ws.request.path)
-        session = FakeModelSession(ws, self, len(self.sessions))
-        self.sessions.append(session)
-        if not ws.request.path.startswith("/v1/realtime?model="):
-            session.errors.append(f"bad path {ws.request.path}")
-        if not (ws.request.headers.get("Authorization") or "").startswith("Bearer "):
-            session.errors.append("no bearer key")
-        reader = asyncio.create_task(self._read(ws, session))
-        try:
-            await self.script(session)
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # reported by the test
-            self.script_errors.append(exc)
-        await reader
-
-    async def _read(self, ws: Any, session: FakeModelSession) -> None:
-        try:
-            async for raw in ws:
-                try:
-                    event = validate_client_event(raw)
-                except Exception as exc:
-                    session.errors.append(str(exc)[:500])
-                    continue
-                if not await session.accept(event):
-                    continue
-                if event["type"] == "input_audio_buffer.append":
-                    audio = base64.b64decode(event["audio"])
-                    session.audio_bytes.update(set(audio))
-                    session.appended_ms += len(audio) / 8
-                session.received.append(event)
-                session._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            session.closed_at = time.monotonic()
-            session.closed.set()
-            session._changed.set()
 
 
 async def idle(model: FakeModelSession) -> None:

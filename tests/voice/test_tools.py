@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+from openai.types.realtime import RealtimeFunctionTool
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import (
     Appointment,
+    AppointmentKind,
     Call,
     CallbackRequest,
     ConversationLog,
     Nurse,
     PatientNurseAssignment,
 )
+from core.scheduling import PartOfDay
 from core.services import calls
+from core.services.booking import CANCEL_REASONS
 from core.services.people import create_patient, update_nurse
 from tests.services.world import ACTOR, NY, assign_backup, away, build_world
-from voice.tools import CallContext, ToolBox
+from voice.tools import TOOL_DEFINITIONS, CallContext, ToolBox
 
 JOHN = "+12025550101"
 
@@ -156,11 +163,13 @@ def test_a_call_asking_for_a_person_twice_records_one_callback_request(
 ) -> None:
     build_world(session_factory, datetime.now(UTC))
     box = _toolbox(session_factory)  # no staff line: a callback instead
-    first = _run(box, "transfer_to_staff", reason="wants a person")
+    # However long the agent's reason, asking for a person never fails over its wording.
+    first = _run(box, "transfer_to_staff", reason="wants a person " * 60)
     again = _run(box, "transfer_to_staff", "call_2", reason="still wants a person")
     assert first["callback_requested"] is True and again == first
     with session_factory() as session:
-        assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
+        [request] = session.scalars(select(CallbackRequest)).all()
+        assert request.reason.startswith("wants a person") and len(request.reason) <= 500
 
 
 def test_an_alternative_with_the_backup_nurse_can_be_booked_by_its_nurse_id(
@@ -240,3 +249,92 @@ def test_the_backup_nurse_is_named_while_the_primary_is_inactive(
     assert covering["nurse_id"] == world.other_nurse_id and covering["covering"] is True
     booked = _run(box, "book_appointment", start=f"{_next_weekday().isoformat()}T10:00")
     assert booked["booked"] and booked["nurse_name"] == covering["nurse_name"]
+
+
+def _properties(tool: str) -> dict[str, dict]:
+    definition = next(d for d in TOOL_DEFINITIONS if d["name"] == tool)
+    return definition["parameters"]["properties"]
+
+
+def test_the_tool_schemas_are_flat_function_tools_whose_choices_come_from_core() -> None:
+    for definition in TOOL_DEFINITIONS:
+        RealtimeFunctionTool.model_validate(definition)  # the SDK's own type for a function tool
+        parameters = definition["parameters"]
+        assert parameters["type"] == "object" and parameters["additionalProperties"] is False
+        assert set(parameters["required"]) <= set(parameters["properties"]), definition["name"]
+        # Nothing the API would have to resolve or that the model need not read.
+        text = json.dumps(parameters)
+        assert not [key for key in ('"$defs"', '"$ref"', '"title"') if key in text], text
+        assert definition["description"]
+    assert _properties("book_appointment")["kind"]["enum"] == [k.value for k in AppointmentKind]
+    assert _properties("check_availability")["part_of_day"]["enum"] == [p.value for p in PartOfDay]
+    reasons = _properties("cancel_appointment")["reason_code"]["enum"]
+    assert set(reasons) == set(CANCEL_REASONS) - {"rescheduled"}
+    duration = _properties("check_availability")["duration_minutes"]
+    assert duration == {
+        "type": "integer",
+        "minimum": 5,
+        "maximum": 480,
+        "description": "Length of the visit in minutes",
+    }
+
+
+def test_a_tool_that_breaks_is_reported_as_failed_not_as_wrong_arguments(
+    session_factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+
+    def broken_clock() -> datetime:
+        # A fault inside the tool (here its clock), with words the log must never repeat.
+        raise TypeError("John Smith +12025550101 cannot be compared")
+
+    box = _toolbox(session_factory, clock=broken_clock)
+    assert box.dispatch_sync("verify_patient", {"date_of_birth": "1958-04-12"}, "v")["verified"]
+    day = _next_weekday().isoformat()
+    with caplog.at_level(logging.DEBUG, logger="voice.tools"):
+        failed = box.dispatch_sync("book_appointment", {"start": f"{day}T10:00"}, "b")
+    assert failed["error"] == "tool_failed" and "apologise" in failed["message"].lower()
+    assert _appointments(session_factory) == 0
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "TypeError" in errors[0].getMessage()
+    assert "John" not in errors[0].getMessage() and "555" not in errors[0].getMessage()
+    # Wrong arguments are still told apart, and name the argument to fix.
+    wrong = box.dispatch_sync("book_appointment", {"start": f"{day} at ten"}, "c")
+    assert wrong["error"] == "invalid_argument" and wrong["field"] == "start"
+
+
+def test_the_visit_kind_and_the_cancellation_reason_reach_the_appointment(
+    session_factory: sessionmaker[Session],
+) -> None:
+    build_world(session_factory, datetime.now(UTC))
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+    start = f"{_next_weekday().isoformat()}T10:00"
+    refused = _run(box, "book_appointment", "b0", start=start, kind="teleport")
+    assert refused["error"] == "invalid_argument" and refused["field"] == "kind"
+    assert _appointments(session_factory) == 0
+    booked = _run(box, "book_appointment", "b1", start=start, kind="home_visit")
+    assert booked["kind"] == "home_visit"
+    listed = _run(box, "list_appointments")["appointments"]
+    assert [a["kind"] for a in listed] == ["home_visit"]
+    bad = _run(box, "cancel_appointment", appointment_id=booked["appointment_id"], reason_code="x")
+    assert bad["error"] == "invalid_argument" and bad["field"] == "reason_code"
+    moved = _run(
+        box,
+        "cancel_appointment",
+        appointment_id=booked["appointment_id"],
+        reason_code="rescheduled",
+    )
+    assert moved["error"] == "invalid_argument"
+    cancelled = _run(
+        box,
+        "cancel_appointment",
+        "x1",
+        appointment_id=booked["appointment_id"],
+        reason_code="duplicate",
+    )
+    assert cancelled["cancelled"] is True
+    with session_factory() as session:
+        appointment = session.get(Appointment, booked["appointment_id"])
+        assert appointment is not None
+        assert (appointment.kind, appointment.cancel_reason) == ("home_visit", "duplicate")
