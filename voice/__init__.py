@@ -150,7 +150,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(media.bp)
+    # The media stream skips Quart's per-message websocket layer (see voice.media).
+    app.asgi_app = media.MediaStreamRoute(app, app.asgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 
