@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,14 +72,29 @@ def realtime_url(base_url: str, model: str) -> str:
 
 
 class ModelConnector:
-    """Opens Realtime sockets (honours OPENAI_BASE_URL)."""
+    """Opens Realtime sockets (honours OPENAI_BASE_URL).
+
+    One TLS context per app: building one loads the CA bundle (tens of ms of CPU), which per
+    call would add to the caller's wait for the first greeting.
+    """
+
+    def __init__(self) -> None:
+        self._tls: ssl.SSLContext | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context for wss:// sockets, created once."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     async def __call__(self, settings: Settings) -> ModelConnection:
         """Open one model socket for one call."""
         if not settings.openai_api_key:
             raise RuntimeError("OPENAI_API_KEY is not configured")
+        url = realtime_url(settings.openai_base_url, settings.openai_realtime_model)
         websocket = await connect(
-            realtime_url(settings.openai_base_url, settings.openai_realtime_model),
+            url,
+            ssl=self.tls() if url.startswith("wss:") else None,
             additional_headers={"Authorization": f"Bearer {settings.openai_api_key}"},
             # Base64 audio barely compresses: deflate would only cost CPU on every message.
             compression=None,
