@@ -41,8 +41,16 @@ Model deltas are 20 ms of audio by default (the bridge's design assumes ~50 a se
 call); `--delta-ms 100` shows the cost with larger deltas. `--profile` runs the service under
 cProfile (the server runs in one process) and prints the top functions.
 
+Side by side (`--variants`): each count of calls is run once per variant per round, the
+variants alternating, so a shared machine's slow spells hit them alike. A variant is
+`LABEL=carematix` (this checkout), `LABEL=carematix:DIR` (another checkout of the product, say
+the commit before a change, run with this venv) or `LABEL=sample:DIR` (a scratch copy of
+Twilio's public Python sample with its own .venv, its model URL read from OPENAI_REALTIME_URL;
+the fake then plays a plain conversation: no tools, no response.create to wait for).
+
     .venv/bin/python bench/bridge.py [--calls 1 20 50 100] [--seconds 25] [--delta-ms 20]
         [--database-url postgresql+psycopg://...] [--profile] [--keep]
+        [--variants new=carematix old=carematix:/tmp/old sample=sample:/tmp/sample --rounds 2]
 """
 
 from __future__ import annotations
@@ -159,7 +167,13 @@ class BenchRealtime(RealtimeServer):
     session_class = BenchModelSession
 
     def __init__(
-        self, *, delta_ms: int, speak_seconds: float, listen_seconds: float, tools: bool = True
+        self,
+        *,
+        delta_ms: int,
+        speak_seconds: float,
+        listen_seconds: float,
+        tools: bool = True,
+        waits_for_response: bool = True,
     ) -> None:
         super().__init__(
             self._run_script,
@@ -170,6 +184,8 @@ class BenchRealtime(RealtimeServer):
             backlog=512,
         )
         self.tools = tools
+        # False for the sample, which never sends response.create: the fake just speaks.
+        self.waits_for_response = waits_for_response
         self.delta_ms = delta_ms
         self.speak_seconds = speak_seconds
         self.listen_seconds = listen_seconds
@@ -213,7 +229,8 @@ class BenchRealtime(RealtimeServer):
     async def _script(self, session: BenchModelSession) -> None:
         await session.handshake()
         turn = 0
-        await session.next("response.create", timeout=120)
+        if self.waits_for_response:
+            await session.next("response.create", timeout=120)
         while not session.closed.is_set():
             await self._speak(session, f"Turn {turn}: how can I help you today?")
             await asyncio.sleep(self.listen_seconds)
@@ -589,14 +606,14 @@ async def _wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
             return cores
 
 
-async def _wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+async def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"the voice service exited with {process.returncode}")
             with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(base + "/health")).status_code == 200:
+                if (await http.get(url)).status_code == 200:
                     return
             await asyncio.sleep(0.1)
     raise RuntimeError("the voice service did not become healthy")
@@ -643,15 +660,59 @@ async def _run_generator(
     return result
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What serves the calls in a run: this checkout, another one, or the Twilio sample."""
+
+    label: str
+    kind: str  # "carematix" or "sample"
+    root: Path
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        """`LABEL=carematix`, `LABEL=carematix:DIR` or `LABEL=sample:DIR`."""
+        label, _, rest = spec.partition("=")
+        kind, _, directory = rest.partition(":")
+        if not label or kind not in ("carematix", "sample") or (kind == "sample" and not directory):
+            raise argparse.ArgumentTypeError(f"bad variant {spec!r}")
+        return cls(label, kind, Path(directory).resolve() if directory else ROOT)
+
+    def command(self, profile: Path | None) -> list[str]:
+        """How to start it."""
+        if self.kind == "sample":
+            return [str(self.root / ".venv" / "bin" / "python"), str(self.root / "main.py")]
+        return _service_command(profile)
+
+    def env(self, port: int, fake: BenchRealtime) -> dict[str, str]:
+        """What it needs on top of the product's environment."""
+        if self.kind == "sample":
+            realtime = fake.base_url.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+            return {"PORT": str(port), "OPENAI_REALTIME_URL": realtime}
+        # Another checkout's modules come before this one's (installed in the venv).
+        return {"PYTHONPATH": str(self.root)} if self.root != ROOT else {}
+
+    @property
+    def health_path(self) -> str:
+        """A URL that answers 200 once it serves."""
+        return "/" if self.kind == "sample" else "/health"
+
+
 async def run_scenario(
-    calls: int, args: argparse.Namespace, database_url: str, work: Path
+    calls: int,
+    args: argparse.Namespace,
+    database_url: str,
+    work: Path,
+    variant: Variant | None = None,
 ) -> dict[str, Any]:
     """Start the fake, the service and the generator; measure one run of `calls` calls."""
+    variant = variant or Variant("carematix", "carematix", ROOT)
+    sample = variant.kind == "sample"
     fake = BenchRealtime(
         delta_ms=args.delta_ms,
         speak_seconds=args.speak_seconds,
         listen_seconds=args.listen_seconds,
-        tools=not args.no_tools,
+        tools=not args.no_tools and not sample,
+        waits_for_response=not sample,
     )
     await fake.start()
     port = _free_port()
@@ -673,15 +734,16 @@ async def run_scenario(
         "STAFF_PHONE_NUMBER": "",
         "REDIS_URL": "",
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        **variant.env(port, fake),
     }
-    profile = work / f"service-{calls}.prof" if args.profile else None
-    log_path = work / f"service-{calls}.log"
+    profile = work / f"service-{variant.label}-{calls}.prof" if args.profile else None
+    log_path = work / f"service-{variant.label}-{calls}.log"
     log = open(log_path, "wb")  # noqa: SIM115 (closed below)
     service = subprocess.Popen(
-        _service_command(profile), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        variant.command(profile), cwd=variant.root, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        await _wait_healthy(base, service, 60)
+        await _wait_healthy(base + variant.health_path, service, 60)
         await asyncio.sleep(0.5)
         pids = _tree(service.pid)
         ramp = args.ramp if args.ramp is not None else min(5.0, 0.05 * calls)
@@ -737,7 +799,7 @@ async def run_scenario(
     busy = busy1 - busy0
     elapsed = (total1 - total0) / (os.cpu_count() or 1)
     others = max(0.0, busy - service_cpu - own_cpu - generated["cpu_s"])
-    return _summarise(
+    summary = _summarise(
         calls=calls,
         args=args,
         ramp=ramp,
@@ -768,6 +830,8 @@ async def run_scenario(
         },
         profile=_profile_digest(profile) if profile is not None else None,
     )
+    summary["variant"] = variant.label
+    return summary
 
 
 def _socket_report(
@@ -916,6 +980,7 @@ def _verdict(value: float, target: float) -> str:
 def report(runs: list[dict[str, Any]]) -> None:
     """Print the figures and the targets."""
     headers = [
+        "variant",
         "calls",
         "T->M p50",
         "T->M p99",
@@ -935,6 +1000,7 @@ def report(runs: list[dict[str, Any]]) -> None:
     for run in runs:
         rows.append(
             [
+                run.get("variant", ""),
                 run["calls"],
                 run["twilio_to_model"]["p50_ms"],
                 run["twilio_to_model"]["p99_ms"],
@@ -962,7 +1028,7 @@ def report(runs: list[dict[str, Any]]) -> None:
             d = run[key]
             drift_rows.append(
                 [
-                    run["calls"],
+                    f"{run.get('variant', '')} {run['calls']}".strip(),
                     label,
                     d.get("first_p50_ms", math.nan),
                     d.get("last_p50_ms", math.nan),
@@ -1023,7 +1089,7 @@ def report(runs: list[dict[str, Any]]) -> None:
     print("\nContext per run (cores = CPU seconds / wall seconds of the run window):")
     context_rows = [
         [
-            run["calls"],
+            f"{run.get('variant', '')} {run['calls']}".strip(),
             run["cpu"]["service_cores"],
             run["cpu"]["service_kernel_share"],
             run["cpu"]["fake_realtime_cores"],
@@ -1071,23 +1137,92 @@ def report(runs: list[dict[str, Any]]) -> None:
             print("\n".join(run["profile_top"]))
 
 
+def _span(values: list[float]) -> str:
+    """`low-high` of the values (one value alone)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    low, high = min(values), max(values)
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def compare(runs: list[dict[str, Any]]) -> None:
+    """Per count of calls, each variant's range over its rounds (when variants alternated)."""
+    if len({run.get("variant") for run in runs}) < 2:
+        return
+    rows = []
+    for calls in sorted({run["calls"] for run in runs}):
+        for variant in dict.fromkeys(run.get("variant") for run in runs):
+            same = [r for r in runs if r["calls"] == calls and r.get("variant") == variant]
+            if not same:
+                continue
+            rows.append(
+                [
+                    calls,
+                    variant,
+                    len(same),
+                    _span([r["cpu"]["cpu_pct_per_call"] for r in same]),
+                    _span(
+                        [
+                            max(r["twilio_to_model"]["p99_ms"], r["model_to_twilio"]["p99_ms"])
+                            for r in same
+                        ]
+                    ),
+                    _span(
+                        [
+                            max(
+                                r["drift_twilio_to_model"].get("max_rise_ms", math.nan),
+                                r["drift_model_to_twilio"].get("max_rise_ms", math.nan),
+                            )
+                            for r in same
+                        ]
+                    ),
+                    max(r["sockets"]["open_1s_after_stop"] for r in same),
+                    sum(len(r["calls_failed"]) for r in same),
+                    _span([r["cpu"]["other_processes_cores"] for r in same]),
+                ]
+            )
+    print("\nSide by side (range over the rounds; relay p99 is the worse direction, ms):")
+    print_table(
+        [
+            "calls",
+            "variant",
+            "runs",
+            "CPU %/call",
+            "relay p99",
+            "max 1-s p50 rise",
+            "open >1s",
+            "failed",
+            "others (cores)",
+        ],
+        rows,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run every scenario in turn; write the results as they come."""
     work = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
     runs: list[dict[str, Any]] = []
     try:
         database_url = await asyncio.to_thread(prepare_database, work, args.database_url)
-        for calls in args.calls:
+        variants = args.variants or [Variant("carematix", "carematix", ROOT)]
+        plan = [
+            (calls, variant)
+            for calls in args.calls
+            for _ in range(args.rounds)
+            for variant in variants
+        ]
+        for calls, variant in plan:
             busy = math.nan
             if args.wait_quiet:
                 busy = await _wait_quiet(args.wait_quiet)
                 print(f"   (other work before starting: {busy:.2f} cores)", flush=True)
             print(
-                f"== {calls} concurrent calls x {args.seconds:g} s "
+                f"== {variant.label}: {calls} concurrent calls x {args.seconds:g} s "
                 f"(loadavg {' '.join(f'{v:.2f}' for v in os.getloadavg())})",
                 flush=True,
             )
-            run = await run_scenario(calls, args, database_url, work)
+            run = await run_scenario(calls, args, database_url, work, variant)
             run["other_work_before_cores"] = round(busy, 2)
             runs.append(run)
             print(
@@ -1149,6 +1284,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-tools", action="store_true", help="relay only: the model never calls a tool"
     )
+    parser.add_argument(
+        "--variants",
+        type=Variant.parse,
+        nargs="+",
+        default=None,
+        help="LABEL=carematix, LABEL=carematix:DIR or LABEL=sample:DIR, alternated (see above)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each variant per count")
     parser.add_argument("--profile", action="store_true", help="cProfile the service")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--output", default=None, help=f"default: {RESULTS.relative_to(ROOT)}")
@@ -1164,6 +1307,7 @@ def main() -> None:
         return
     runs = uvloop.run(main_async(args))
     report(runs)
+    compare(runs)
 
 
 if __name__ == "__main__":

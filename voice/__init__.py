@@ -20,7 +20,7 @@ from voice.reconciler import CallReconciler
 from voice.tool_processes import ToolProcesses
 
 if TYPE_CHECKING:
-    from voice.session import PreopenedModels
+    from voice.model_connection import PreopenedModels
     from voice.twilio_rest import TwilioRest
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     _warn_about_signatures(settings)
     from voice import health, media, webhooks
-    from voice.session import ModelConnector, PreopenedModels
+    from voice.model_connection import ModelConnector, PreopenedModels
+    from voice.session import session_update_text
     from voice.simulator import SimulatedRealtime
     from voice.twilio_rest import TwilioRest
 
@@ -145,10 +146,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         app.config["REALTIME_CONNECT"],
         app.config["PREOPEN_TTL_SECONDS"],
         sessions=database_sessions,
+        session_update=session_update_text,
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
-    # The media stream bypasses Quart's per-message websocket layer (see voice.media).
+    # The media stream skips Quart's per-message websocket layer (see voice.media).
     app.asgi_app = media.MediaStreamRoute(app, app.asgi_app)  # type: ignore[method-assign,assignment]
     return app
 

@@ -1,10 +1,9 @@
 """The voice service's production server: uvicorn on uvloop (`python -m voice.server`).
 
 Every relayed 20 ms audio frame costs a few WebSocket messages, so the server's per-message
-cost is the bridge's cost: uvloop, httptools and the sans-I/O websockets protocol relay the
-same calls with much less CPU than hypercorn and wsproto, and `voice.websocket_protocol`
-handles plain text frames without the library's per-frame objects (figures in
-docs/performance.md).
+cost is the bridge's cost: uvloop, httptools and uvicorn's sans-I/O websockets protocol relay
+the same calls with much less CPU than hypercorn and wsproto (figures in docs/performance.md).
+Everything here is one of uvicorn's documented settings.
 The tests serve the app through `server_config` too, so they run what production runs.
 """
 
@@ -17,7 +16,6 @@ from typing import Any
 import uvicorn
 
 from core.heap import freeze_startup_heap
-from voice.websocket_protocol import MediaStreamWebSocketProtocol
 
 # Twilio's frames are a few hundred bytes; refuse anything larger at the protocol level.
 MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024
@@ -33,8 +31,8 @@ def server_config(
         "port": port,
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "http": "httptools" if _has("httptools") else "h11",
-        # uvicorn's sans-I/O websockets protocol, reading and writing plain text frames itself.
-        "ws": MediaStreamWebSocketProtocol,
+        # uvicorn's sans-I/O protocol on the websockets library: the lightest it offers.
+        "ws": "websockets-sansio",
         "ws_max_size": MAX_WEBSOCKET_MESSAGE_BYTES,
         # Twilio sends mu-law audio, which does not compress; deflate would only cost CPU.
         "ws_per_message_deflate": False,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from openai import AsyncOpenAI
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
@@ -25,16 +24,20 @@ from core.models import LogRole
 from core.scheduling import zone
 from core.services import calls
 from voice import protocol
-from voice.audio_frames import direct_writer
 from voice.log_writer import LogWriter, store_lines
-from voice.model_socket import MODEL_SOCKET_OPTIONS
+from voice.model_connection import (
+    MODEL_CLOSE_TIMEOUT_SECONDS,
+    ModelConnection,
+    PreopenedModel,
+    close_model,
+    connect_model,
+)
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
 from voice.twilio_rest import TwilioRest
 
 logger = logging.getLogger(__name__)
 
-MODEL_CLOSE_TIMEOUT_SECONDS = 0.8
 # A mark goes after at most this much audio (and at the end of each answer). Twilio echoes it
 # once played, so barge-in truncates at the last echoed mark: never more than this much short
 # of what was heard, at a fifth of the messages of marking every 20 ms delta.
@@ -104,13 +107,6 @@ def session_update_text(settings: Settings, direction: str) -> str:
     return json.dumps(event)
 
 
-def call_direction(sessions: sessionmaker[Session], call_sid: str) -> str | None:
-    """The direction of the call Twilio knows by `call_sid` (None if there is none)."""
-    with transaction(sessions) as session:
-        call = calls.get_call_by_sid(session, call_sid)
-        return None if call is None else str(call.direction)
-
-
 @dataclass
 class Turn:
     """One item of the conversation, kept to replay into a fresh model session."""
@@ -129,173 +125,6 @@ class TwilioSocket(Protocol):
 
     async def send(self, data: str) -> None: ...
     async def receive(self) -> str | bytes: ...
-
-
-class ModelConnection(Protocol):
-    """The parts of the SDK's AsyncRealtimeConnection the bridge uses."""
-
-    async def send_raw(self, data: bytes | str) -> None: ...
-    async def recv_bytes(self) -> bytes: ...
-    async def close(self, *, code: int = 1000, reason: str = "") -> None: ...
-
-
-class ModelConnector:
-    """Opens Realtime sockets through the official SDK (honours OPENAI_BASE_URL).
-
-    One SDK client per app: building one loads the CA bundle (tens of ms of CPU), which per
-    call would add to the caller's wait for the first greeting.
-    """
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
-
-    def client(self, api_key: str, base_url: str) -> AsyncOpenAI:
-        """The SDK client for that key and base URL, created once."""
-        key = (api_key, base_url)
-        if key not in self._clients:
-            self._clients[key] = AsyncOpenAI(
-                api_key=api_key, base_url=base_url or None, max_retries=0
-            )
-        return self._clients[key]
-
-    async def __call__(self, settings: Settings) -> ModelConnection:
-        """Open one model socket for one call."""
-        if not settings.openai_api_key:
-            raise RuntimeError("OPENAI_API_KEY is not configured")
-        client = self.client(settings.openai_api_key, settings.openai_base_url)
-        connection = await client.realtime.connect(
-            model=settings.openai_realtime_model, websocket_connection_options=MODEL_SOCKET_OPTIONS
-        ).enter()
-        return connection  # type: ignore[return-value]
-
-
-def audio_sender(model: ModelConnection) -> Callable[[str], Awaitable[None]]:
-    """The cheapest way to send caller audio on this model socket.
-
-    The SDK's `send_raw` queues messages for its own reconnection logic, which the bridge does
-    not use (it reconnects and replays itself), and the websockets library's send costs a
-    syscall per frame for its masking key: 50 appends a second per call go through
-    `voice.audio_frames` instead, onto the websockets connection under the SDK.
-    """
-    writer = direct_writer(getattr(model, "_connection", None))
-    return writer if writer is not None else model.send_raw
-
-
-def abort_model_socket(model: ModelConnection) -> None:
-    """Drop the TCP connection under an SDK Realtime connection (no closing handshake)."""
-    websocket = getattr(model, "_connection", None)  # the SDK's websockets connection
-    transport = getattr(websocket, "transport", None)
-    if transport is not None:
-        transport.abort()
-
-
-async def connect_model(settings: Settings) -> ModelConnection:
-    """Open a Realtime socket with a client of its own (prefer one ModelConnector per app)."""
-    return await ModelConnector()(settings)
-
-
-@dataclass
-class PreopenedModel:
-    """A model socket opened during /incoming-call, and the session.update sent on it."""
-
-    connection: ModelConnection
-    session_update: str | None = None  # None: not configured yet
-
-
-class PreopenedModels:
-    """Model sockets opened while answering /incoming-call, waiting for their media stream.
-
-    Opening the socket during the webhook hides the handshake from the caller's first turn, and
-    configuring it then hides the session.update round trip too; a socket nobody claims within
-    the stream token's lifetime is closed.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        connect: Callable[[Settings], Awaitable[ModelConnection]],
-        ttl_seconds: float = 60,
-        sessions: Callable[[], sessionmaker[Session] | None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.connect = connect
-        self.ttl_seconds = ttl_seconds
-        # Where the call's direction is looked up when `open` is not told it (the database is
-        # opened only once the server starts, hence a callable).
-        self.sessions = sessions
-        self._pending: dict[str, asyncio.Task[PreopenedModel]] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-
-    def open(self, call_sid: str, direction: str | None = None) -> None:
-        """Start connecting and configuring a model socket for `call_sid` (in the background)."""
-        if call_sid in self._pending:
-            return
-        loop = asyncio.get_running_loop()
-        self._pending[call_sid] = loop.create_task(self._connect(call_sid, direction))
-        self._timers[call_sid] = loop.call_later(self.ttl_seconds, self._expire, call_sid)
-
-    async def _connect(self, call_sid: str, direction: str | None) -> PreopenedModel:
-        # The lookup runs during the handshake, which takes far longer.
-        lookup = asyncio.ensure_future(self._direction(call_sid, direction))
-        try:
-            model = await self.connect(self.settings)
-        except BaseException:
-            lookup.cancel()
-            raise
-        try:
-            found = await lookup
-            if found is None:
-                return PreopenedModel(model)  # the stream's CallSession configures it
-            update = session_update_text(self.settings, found)
-            await model.send_raw(update)
-        except BaseException:
-            # Expired, or the socket failed already: the stream connects afresh if it comes.
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
-            raise
-        return PreopenedModel(model, update)
-
-    async def _direction(self, call_sid: str, direction: str | None) -> str | None:
-        if direction is not None:
-            return direction
-        sessions = self.sessions() if self.sessions is not None else None
-        if sessions is None:
-            return None
-        try:
-            return await asyncio.to_thread(call_direction, sessions, call_sid)
-        except Exception as exc:
-            logger.info("could not look up a call's direction (%s)", type(exc).__name__)
-            return None
-
-    def take(self, call_sid: str) -> asyncio.Task[PreopenedModel] | None:
-        """The pending socket for `call_sid`, handed over to its CallSession (or None)."""
-        timer = self._timers.pop(call_sid, None)
-        if timer is not None:
-            timer.cancel()
-        return self._pending.pop(call_sid, None)
-
-    def _expire(self, call_sid: str) -> None:
-        task = self.take(call_sid)
-        if task is not None:
-            asyncio.get_running_loop().create_task(self._discard(task))
-
-    @staticmethod
-    async def _discard(task: asyncio.Task[PreopenedModel]) -> None:
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            model = await task
-            await asyncio.wait_for(model.connection.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    async def close_all(self) -> None:
-        """Close every socket still waiting (the server is stopping)."""
-        for call_sid in list(self._pending):
-            task = self.take(call_sid)
-            if task is not None:
-                await self._discard(task)
 
 
 class CallSession:
@@ -542,20 +371,15 @@ class CallSession:
 
     def _use_model(self, model: ModelConnection) -> None:
         self.model = model
-        self._send_audio = audio_sender(model)
+        self._send_audio = model.send_raw
 
     async def _close_model(self) -> None:
         model, self.model, self.model_ready = self.model, None, False
         self._send_audio = None
         if model is None:
             return
-        try:
-            await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
-        except (TimeoutError, Exception):
-            # A busy or silent peer can hold the closing handshake open for many seconds while
-            # the session keeps billing: drop the TCP connection instead of waiting for it.
-            logger.info("call %s: model socket close timed out; aborting it", self.call_id)
-            abort_model_socket(model)
+        if not await close_model(model):
+            logger.info("call %s: model socket did not close cleanly", self.call_id)
 
     async def _finish(self) -> None:
         if self._deadline is not None:

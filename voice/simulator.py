@@ -36,7 +36,6 @@ from openai import AsyncOpenAI
 
 from core.config import Settings
 from core.seed import PATIENTS
-from voice.model_socket import MODEL_SOCKET_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -741,9 +740,7 @@ class SimulatedRealtime(RealtimeServer):
         """Open a model socket to the simulator through the official SDK."""
         if self._client is None:
             self._client = AsyncOpenAI(api_key="simulated", base_url=self.base_url, max_retries=0)
-        return await self._client.realtime.connect(
-            model=settings.openai_realtime_model, websocket_connection_options=MODEL_SOCKET_OPTIONS
-        ).enter()
+        return await self._client.realtime.connect(model=settings.openai_realtime_model).enter()
 
     async def _demo(self, model: ModelSession) -> None:
         with contextlib.suppress(ConnectionError, TimeoutError):

@@ -25,7 +25,7 @@ from tests.voice.stack import (
     visit_day,
     voice_stack,
 )
-from voice.session import ModelConnection, ModelConnector
+from voice.model_connection import ModelConnection, ModelConnector
 
 JOHN = "+12025550101"
 JOHN_DOB = "1958-04-12"

@@ -15,6 +15,7 @@ from tests.services.world import build_world
 from tests.voice.fakes import FakeModelSession, FakeTwilioCall, idle, sign
 from tests.voice.stack import AUTH_TOKEN, open_factory, voice_stack
 from voice.security import make_stream_token
+from voice.server import MAX_WEBSOCKET_MESSAGE_BYTES
 
 JOHN = "+12025550101"
 
@@ -172,5 +173,28 @@ def test_audio_before_start_is_skipped_and_the_stream_then_bridges(sqlite_url: s
             await early.stop()
             assert model.audio_bytes == {0x7F}  # only audio sent after `start`
             assert stack.realtime.errors == []
+
+    asyncio.run(scenario())
+
+
+def test_a_message_over_the_size_limit_ends_the_stream_and_its_model_socket(
+    sqlite_url: str,
+) -> None:
+    factory = open_factory(sqlite_url)
+    build_world(factory, datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle) as stack:
+            _, call = await stack.call_in(JOHN)
+            await call.wait_for(lambda: bool(call.sent_events("media")))
+            [model] = stack.realtime.sessions
+            await call.send("x" * (MAX_WEBSOCKET_MESSAGE_BYTES + 1))
+            await call.wait_closed()
+            assert call.close_code == 1009  # message too big, closed by the server's library
+            await asyncio.wait_for(model.closed.wait(), 2)
+            await call.close()
+        with factory() as session:
+            call_row = session.scalar(select(Call))
+            assert call_row is not None and call_row.ended_at is not None
 
     asyncio.run(scenario())

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import time
 
-from websockets.asyncio.client import connect
-
-from voice.session import MODEL_CLOSE_TIMEOUT_SECONDS, abort_model_socket
+from core.config import Settings
+from voice.model_connection import ModelConnector, close_model
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-class SdkLikeConnection:
-    """What the SDK's Realtime connection is to us: close(), over a websockets `_connection`."""
-
-    def __init__(self, websocket) -> None:  # type: ignore[no-untyped-def]
-        self._connection = websocket
-
-    async def close(self, *, code: int = 1000, reason: str = "") -> None:
-        await self._connection.close(code=code, reason=reason)
-
-
 def test_a_silent_peer_is_aborted_so_the_socket_closes_within_a_second() -> None:
-    async def scenario() -> float:
+    async def scenario() -> tuple[bool, float]:
         peer_closed = asyncio.Event()
 
         async def silent_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -48,14 +38,16 @@ def test_a_silent_peer_is_aborted_so_the_socket_closes_within_a_second() -> None
         server = await asyncio.start_server(silent_peer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            websocket = await connect(f"ws://127.0.0.1:{port}/v1/realtime", close_timeout=30)
-            model = SdkLikeConnection(websocket)
+            settings = dataclasses.replace(
+                Settings.from_env({}),
+                openai_api_key="sk-test",
+                openai_base_url=f"http://127.0.0.1:{port}/v1",
+            )
+            model = await ModelConnector()(settings)
             started = time.monotonic()
-            try:
-                await asyncio.wait_for(model.close(), MODEL_CLOSE_TIMEOUT_SECONDS)
-            except TimeoutError:
-                abort_model_socket(model)
+            closed = await close_model(model)
             await asyncio.wait_for(peer_closed.wait(), 2)
-            return time.monotonic() - started
+            return closed, time.monotonic() - started
 
-    assert asyncio.run(scenario()) < 1.0
+    closed, seconds = asyncio.run(scenario())
+    assert closed and seconds < 1.0
