@@ -313,10 +313,10 @@ def test_the_visit_kind_and_the_cancellation_reason_reach_the_appointment(
     refused = _run(box, "book_appointment", "b0", start=start, kind="teleport")
     assert refused["error"] == "invalid_argument" and refused["field"] == "kind"
     assert _appointments(session_factory) == 0
-    booked = _run(box, "book_appointment", "b1", start=start, kind="home_visit")
-    assert booked["kind"] == "home_visit"
+    booked = _run(box, "book_appointment", "b1", start=start, kind="video")
+    assert booked["kind"] == "video"
     listed = _run(box, "list_appointments")["appointments"]
-    assert [a["kind"] for a in listed] == ["home_visit"]
+    assert [a["kind"] for a in listed] == ["video"]
     bad = _run(box, "cancel_appointment", appointment_id=booked["appointment_id"], reason_code="x")
     assert bad["error"] == "invalid_argument" and bad["field"] == "reason_code"
     moved = _run(
@@ -337,4 +337,4 @@ def test_the_visit_kind_and_the_cancellation_reason_reach_the_appointment(
     with session_factory() as session:
         appointment = session.get(Appointment, booked["appointment_id"])
         assert appointment is not None
-        assert (appointment.kind, appointment.cancel_reason) == ("home_visit", "duplicate")
+        assert (appointment.kind, appointment.cancel_reason) == ("video", "duplicate")
