@@ -674,3 +674,78 @@ def undo_status_change(
         )
         reinstate_reminders(session, appointment, now)
     return appointment
+
+
+def move_to_nurse(
+    session: Session,
+    appointment_id: int,
+    *,
+    nurse_id: int,
+    actor: Actor,
+    now: datetime,
+    field: str = "nurse_id",
+) -> Appointment:
+    """Give a visit to another nurse at the same time: the old one is cancelled and a linked
+    new one booked, as a reschedule does, after the same checks a booking makes for her."""
+    now = require_aware(now, "now")
+    old = _scheduled(session, appointment_id)
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    if not nurse.active:
+        raise ValidationError(f"{nurse.display_name} is inactive.", field=field)
+    if nurse.id == old.nurse_id:
+        raise ValidationError("Choose another nurse than the visit's own.", field=field)
+    on = old.start_at.astimezone(zone(nurse.time_zone)).date()
+    if not is_assigned(session, old.patient_id, nurse.id, on):
+        raise NotAssigned(
+            f"{nurse.display_name} is not on this patient's care team on that date: hand the"
+            " patient to her, or make her the backup nurse, first.",
+            field=field,
+        )
+    for locked in sorted((old.nurse_id, nurse.id)):  # one order, so two movers never deadlock
+        _lock_nurse_row(session, locked)
+    schedule = load_schedule(session, nurse, old.start_at, old.end_at)
+    refusal = refusal_for(schedule, old.start_at, old.end_at, now, None)
+    if refusal is not None:
+        raise InvalidState(
+            f"{nurse.display_name} cannot take this visit: {REFUSAL_MESSAGES[refusal]}",
+            field=field,
+        )
+    old.status = AppointmentStatus.CANCELLED
+    old.cancel_reason = "rescheduled"
+    old.cancelled_by = actor.name
+    old.cancelled_at = now
+    old.updated_at = now
+    old.sequence += 1
+    new = Appointment(
+        nurse_id=nurse.id,
+        patient_id=old.patient_id,
+        start_at=old.start_at,
+        end_at=old.end_at,
+        status=AppointmentStatus.SCHEDULED,
+        kind=old.kind,
+        reason=old.reason,
+        source=actor.source,
+        rescheduled_from_id=old.id,
+        call_id=old.call_id,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    _insert(session, new)
+    audit(
+        session,
+        actor=actor,
+        action="appointment.moved_to_nurse",
+        entity_type="appointment",
+        entity_id=new.id,
+        now=now,
+        previous_id=old.id,
+        previous_nurse_id=old.nurse_id,
+        nurse_id=nurse.id,
+    )
+    queue_booking_notifications(
+        session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
+    )
+    sync_reminders(session, old, now)
+    sync_reminders(session, new, now, just_booked=True)
+    return new
