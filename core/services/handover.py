@@ -155,7 +155,7 @@ def deactivate_with_handover(
     candidate_ids = {n.id for n in overview.candidates}
 
     def chosen_nurse(raw: str, row: str, what: str) -> int:
-        if not raw.isdigit() or int(raw) not in candidate_ids:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) not in candidate_ids:
             raise ValidationError(f"Choose {what}.", field=row)
         return int(raw)
 
