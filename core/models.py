@@ -602,6 +602,71 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class StatusChange(Base):
+    """One change of an appointment's status, with its note; undone within a short window."""
+
+    __tablename__ = "appointment_status_changes"
+    __table_args__ = (
+        CheckConstraint(AppointmentStatus.check("from_status"), name="from_status"),
+        CheckConstraint(AppointmentStatus.check("to_status"), name="to_status"),
+        Index("ix_appointment_status_changes_appointment", "appointment_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    undone_by: Mapped[str | None] = mapped_column(String(80), default=None)
+
+    appointment: Mapped[Appointment] = relationship()
+
+
+class TimeOffStatus(_Choices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class TimeOffRequest(Base):
+    """A nurse's request for time off, which a coordinator approves (making an override) or not."""
+
+    __tablename__ = "time_off_requests"
+    __table_args__ = (
+        CheckConstraint(TimeOffStatus.check("status"), name="status"),
+        CheckConstraint("end_date >= start_date", name="date_range"),
+        Index("ix_time_off_requests_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id"), index=True)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    start_time: Mapped[time | None] = mapped_column(Time, default=None)
+    end_time: Mapped[time | None] = mapped_column(Time, default=None)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(10), default=TimeOffStatus.PENDING)
+    requested_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    decision_note: Mapped[str] = mapped_column(String(200), default="")
+    override_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nurse_availability_overrides.id", ondelete="SET NULL"), default=None
+    )
+
+    nurse: Mapped[Nurse] = relationship()
+
+    @property
+    def all_day(self) -> bool:
+        """True when the request covers whole days."""
+        return self.start_time is None
+
+
 class CallbackStatus(_Choices):
     OPEN = "open"
     DONE = "done"

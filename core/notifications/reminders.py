@@ -240,3 +240,19 @@ def queue_daily_agendas(
             if _add_once(session, row):
                 added.append(row)
     return added
+
+
+def reinstate_reminders(session: Session, appointment: Appointment, now: datetime) -> None:
+    """Queue again the reminders a cancellation withdrew, when the cancellation is undone."""
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.appointment_id == appointment.id,
+            Notification.event.startswith(REMINDER_EVENT),
+            Notification.status == NotificationStatus.CANCELLED,
+            Notification.send_after > now,
+        )
+        .values(status=NotificationStatus.QUEUED, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    schedule_reminders(session, appointment, now)  # any still missing (the key stops doubles)

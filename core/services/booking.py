@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.appointment_status import change_refusal, restore_refusal, undo_refusal
 from core.errors import InvalidState, NotAssigned, Slot, SlotUnavailable, ValidationError
 from core.models import (
     Appointment,
@@ -18,7 +19,7 @@ from core.models import (
     Nurse,
     Patient,
 )
-from core.notifications.reminders import sync_reminders
+from core.notifications.reminders import reinstate_reminders, sync_reminders
 from core.outbox import BookingEvent, queue_booking_notifications
 from core.scheduling import (
     REFUSAL_MESSAGES,
@@ -33,6 +34,7 @@ from core.scheduling import (
 from core.services.assignments import active_assignment, is_assigned
 from core.services.common import Actor, audit, get_or_raise
 from core.services.schedules import load_schedule
+from core.services.status_changes import check_note, latest_change, record_status_change
 
 MAX_VISIT_MINUTES = 8 * 60
 HOME_VISIT_NEEDS_ADDRESS = (
@@ -528,9 +530,7 @@ def cancel_appointment(
     if reason_code not in CANCEL_REASONS or reason_code == "rescheduled":
         allowed = ", ".join(k for k in CANCEL_REASONS if k != "rescheduled")
         raise ValidationError(f"Choose a cancellation reason: {allowed}.", field="reason_code")
-    note = (note or "").strip()
-    if len(note) > 500:
-        raise ValidationError("The note is too long (500 characters at most).", field="note")
+    note = check_note(note)
     appointment = _scheduled(session, appointment_id)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason_code
@@ -540,6 +540,9 @@ def cancel_appointment(
     appointment.updated_at = now
     appointment.sequence += 1
     session.flush()
+    change = record_status_change(
+        session, appointment, AppointmentStatus.SCHEDULED, note=note, actor=actor, now=now
+    )
     audit(
         session,
         actor=actor,
@@ -548,6 +551,7 @@ def cancel_appointment(
         entity_id=appointment.id,
         now=now,
         reason_code=reason_code,
+        status_change_id=change.id,
     )
     queue_booking_notifications(
         session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
@@ -557,18 +561,26 @@ def cancel_appointment(
 
 
 def _close(
-    session: Session, appointment_id: int, status: str, *, actor: Actor, now: datetime
+    session: Session,
+    appointment_id: int,
+    status: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    note: str = "",
 ) -> Appointment:
     now = require_aware(now, "now")
-    appointment = _scheduled(session, appointment_id)
-    if appointment.start_at > now:
-        raise InvalidState(
-            "An appointment that has not started yet cannot be closed.", field="appointment_id"
-        )
+    note = check_note(note)
+    appointment = get_or_raise(session, Appointment, appointment_id, "appointment")
+    refusal = change_refusal(appointment.status, status, start_at=appointment.start_at, now=now)
+    if refusal is not None:
+        raise InvalidState(refusal, field="appointment_id")
+    previous = appointment.status
     appointment.status = status
     appointment.updated_at = now
     appointment.sequence += 1
     session.flush()
+    change = record_status_change(session, appointment, previous, note=note, actor=actor, now=now)
     audit(
         session,
         actor=actor,
@@ -576,19 +588,170 @@ def _close(
         entity_type="appointment",
         entity_id=appointment.id,
         now=now,
+        status_change_id=change.id,
     )
     return appointment
 
 
 def mark_completed(
-    session: Session, appointment_id: int, *, actor: Actor, now: datetime
+    session: Session, appointment_id: int, *, actor: Actor, now: datetime, note: str = ""
 ) -> Appointment:
-    """Record that the visit took place."""
-    return _close(session, appointment_id, AppointmentStatus.COMPLETED, actor=actor, now=now)
+    """Record that the visit took place, with an optional note."""
+    return _close(
+        session, appointment_id, AppointmentStatus.COMPLETED, actor=actor, now=now, note=note
+    )
 
 
 def mark_no_show(
+    session: Session, appointment_id: int, *, actor: Actor, now: datetime, note: str = ""
+) -> Appointment:
+    """Record that the patient did not attend, with an optional note."""
+    return _close(
+        session, appointment_id, AppointmentStatus.NO_SHOW, actor=actor, now=now, note=note
+    )
+
+
+def undo_status_change(
     session: Session, appointment_id: int, *, actor: Actor, now: datetime
 ) -> Appointment:
-    """Record that the patient did not attend."""
-    return _close(session, appointment_id, AppointmentStatus.NO_SHOW, actor=actor, now=now)
+    """Take back the visit's latest status change within the undo window, when the time it
+    held is still free; a visit restored to scheduled is never double-booked."""
+    now = require_aware(now, "now")
+    appointment = get_or_raise(session, Appointment, appointment_id, "appointment")
+    _lock_nurse_row(session, appointment.nurse_id)
+    session.refresh(appointment)
+    change = latest_change(session, appointment.id)
+    if change is None:
+        raise InvalidState("This visit's status has not been changed.", field="appointment_id")
+    refusal = undo_refusal(
+        current=appointment.status,
+        changed_to=change.to_status,
+        changed_at=change.at,
+        undone=change.undone_at is not None,
+        now=now,
+    )
+    if refusal is None and change.from_status == AppointmentStatus.SCHEDULED:
+        if not appointment.nurse.active:
+            refusal = "The nurse is inactive now; book the visit with another nurse instead."
+        else:
+            schedule = load_schedule(
+                session, appointment.nurse, appointment.start_at, appointment.end_at
+            )
+            refusal = restore_refusal(
+                schedule, appointment.start_at, appointment.end_at, now, appointment.id
+            )
+    if refusal is not None:
+        raise InvalidState(refusal, field="appointment_id")
+    was_cancelled = appointment.status == AppointmentStatus.CANCELLED
+    appointment.status = change.from_status
+    if was_cancelled:
+        appointment.cancel_reason = None
+        appointment.cancel_note = None
+        appointment.cancelled_by = None
+        appointment.cancelled_at = None
+    appointment.updated_at = now
+    appointment.sequence += 1
+    change.undone_at = now
+    change.undone_by = actor.name
+    try:
+        with session.begin_nested():  # the database backstop has the last word on overlaps
+            session.flush()
+    except IntegrityError as exc:
+        if not any(marker in str(exc.orig) for marker in OVERLAP_MARKERS):
+            raise
+        raise InvalidState(
+            "Another visit now takes that time; book a new time instead.",
+            field="appointment_id",
+        ) from exc
+    audit(
+        session,
+        actor=actor,
+        action="appointment.status_undone",
+        entity_type="appointment",
+        entity_id=appointment.id,
+        now=now,
+        status_change_id=change.id,
+        restored=change.from_status,
+    )
+    if was_cancelled:
+        # The patient was told of the cancellation: tell them the visit is on again.
+        queue_booking_notifications(
+            session, event=BookingEvent.BOOKED, appointment=appointment, now=now
+        )
+        reinstate_reminders(session, appointment, now)
+    return appointment
+
+
+def move_to_nurse(
+    session: Session,
+    appointment_id: int,
+    *,
+    nurse_id: int,
+    actor: Actor,
+    now: datetime,
+    field: str = "nurse_id",
+) -> Appointment:
+    """Give a visit to another nurse at the same time: the old one is cancelled and a linked
+    new one booked, as a reschedule does, after the same checks a booking makes for her."""
+    now = require_aware(now, "now")
+    old = _scheduled(session, appointment_id)
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    if not nurse.active:
+        raise ValidationError(f"{nurse.display_name} is inactive.", field=field)
+    if nurse.id == old.nurse_id:
+        raise ValidationError("Choose another nurse than the visit's own.", field=field)
+    on = old.start_at.astimezone(zone(nurse.time_zone)).date()
+    if not is_assigned(session, old.patient_id, nurse.id, on):
+        raise NotAssigned(
+            f"{nurse.display_name} is not on this patient's care team on that date: hand the"
+            " patient to her, or make her the backup nurse, first.",
+            field=field,
+        )
+    for locked in sorted((old.nurse_id, nurse.id)):  # one order, so two movers never deadlock
+        _lock_nurse_row(session, locked)
+    schedule = load_schedule(session, nurse, old.start_at, old.end_at)
+    refusal = refusal_for(schedule, old.start_at, old.end_at, now, None)
+    if refusal is not None:
+        raise InvalidState(
+            f"{nurse.display_name} cannot take this visit: {REFUSAL_MESSAGES[refusal]}",
+            field=field,
+        )
+    old.status = AppointmentStatus.CANCELLED
+    old.cancel_reason = "rescheduled"
+    old.cancelled_by = actor.name
+    old.cancelled_at = now
+    old.updated_at = now
+    old.sequence += 1
+    new = Appointment(
+        nurse_id=nurse.id,
+        patient_id=old.patient_id,
+        start_at=old.start_at,
+        end_at=old.end_at,
+        status=AppointmentStatus.SCHEDULED,
+        kind=old.kind,
+        reason=old.reason,
+        source=actor.source,
+        rescheduled_from_id=old.id,
+        call_id=old.call_id,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    _insert(session, new)
+    audit(
+        session,
+        actor=actor,
+        action="appointment.moved_to_nurse",
+        entity_type="appointment",
+        entity_id=new.id,
+        now=now,
+        previous_id=old.id,
+        previous_nurse_id=old.nurse_id,
+        nurse_id=nurse.id,
+    )
+    queue_booking_notifications(
+        session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
+    )
+    sync_reminders(session, old, now)
+    sync_reminders(session, new, now, just_booked=True)
+    return new

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from core.db import make_engine, make_session_factory, transaction
-from core.models import Call, LogRole
+from core.models import Appointment, Call, LogRole, User
 from core.services.calls import append_log, update_call_status
 from core.timefmt import short_date
 from tests.e2e.conftest import LiveServer, shot, sign_in
@@ -81,12 +83,15 @@ def test_a_coordinator_sets_up_a_nurse_and_books_rebooks_and_cancels(
     conflict.locator("button.alternative").first.click()
     expect(page.locator(".flash")).to_contain_text("Appointment booked.")
 
-    # Cancel it with a reason.
+    # Cancel it with a reason, after the confirmation step.
+    page.click("text=Cancel appointment")
+    expect(page.locator("h2")).to_contain_text("Cancel this visit?")
     page.select_option("#f-reason_code", "patient_request")
     page.fill("#f-note", "Feeling better")
-    page.click("#cancel-form button[type=submit]")
+    page.click("#confirm-form button[type=submit]")
     expect(page.locator(".flash")).to_contain_text("Appointment cancelled.")
     expect(page.locator("h1 .badge")).to_have_text("cancelled")
+    expect(page.locator("form[action$='/undo'] button")).to_be_visible()
     shot(page, "appointment")
 
     page.goto("/appointments/")
@@ -262,3 +267,48 @@ def test_a_day_out_of_range_says_why_instead_of_a_stale_form(page, live_server: 
     expect(page.locator("#slots button.slot").first).to_be_visible()
     page.fill("#f-day", "9999-12-31")  # the htmx slots request answers 400 with X-Problem
     expect(page.locator("#htmx-problem")).to_have_text("Day must be between 1970 and 2100.")
+
+
+def _start_visit_now(database_url: str, nurse_email: str) -> int:
+    """Make the nurse's first upcoming visit one that began ten minutes ago (time passing)."""
+    engine = make_engine(database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            nurse_id = session.scalar(select(User.nurse_id).where(User.email == nurse_email))
+            visit = session.scalars(
+                select(Appointment)
+                .where(Appointment.nurse_id == nurse_id, Appointment.status == "scheduled")
+                .order_by(Appointment.start_at)
+            ).first()
+            assert visit is not None
+            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+            visit.start_at, visit.end_at = start, start + timedelta(minutes=30)
+            return visit.id
+    finally:
+        engine.dispose()
+
+
+def test_a_nurse_on_a_phone_marks_her_visit_completed_with_a_note(
+    page, live_server: LiveServer
+) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    email = "alice.wilson@carematix.local"
+    visit = _start_visit_now(live_server.database_url, email)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, email)
+    expect(page.locator("h1")).to_contain_text("My schedule")
+
+    page.locator(f"#complete-{visit}").click()
+    expect(page.locator("h2")).to_contain_text("Mark this visit completed?")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.fill("#f-note", "Wound dressing changed; healing well")
+    page.click("#confirm-form button[type=submit]")
+
+    expect(page.locator(".flash")).to_contain_text("Marked completed.")
+    expect(page.locator("h1 .badge")).to_have_text("completed")
+    expect(page.locator("#status-note")).to_have_text("Wound dressing changed; healing well")
+    expect(page.locator(f"#undo-{visit} button")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto("/my-schedule")
+    expect(page.locator(f"#complete-{visit}")).to_have_count(0)

@@ -12,6 +12,7 @@ from core.services.booking import (
     mark_completed,
     mark_no_show,
     reschedule_appointment,
+    undo_status_change,
 )
 from core.services.common import Actor
 from webapp import db
@@ -247,4 +248,21 @@ def no_show(ctx: Context, appointment_id: int) -> AppointmentOut:
     visible_appointment(ctx, appointment_id)
     return appointment_out(
         mark_no_show(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
+    )
+
+
+@operation(
+    "POST",
+    f"/appointments/<{ID}:appointment_id>/undo",
+    summary="Undo the latest status change",
+    tag=TAG,
+    response=AppointmentOut,
+    errors=(404, 409),
+)
+def undo(ctx: Context, appointment_id: int) -> AppointmentOut:
+    """Take back the latest completion, no-show or cancellation within ten minutes, when the
+    visit's time is still free."""
+    visible_appointment(ctx, appointment_id)
+    return appointment_out(
+        undo_status_change(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
     )

@@ -21,6 +21,7 @@ from webapp.dashboard import (
     patients,
     schedule,
     staff,
+    time_off,
 )
 
 
@@ -37,6 +38,7 @@ def register(app: Flask) -> None:
         schedule,
         calls,
         staff,
+        time_off,
         notifications,
         callbacks,
         audit,

@@ -7,15 +7,24 @@ from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from flask import request, url_for
+from flask import abort, request, url_for
 from flask_login import current_user
 from sqlalchemy import Integer, Select, String, bindparam, or_, select
 from werkzeug.wrappers import Response
 
+from core.appointment_status import CLOSING_STATUSES, UNDO_WINDOW, change_refusal, undo_deadline
 from core.db import AnySelect
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
 from core.limits import MAX_ID
-from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse, Patient, Role
+from core.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentStatus,
+    Nurse,
+    Patient,
+    Role,
+    StatusChange,
+)
 from core.notifications.queries import notifications_for_appointment
 from core.services import access
 from core.services.access import Viewer
@@ -28,7 +37,9 @@ from core.services.booking import (
     mark_no_show,
     reschedule_appointment,
     resolve_nurse,
+    undo_status_change,
 )
+from core.services.status_changes import latest_change, undoable_change
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
@@ -413,6 +424,9 @@ def _detail(
         if appointment.cancel_reason == "rescheduled"
         else None
     )
+    now = now_utc()
+    change = latest_change(db.session(), appointment.id)
+    undoable = undoable_change(db.session(), appointment, now)
     return render(
         "appointments/show.html",
         status=status,
@@ -422,9 +436,12 @@ def _detail(
         errors=errors or {},
         form=request.form if errors else None,
         can_manage=current_user.role in STAFF,
-        started=appointment.start_at <= now_utc(),
+        started=appointment.start_at <= now,
         messages=messages,
         names=recipient_names(messages),
+        change=change if change is not None and change.undone_at is None else None,
+        undo=undoable if undoable is not None and _may_undo(undoable) else None,
+        undo_until=undo_deadline(undoable.at) if undoable is not None else None,
     )
 
 
@@ -434,11 +451,56 @@ def show(appointment_id: int) -> Response:
     return _detail(_appointment(appointment_id))
 
 
-@bp.post("/<int:appointment_id>/cancel")
+# ------------------------------------------------------------------ status changes
+
+# The dashboard's name for each change, the status it sets, and the endpoint that applies it.
+CHANGES = {
+    "complete": (AppointmentStatus.COMPLETED, "appointments.complete"),
+    "no-show": (AppointmentStatus.NO_SHOW, "appointments.no_show"),
+    "cancel": (AppointmentStatus.CANCELLED, "appointments.cancel"),
+}
+
+
+def _may_undo(change: StatusChange) -> bool:
+    """Staff undo any change; a nurse only a completion or no-show (she cannot cancel)."""
+    return current_user.role in STAFF or change.to_status in CLOSING_STATUSES
+
+
+def _confirm(
+    appointment: Appointment,
+    change: str,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The confirmation step of a status change: what it does, a note, confirm or go back."""
+    target, endpoint = CHANGES[change]
+    refusal = change_refusal(
+        appointment.status, target, start_at=appointment.start_at, now=now_utc()
+    )
+    return render(
+        "appointments/confirm.html",
+        "appointments/_confirm.html",
+        status=status,
+        appointment=appointment,
+        change=change,
+        target=target,
+        action=url_for(endpoint, appointment_id=appointment.id),
+        refusal=refusal,
+        reasons=USER_CANCEL_REASONS,
+        errors=errors or {},
+        form=request.form if request.method == "POST" else None,
+        undo_minutes=int(UNDO_WINDOW.total_seconds() // 60),
+    )
+
+
+@bp.route("/<int:appointment_id>/cancel", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def cancel(appointment_id: int) -> Response:
-    """Cancel with a reason (and an optional note)."""
+    """Cancel with a reason and an optional note, after a confirmation page (GET)."""
     appointment = _appointment(appointment_id)
+    if request.method == "GET":
+        return _confirm(appointment, "cancel")
     try:
         cancel_appointment(
             db.session(),
@@ -450,34 +512,57 @@ def cancel(appointment_id: int) -> Response:
         )
     except (ValidationError, InvalidState) as exc:
         db.session.rollback()
-        return _detail(appointment, errors=errors_of(exc), status=422)
+        return _confirm(appointment, "cancel", errors=errors_of(exc), status=422)
     db.session.commit()
     return finish(
         url_for("appointments.show", appointment_id=appointment.id), "Appointment cancelled."
     )
 
 
-def _close(appointment_id: int, action: Any, message: str) -> Response:
+def _close(appointment_id: int, change: str, action: Any, message: str) -> Response:
     appointment = _appointment(appointment_id)
+    if request.method == "GET":
+        return _confirm(appointment, change)
     try:
-        action(db.session(), appointment.id, actor=actor(), now=now_utc())
-    except InvalidState as exc:
+        action(db.session(), appointment.id, actor=actor(), now=now_utc(), note=text("note"))
+    except (ValidationError, InvalidState) as exc:
         db.session.rollback()
-        return _detail(appointment, errors={"_status": exc.message}, status=422)
+        errors = errors_of(exc)
+        if "appointment_id" in errors:
+            errors["_status"] = errors.pop("appointment_id")
+        return _confirm(appointment, change, errors=errors, status=422)
     db.session.commit()
     return finish(url_for("appointments.show", appointment_id=appointment.id), message)
 
 
-@bp.post("/<int:appointment_id>/complete")
+@bp.route("/<int:appointment_id>/complete", methods=["GET", "POST"])
 def complete(appointment_id: int) -> Response:
-    """Record that the visit took place (staff, or the appointment's own nurse)."""
-    return _close(appointment_id, mark_completed, "Marked completed.")
+    """Record that the visit took place (staff, or the appointment's own nurse), after a
+    confirmation page (GET) that takes an optional note."""
+    return _close(appointment_id, "complete", mark_completed, "Marked completed.")
 
 
-@bp.post("/<int:appointment_id>/no-show")
+@bp.route("/<int:appointment_id>/no-show", methods=["GET", "POST"])
 def no_show(appointment_id: int) -> Response:
-    """Record that the patient did not attend (staff, or the appointment's own nurse)."""
-    return _close(appointment_id, mark_no_show, "Marked as no-show.")
+    """Record that the patient did not attend (staff, or the appointment's own nurse), after
+    a confirmation page (GET) that takes an optional note."""
+    return _close(appointment_id, "no-show", mark_no_show, "Marked as no-show.")
+
+
+@bp.post("/<int:appointment_id>/undo")
+def undo(appointment_id: int) -> Response:
+    """Take back the visit's latest status change, within the undo window."""
+    appointment = _appointment(appointment_id)
+    change = latest_change(db.session(), appointment.id)
+    if change is not None and not _may_undo(change):
+        abort(403)
+    try:
+        undo_status_change(db.session(), appointment.id, actor=actor(), now=now_utc())
+    except InvalidState as exc:
+        db.session.rollback()
+        return _detail(appointment, errors={"_status": exc.message}, status=422)
+    db.session.commit()
+    return finish(url_for("appointments.show", appointment_id=appointment.id), "Change undone.")
 
 
 def _reschedule_form(

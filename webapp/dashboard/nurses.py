@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
-from core.errors import NotFound, ValidationError
+from core.errors import DomainError, NotFound, ValidationError
 from core.models import (
-    Appointment,
-    AppointmentStatus,
     Nurse,
     NurseAvailabilityOverride,
     OverrideKind,
@@ -27,6 +25,12 @@ from core.services.availability import (
     set_weekly_availability,
     visits_outside_hours,
 )
+from core.services.handover import (
+    BACKUP_COVERS,
+    CANCEL_VISIT,
+    deactivate_with_handover,
+    deactivation_overview,
+)
 from core.services.people import create_nurse, update_nurse
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -37,7 +41,6 @@ from webapp.dashboard.common import (
     errors_of,
     finish,
     int_field,
-    local_day,
     paginate,
     reads_only,
     render,
@@ -45,7 +48,6 @@ from webapp.dashboard.common import (
     text,
     time_field,
     viewer,
-    viewer_zone,
 )
 
 bp = blueprint("nurses", __name__, url_prefix="/nurses")
@@ -142,6 +144,16 @@ def create() -> Response:
     return finish(url_for("nurses.show", nurse_id=nurse.id), "Nurse added.")
 
 
+def _refuse_unplanned_deactivation(nurse: Nurse) -> None:
+    """A ValidationError when deactivating her would leave visits or patients behind."""
+    if deactivation_overview(db.session(), nurse.id, now=now_utc()).affects_anything:
+        raise ValidationError(
+            "She still has upcoming visits or patients: use Deactivate on her page to hand"
+            " them over first.",
+            field="active",
+        )
+
+
 @bp.route("/<int:nurse_id>/edit", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def edit(nurse_id: int) -> Response:
@@ -150,7 +162,10 @@ def edit(nurse_id: int) -> Response:
     if request.method == "GET":
         return _form(nurse, {})
     try:
-        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **_form_values(True))
+        values = _form_values(True)
+        if nurse.active and not values["active"]:
+            _refuse_unplanned_deactivation(nurse)
+        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **values)
     except ValidationError as exc:
         db.session.rollback()
         return _form(nurse, errors_of(exc), 422)
@@ -161,33 +176,68 @@ def edit(nurse_id: int) -> Response:
 @bp.post("/<int:nurse_id>/active")
 @roles_required(*STAFF)
 def toggle_active(nurse_id: int) -> Response:
-    """Deactivate or reactivate a nurse; answers with the nurse's row."""
+    """Reactivate a nurse, or deactivate one who has no visit or patient to hand over
+    (answers with her row); otherwise go to the deactivation page, changing nothing."""
     nurse = _nurse(nurse_id)
     now = now_utc()
+    if nurse.active and deactivation_overview(db.session(), nurse.id, now=now).affects_anything:
+        return finish(url_for("nurses.deactivate", nurse_id=nurse.id))
     update_nurse(db.session(), nurse.id, actor=actor(), now=now, active=not nurse.active)
-    # Her booked visits stay booked: say how many, so none is left without a nurse unnoticed.
-    still_booked = 0
-    if not nurse.active:
-        still_booked = (
-            db.session.scalar(
-                select(func.count())
-                .select_from(Appointment)
-                .where(
-                    Appointment.nurse_id == nurse.id,
-                    Appointment.status == AppointmentStatus.SCHEDULED,
-                    Appointment.end_at > now,
-                )
-            )
-            or 0
-        )
     db.session.commit()
+    return render("nurses/_row.html", "nurses/_row.html", nurse=nurse)
+
+
+def _deactivation_page(
+    nurse: Nurse, *, errors: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    overview = deactivation_overview(db.session(), nurse.id, now=now_utc())
     return render(
-        "nurses/_row.html",
-        "nurses/_row.html",
-        nurse=nurse,
-        still_booked=still_booked,
-        today=local_day(now, viewer_zone()),
+        "nurses/deactivate.html",
+        "nurses/_deactivate.html",
+        status=status,
+        overview=overview,
+        errors=errors or {},
+        form=request.form if request.method == "POST" else None,
+        backup_covers=BACKUP_COVERS,
+        cancel_visit=CANCEL_VISIT,
     )
+
+
+def _choices(prefix: str) -> dict[int, str]:
+    """The form's `<prefix>-<id>` choices, by id."""
+    chosen: dict[int, str] = {}
+    for name, value in request.form.items():
+        head, _, raw_id = name.partition("-")
+        if head == prefix and raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12:
+            chosen[int(raw_id)] = value
+    return chosen
+
+
+@bp.route("/<int:nurse_id>/deactivate", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def deactivate(nurse_id: int) -> Response:
+    """What deactivating the nurse affects, with a choice for each visit and patient; on
+    POST, all of it is done in one transaction, or none of it."""
+    nurse = _nurse(nurse_id)
+    if request.method == "GET":
+        return _deactivation_page(nurse)
+    try:
+        deactivate_with_handover(
+            db.session(),
+            nurse.id,
+            patients=_choices("patient"),
+            visits=_choices("visit"),
+            actor=actor(),
+            now=now_utc(),
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        errors = errors_of(exc)
+        if "nurse_id" in errors:
+            errors["_form"] = errors.pop("nurse_id")
+        return _deactivation_page(nurse, errors=errors, status=422)
+    db.session.commit()
+    return finish(url_for("nurses.show", nurse_id=nurse.id), f"{nurse.display_name} deactivated.")
 
 
 @bp.get("/<int:nurse_id>")

@@ -56,6 +56,7 @@ from webapp.dashboard.common import (
     viewer,
     viewer_zone,
 )
+from webapp.dashboard.time_off import my_requests_context
 
 bp = blueprint("schedule", __name__)
 
@@ -287,6 +288,9 @@ def _calendar(nurse_id: int, template: str) -> Response:
         )
         context["upcoming_overrides"] = [o for o in nurse.overrides if o.end_date >= today]
         context["weekdays"] = WEEKDAY_NAMES
+        # Her visits that have started can be marked completed from here (after confirming).
+        context["complete_from"] = now_utc()
+        context.update(my_requests_context(nurse_id))
     return render(template, "schedule/_calendar.html", **context)
 
 

@@ -208,6 +208,19 @@ def test_closing_a_visit_after_it_started(api: ApiWorld, action: str, status: st
     assert response.get_json()["status"] == status
 
 
+def test_a_status_change_can_be_undone_once_within_the_window(api: ApiWorld) -> None:
+    path = f"/appointments/{api.ids['appointment']}"
+    api.app.config["API_CLOCK"] = lambda: api.now + timedelta(days=2)
+    assert api.post(f"{path}/no-show").status_code == 200
+    undone = api.post(f"{path}/undo")
+    assert undone.status_code == 200 and undone.get_json()["status"] == "scheduled"
+    again = api.post(f"{path}/undo")
+    assert again.status_code == 409 and "already undone" in again.get_data(as_text=True)
+    assert api.post(f"{path}/complete").status_code == 200
+    api.app.config["API_CLOCK"] = lambda: api.now + timedelta(days=2, minutes=10)
+    assert api.post(f"{path}/undo").status_code == 409  # the window has closed
+
+
 def test_two_simultaneous_bookings_of_one_slot_give_one_201_and_one_409(
     api_any_db: ApiWorld,
 ) -> None:

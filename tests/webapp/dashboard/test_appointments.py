@@ -329,8 +329,10 @@ def test_for_a_patient_whose_nurse_is_inactive_the_form_offers_the_backups_times
     dash: Dashboard,
 ) -> None:
     john = dash.ids["patient"]  # primary Dr. Alice Wilson, backup Dr. Chen
-    off = dash.post("coordinator", f"/nurses/{dash.ids['nurse']}/active")
-    assert off.status_code == 200
+    engine = make_engine(dash.url)  # she left without a hand-over (as before that existed)
+    with engine.begin() as connection:
+        connection.execute(update(Nurse).where(Nurse.id == dash.ids["nurse"]).values(active=False))
+    engine.dispose()
     chen = dash.scalar(select(Nurse).where(Nurse.last_name == "Chen"))
     form = dash.client("coordinator").get(f"/appointments/new?patient_id={john}")
     assert f"Free times with {chen.display_name}" in form.get_data(as_text=True)

@@ -69,22 +69,33 @@ def test_bad_nurse_input_is_shown_next_to_its_field_with_422_and_nothing_is_writ
     assert dash.count(Nurse) == before
 
 
-def test_editing_a_nurse_can_deactivate_them(dash: Dashboard) -> None:
+def test_editing_cannot_deactivate_a_nurse_who_still_has_visits_or_patients(
+    dash: Dashboard,
+) -> None:
     nurse_id = dash.ids["nurse"]
     data = {**NEW_NURSE, "first_name": "Alice", "last_name": "Wilson", "email": ""}
     response = dash.post("admin", f"/nurses/{nurse_id}/edit", data)  # no "active": unticked
-    assert response.status_code == 303
-    assert dash.scalar(select(Nurse.active).where(Nurse.id == nurse_id)) is False
+    assert response.status_code == 422
+    assert "hand them over first" in response.get_data(as_text=True)
+    assert dash.scalar(select(Nurse.active).where(Nurse.id == nurse_id)) is True
 
 
-def test_the_row_button_toggles_a_nurse_and_answers_with_the_row(dash: Dashboard) -> None:
-    nurse_id = dash.ids["other_nurse"]
+def _new_nurse(dash: Dashboard) -> int:
+    assert dash.post("coordinator", "/nurses/new", NEW_NURSE).status_code == 303
+    return dash.scalar(select(Nurse.id).where(Nurse.last_name == NEW_NURSE["last_name"]))
+
+
+def test_the_row_button_toggles_a_nurse_with_nothing_to_hand_over(dash: Dashboard) -> None:
+    nurse_id = _new_nurse(dash)
     response = dash.post(
         "coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"}
     )
     assert response.status_code == 200
     assert "Reactivate" in response.get_data(as_text=True)
     assert dash.scalar(select(Nurse.active).where(Nurse.id == nurse_id)) is False
+    back = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
+    assert f'href="/nurses/{nurse_id}/deactivate"' in back.get_data(as_text=True)
+    assert dash.scalar(select(Nurse.active).where(Nurse.id == nurse_id)) is True
 
 
 def test_the_nurse_list_searches_by_name_and_specialisation(dash: Dashboard) -> None:
@@ -225,18 +236,20 @@ def test_new_weekly_hours_list_the_booked_visits_they_leave_outside(dash: Dashbo
     assert 'id="visits-outside-hours"' not in response.get_data(as_text=True)
 
 
-def test_deactivating_a_nurse_says_how_many_visits_are_still_booked_with_her(
+def test_deactivating_a_nurse_with_visits_leads_to_the_hand_over_page_first(
     dash: Dashboard,
 ) -> None:
     nurse_id = dash.ids["nurse"]
-    booked = len(_upcoming_visits(dash, nurse_id))
-    assert booked > 1  # the demo data books her visits
+    booked = _upcoming_visits(dash, nurse_id)
+    assert len(booked) > 1  # the demo data books her visits
     off = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
-    html = off.get_data(as_text=True)
-    assert f"{booked} upcoming visits are still booked with Dr. Alice Wilson" in html
-    assert f"/appointments/?nurse_id={nurse_id}&amp;status=scheduled&amp;from=" in html
-    back = dash.post("coordinator", f"/nurses/{nurse_id}/active", headers={"HX-Request": "true"})
-    assert "still booked" not in back.get_data(as_text=True)  # reactivated: nothing to warn of
+    assert off.headers["HX-Redirect"] == f"/nurses/{nurse_id}/deactivate"
+    assert dash.scalar(select(Nurse.active).where(Nurse.id == nurse_id)) is True
+    page = dash.client("coordinator").get(f"/nurses/{nurse_id}/deactivate")
+    html = page.get_data(as_text=True)
+    assert f"Her upcoming visits ({len(booked)})" in html
+    assert all(f'name="visit-{visit}"' in html for visit in booked)
+    assert f'name="patient-{dash.ids["patient"]}"' in html  # she is John Smith's primary
 
 
 def test_removing_extra_hours_lists_the_visits_booked_in_them(dash: Dashboard) -> None:
