@@ -481,22 +481,7 @@ def reschedule_appointment(
         old.updated_at = now
         old.sequence += 1
         session.flush()  # free the old time first, so the backstop allows overlapping itself
-        new = Appointment(
-            nurse_id=nurse.id,
-            patient_id=patient.id,
-            start_at=new_start,
-            end_at=new_end,
-            status=AppointmentStatus.SCHEDULED,
-            kind=old.kind,
-            reason=old.reason,
-            source=actor.source,
-            idempotency_key=key,
-            rescheduled_from_id=old.id,
-            call_id=old.call_id,
-            created_by_user_id=actor.user_id,
-            created_by=actor.name,
-            created_at=now,
-        )
+        new = _successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
         _insert(session, new)
     audit(
         session,
@@ -722,21 +707,7 @@ def move_to_nurse(
     old.cancelled_at = now
     old.updated_at = now
     old.sequence += 1
-    new = Appointment(
-        nurse_id=nurse.id,
-        patient_id=old.patient_id,
-        start_at=old.start_at,
-        end_at=old.end_at,
-        status=AppointmentStatus.SCHEDULED,
-        kind=old.kind,
-        reason=old.reason,
-        source=actor.source,
-        rescheduled_from_id=old.id,
-        call_id=old.call_id,
-        created_by_user_id=actor.user_id,
-        created_by=actor.name,
-        created_at=now,
-    )
+    new = _successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
     _insert(session, new)
     audit(
         session,
@@ -755,3 +726,32 @@ def move_to_nurse(
     sync_reminders(session, old, now)
     sync_reminders(session, new, now, just_booked=True)
     return new
+
+
+def _successor(
+    old: Appointment,
+    nurse_id: int,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    actor: Actor,
+    now: datetime,
+    key: str | None = None,
+) -> Appointment:
+    """The visit that replaces `old` (moved in time or to another nurse), linked back to it."""
+    return Appointment(
+        nurse_id=nurse_id,
+        patient_id=old.patient_id,
+        start_at=start_at,
+        end_at=end_at,
+        status=AppointmentStatus.SCHEDULED,
+        kind=old.kind,
+        reason=old.reason,
+        source=actor.source,
+        idempotency_key=key,
+        rescheduled_from_id=old.id,
+        call_id=old.call_id,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
