@@ -99,7 +99,7 @@ def live_server(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Li
 @pytest.fixture
 def page(live_server: LiveServer) -> Iterator[object]:
     """A fresh chromium page, closed with its browser after the test; fails the test if the
-    Content-Security-Policy blocked anything on it."""
+    Content-Security-Policy blocked anything on it or an asset it asked for was missing."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
@@ -123,12 +123,23 @@ def page(live_server: LiveServer) -> Iterator[object]:
                 blocked.append(message.text) if "Content Security Policy" in message.text else None
             ),
         )
+        # A page may be a deliberate 404 (a record out of reach); an asset it loads may not.
+        missing: list[str] = []
+        page.on(
+            "response",
+            lambda response: (
+                missing.append(response.url)
+                if response.status == 404 and response.request.resource_type != "document"
+                else None
+            ),
+        )
         try:
             yield page
         finally:
             context.close()
             browser.close()
         assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
+        assert not missing, f"assets the page asked for are missing: {sorted(set(missing))}"
 
 
 def sign_in(page, email: str) -> None:  # type: ignore[no-untyped-def]
