@@ -117,6 +117,8 @@ class NotificationStatus(_Choices):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
+    # Its channel (texts, email) had no settings when it came due: never tried, not an error.
+    UNCONFIGURED = "unconfigured"
 
 
 class Role(_Choices):
