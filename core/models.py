@@ -539,7 +539,8 @@ class User(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, when and from where; ids and codes only, never PHI."""
+    """Who did what to which record, when and from where, and what changed (old and new);
+    never free-text notes or transcripts. Not a log: it is read only in the dashboard."""
 
     __tablename__ = "audit_events"
     __table_args__ = (

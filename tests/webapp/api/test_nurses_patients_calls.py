@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.config import Settings
 from core.models import Appointment, Nurse, Patient
-from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world
+from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world, calls_set_up
 from webapp import db
 
 
@@ -154,19 +154,6 @@ def world_with(sqlite_url: str, frozen_now: Any) -> Iterator[Callable[..., ApiWo
     for world in built:
         with world.app.app_context():
             db.engine.dispose()
-
-
-def calls_set_up(api: ApiWorld) -> ApiWorld:
-    """The world with Twilio, a public address and the OpenAI key configured."""
-    api.app.config["SETTINGS"] = dataclasses.replace(
-        api.app.config["SETTINGS"],
-        public_base_url="https://voice.example.test",
-        twilio_account_sid="AC" + "1" * 32,
-        twilio_auth_token="twilio-token",
-        twilio_phone_number="+12025550199",
-        openai_api_key="sk-test",
-    )
-    return api
 
 
 def test_placing_a_call_asks_the_voice_service_with_the_internal_token(
