@@ -117,6 +117,8 @@ class NotificationStatus(_Choices):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
+    # Its channel (texts, email) had no settings when it came due: never tried, not an error.
+    UNCONFIGURED = "unconfigured"
 
 
 class Role(_Choices):
@@ -537,7 +539,8 @@ class User(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, when and from where; ids and codes only, never PHI."""
+    """Who did what to which record, when and from where, and what changed (old and new);
+    never free-text notes or transcripts. Not a log: it is read only in the dashboard."""
 
     __tablename__ = "audit_events"
     __table_args__ = (

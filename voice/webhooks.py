@@ -13,6 +13,7 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, g, request
 
+from core.channels import calls_setup
 from core.config import Settings
 from core.db import transaction
 from core.errors import DomainError, InvalidState
@@ -243,10 +244,9 @@ async def make_call() -> tuple[dict[str, Any], int]:
     database = get_database(current_app)
     if database is None:
         return {"error": "unavailable", "message": "The database is not open."}, 503
-    if not (
-        settings.public_base_url and settings.twilio_account_sid and settings.twilio_auth_token
-    ):
-        return {"error": "not_configured", "message": "Twilio is not configured."}, 503
+    calling = calls_setup(settings)
+    if not calling.configured:
+        return {"error": "not_configured", "message": calling.reason}, 503
     body = await request.get_json(silent=True) or {}
     patient_id = body.get("patient_id") if isinstance(body, dict) else None
     user_id = body.get("user_id") if isinstance(body, dict) else None

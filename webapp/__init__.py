@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import PROJECT_ROOT, Settings, development_secret_key, with_shared_secrets
 from core.db import Base
+from core.notifications.settings import NotifySettings
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.config.update(overrides)
+    if "NOTIFY_SETTINGS" not in app.config:
+        # The worker's channel settings, so the dashboard can say which channels are missing.
+        app.config["NOTIFY_SETTINGS"] = NotifySettings.from_env(settings)
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )

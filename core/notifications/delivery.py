@@ -1,7 +1,10 @@
 """The delivery worker's steps: reap expired leases, claim due rows, send, record the outcome.
 
 Each row goes queued -> sending (claimed with a lease, in a short transaction) -> sent, or back
-to queued with a backoff, or failed. Sending happens outside any transaction. A row still in
+to queued with a backoff, or failed. A text or email whose channel has no settings becomes
+`unconfigured` without being tried: not a failure, and never retried on its own, so a fresh
+install does not fill the outbox with errors; once the channel is set up, new messages go out
+and a coordinator may retry an older one. Sending happens outside any transaction. A row still in
 `sending` after its lease ran out belongs to a worker that died mid-send: whether the provider
 got it is unknown, so it becomes `unknown` for a coordinator to check and is never resent.
 
@@ -22,6 +25,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.channels import message_setups
 from core.logs import log_failure
 from core.models import (
     Appointment,
@@ -42,6 +46,12 @@ from core.services.common import Actor, audit
 log = logging.getLogger(__name__)
 
 REMINDER_PREFIX = "reminder"
+# What a coordinator may send again: nothing here is resent automatically.
+RETRYABLE_STATUSES = (
+    NotificationStatus.FAILED,
+    NotificationStatus.UNKNOWN,
+    NotificationStatus.UNCONFIGURED,
+)
 
 
 def new_worker_id() -> str:
@@ -84,6 +94,7 @@ class RunReport:
     cancelled: list[int] = field(default_factory=list)
     deferred: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
+    unconfigured: list[int] = field(default_factory=list)
 
     @property
     def claimed(self) -> int:
@@ -148,9 +159,9 @@ def _recipient(session: Session, row: Notification) -> _Recipient:
 
 @dataclass(frozen=True)
 class _Verdict:
-    """What to do with a due row before sending: send, defer, cancel or fail (with why)."""
+    """What to do with a due row before sending: send, defer, cancel, fail or set aside (why)."""
 
-    action: str  # "send" | "defer" | "cancel" | "fail"
+    action: str  # "send" | "defer" | "cancel" | "fail" | "unconfigured"
     reason: str = ""
     until: datetime | None = None
     to: str = ""
@@ -168,7 +179,9 @@ def _verdict(
     if row.channel == Channel.IN_APP:
         return _Verdict("send")
     if row.channel not in channels:
-        return _Verdict("fail", f"{row.channel} not configured on this worker")
+        setup = message_setups(config).get(row.channel)
+        reason = setup.reason if setup is not None and setup.reason else "channel not configured"
+        return _Verdict("unconfigured", reason)
     recipient = _recipient(session, row)
     if row.channel == Channel.SMS:
         if row.recipient_kind == RecipientKind.PATIENT and not recipient.sms_consent:
@@ -219,6 +232,11 @@ def claim_due(
                 row.last_error = verdict.reason
                 report.cancelled.append(row.id)
                 log.info("notification %s cancelled: %s", row.id, verdict.reason)
+                continue
+            if verdict.action == "unconfigured":
+                row.status = NotificationStatus.UNCONFIGURED
+                row.last_error = verdict.reason
+                report.unconfigured.append(row.id)
                 continue
             if verdict.action == "fail":
                 row.status = NotificationStatus.FAILED
@@ -361,6 +379,11 @@ def run_once(
     messages = claim_due(
         factory, now, worker_id=worker_id, config=config, channels=set(providers), report=report
     )
+    if report.unconfigured:
+        # One line a pass, not one a message: the dashboard's banner says which settings to set.
+        log.info(
+            "%s notifications set aside: their channel is not configured", len(report.unconfigured)
+        )
     for message in messages:
         try:
             provider_id = send_one(message, providers)
@@ -372,12 +395,13 @@ def run_once(
 
 
 def retry_notification(session: Session, notification_id: int, now: datetime) -> bool:
-    """Requeue a failed or unknown row at a coordinator's request (one more attempt at least).
+    """Requeue a failed, unknown or unconfigured row at a coordinator's request (one more
+    attempt at least; an unconfigured one is set aside again while its channel still is).
 
     `attempts` keeps counting: with `claimed_by` it fences late outcomes of older claims.
     """
     row = session.get(Notification, notification_id)
-    if row is None or row.status not in (NotificationStatus.FAILED, NotificationStatus.UNKNOWN):
+    if row is None or row.status not in RETRYABLE_STATUSES:
         return False
     row.status = NotificationStatus.QUEUED
     row.send_after = now

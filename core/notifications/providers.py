@@ -19,6 +19,7 @@ from typing import Protocol
 
 import httpx
 
+from core.channels import email_setup, sms_setup
 from core.models import Channel
 from core.notifications.settings import NotifySettings
 
@@ -84,10 +85,9 @@ class TwilioSms:
     """SMS through the Twilio Messages API (form POST, basic auth), as the real API expects."""
 
     def __init__(self, config: NotifySettings, client: httpx.Client | None = None) -> None:
-        if not config.twilio_account_sid or not config.twilio_auth_token:
-            raise ValueError("Twilio SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-        if not config.twilio_phone_number and not config.twilio_messaging_service_sid:
-            raise ValueError("Twilio SMS needs TWILIO_PHONE_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        setup = sms_setup(config)
+        if not setup.configured:
+            raise ValueError(setup.reason)
         self.config = config
         self.client = client or httpx.Client(
             base_url=config.twilio_api_base_url,
@@ -152,8 +152,9 @@ class SmtpEmail:
     """Email through an SMTP relay (STARTTLS or SSL, optional login)."""
 
     def __init__(self, config: NotifySettings) -> None:
-        if not config.smtp_host:
-            raise ValueError("email needs SMTP_HOST")
+        setup = email_setup(config)
+        if not setup.configured:
+            raise ValueError(setup.reason)
         self.config = config
 
     def _connect(self) -> smtplib.SMTP:
@@ -228,14 +229,15 @@ class InApp:
 
 
 def providers_from_settings(config: NotifySettings) -> dict[str, Provider]:
-    """The configured channels; a channel missing here fails with a clear 'not configured'."""
+    """The configured channels; messages for one missing here are set aside as unconfigured."""
     providers: dict[str, Provider] = {Channel.IN_APP: InApp()}
-    try:
+    sms, email = sms_setup(config), email_setup(config)
+    if sms.configured:
         providers[Channel.SMS] = TwilioSms(config)
-    except ValueError as exc:
-        log.warning("SMS disabled: %s", exc)
-    try:
+    else:
+        log.warning("%s", sms.reason)
+    if email.configured:
         providers[Channel.EMAIL] = SmtpEmail(config)
-    except ValueError as exc:
-        log.warning("email disabled: %s", exc)
+    else:
+        log.warning("%s", email.reason)
     return providers

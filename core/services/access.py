@@ -10,6 +10,9 @@ appointments, and their patients, with the calls of those patients. A patient is
 
 Any record outside that scope is reported as NotFound, exactly like a record that does not
 exist. Framework-free: the dashboard and the API both build on it.
+
+The audit trail: admins read all of it; coordinators read the events of the records they
+manage (patients, nurses, visits, calls, messages), not those of staff logins and API tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from core.errors import NotFound
 from core.models import (
     Appointment,
     AppointmentStatus,
+    AuditEvent,
     Base,
     Call,
     Nurse,
@@ -44,6 +48,17 @@ ACCESS_GIVING_VISITS = (
     AppointmentStatus.SCHEDULED,
     AppointmentStatus.COMPLETED,
     AppointmentStatus.NO_SHOW,
+)
+
+# Records whose audit trail coordinators read: the ones they manage day to day.
+COORDINATOR_AUDITED_RECORDS = (
+    "patient",
+    "nurse",
+    "appointment",
+    "call",
+    "callback_request",
+    "notification",
+    "condition_mapping",
 )
 
 
@@ -112,6 +127,16 @@ def calls(viewer: Viewer, now: datetime) -> Select[Call]:
     return _scope(
         select(Call), viewer, lambda nurse_id: nurse_patient_filter(Call.patient_id, nurse_id, now)
     )
+
+
+def audit_events(viewer: Viewer) -> Select[AuditEvent]:
+    """Audit events the viewer may read (see the module's rule; nurses read none)."""
+    stmt = select(AuditEvent)
+    if viewer.role == Role.ADMIN:
+        return stmt
+    if viewer.role == Role.COORDINATOR:
+        return stmt.where(AuditEvent.entity_type.in_(COORDINATOR_AUDITED_RECORDS))
+    return stmt.where(false())
 
 
 def not_found(model: type[Base], record_id: int) -> NotFound:

@@ -17,7 +17,7 @@ from core.models import (
     PatientNurseAssignment,
 )
 from core.scheduling import free_intervals, require_aware, zone
-from core.services.common import Actor, audit, get_or_raise
+from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedules
 
 
@@ -122,7 +122,10 @@ def assign_nurse(
         now=now,
         nurse_id=nurse_id,
         role=role,
-        replaced_nurse_id=current.nurse_id if current is not None else None,
+        changes=field_changes(
+            {f"{role}_nurse_id": current.nurse_id if current is not None else None},
+            {f"{role}_nurse_id": nurse_id},
+        ),
     )
     return assignment
 

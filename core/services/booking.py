@@ -32,7 +32,7 @@ from core.scheduling import (
     zone,
 )
 from core.services.assignments import active_assignment, is_assigned
-from core.services.common import Actor, audit, get_or_raise
+from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedule
 from core.services.status_changes import check_note, latest_change, record_status_change
 
@@ -492,6 +492,7 @@ def reschedule_appointment(
         now=now,
         previous_id=old.id,
         nurse_id=nurse.id,
+        changes=field_changes({"start_at": old.start_at}, {"start_at": new.start_at}),
     )
     queue_booking_notifications(
         session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old
@@ -537,6 +538,9 @@ def cancel_appointment(
         now=now,
         reason_code=reason_code,
         status_change_id=change.id,
+        changes=field_changes(
+            {"status": AppointmentStatus.SCHEDULED}, {"status": AppointmentStatus.CANCELLED}
+        ),
     )
     queue_booking_notifications(
         session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
@@ -574,6 +578,7 @@ def _close(
         entity_id=appointment.id,
         now=now,
         status_change_id=change.id,
+        changes=field_changes({"status": previous}, {"status": status}),
     )
     return appointment
 
@@ -657,6 +662,7 @@ def undo_status_change(
         now=now,
         status_change_id=change.id,
         restored=change.from_status,
+        changes=field_changes({"status": change.to_status}, {"status": change.from_status}),
     )
     if was_cancelled:
         # The patient was told of the cancellation: tell them the visit is on again.
@@ -719,6 +725,7 @@ def move_to_nurse(
         previous_id=old.id,
         previous_nurse_id=old.nurse_id,
         nurse_id=nurse.id,
+        changes=field_changes({"nurse_id": old.nurse_id}, {"nurse_id": nurse.id}),
     )
     queue_booking_notifications(
         session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old

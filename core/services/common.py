@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any, TypeVar
 
 import phonenumbers
@@ -55,6 +57,33 @@ class Actor:
         return cls(source=Source.SYSTEM, label="system")
 
 
+# Free text whose content stays out of the audit trail: it records that it changed, not how.
+UNQUOTED_FIELDS = frozenset({"notes", "note", "decision_note", "reason"})
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON can hold it: dates and times in ISO form, enums as their value."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    return value
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` for an audit event: {field: [old, new]} for each field of `after` whose value
+    differs from `before`; free-text fields say only that they changed ({"notes": None})."""
+    changed: dict[str, Any] = {}
+    for name, new in after.items():
+        old = before.get(name)
+        if plain(old) == plain(new):
+            continue
+        changed[name] = None if name in UNQUOTED_FIELDS else [plain(old), plain(new)]
+    return changed
+
+
 def audit(
     session: Session,
     *,
@@ -65,7 +94,11 @@ def audit(
     now: datetime,
     **details: Any,
 ) -> AuditEvent:
-    """Record who did what to which record; `details` must hold ids and codes only, never PHI."""
+    """Record who did what to which record, and what changed (`changes`, from field_changes).
+
+    `details` hold ids, codes and the old and new values of changed fields, never free-text
+    notes or transcripts; details without a value (None) are left out.
+    """
     event = AuditEvent(
         at=require_aware(now, "now"),
         actor_user_id=actor.user_id,
@@ -74,7 +107,7 @@ def audit(
         entity_type=entity_type,
         entity_id=entity_id,
         source=actor.source,
-        details=details,
+        details={key: value for key, value in details.items() if value is not None},
     )
     session.add(event)
     return event

@@ -19,6 +19,7 @@ from core.services.common import (
     check_minutes,
     check_name,
     check_zone,
+    field_changes,
     get_or_raise,
     normalise_email,
     normalise_phone,
@@ -244,6 +245,7 @@ def update_patient(
     now = require_aware(now, "now")
     patient = get_or_raise(session, Patient, patient_id, "patient")
     changes = _patient_values(session, values, now, patient)
+    before = {name: getattr(patient, name) for name in changes}
     for name, value in changes.items():
         setattr(patient, name, value)
     patient.updated_at = now
@@ -255,7 +257,7 @@ def update_patient(
         entity_type="patient",
         entity_id=patient.id,
         now=now,
-        fields=sorted(changes),
+        changes=field_changes(before, changes),
     )
     return patient
 
@@ -336,6 +338,7 @@ def update_nurse(
     now = require_aware(now, "now")
     nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
     changes = _nurse_values(session, values)
+    before = {name: getattr(nurse, name) for name in changes}
     for name, value in changes.items():
         setattr(nurse, name, value)
     nurse.updated_at = now
@@ -347,7 +350,7 @@ def update_nurse(
         entity_type="nurse",
         entity_id=nurse.id,
         now=now,
-        fields=sorted(changes),
+        changes=field_changes(before, changes),
     )
     return nurse
 

@@ -11,7 +11,7 @@ from core.errors import ValidationError
 from core.models import Nurse, Role, User
 from core.scheduling import require_aware
 from core.security import hash_password
-from core.services.common import Actor, audit, get_or_raise, normalise_email
+from core.services.common import Actor, audit, field_changes, get_or_raise, normalise_email
 from core.services.staff_sessions import EndReason, end_all_sessions
 
 MIN_PASSWORD_LENGTH = 10
@@ -131,6 +131,7 @@ def link_nurse(
         raise ValidationError("A nurse login must stay linked to a nurse.", field="nurse_id")
     if nurse_id is not None:
         _check_nurse_link(session, nurse_id, user.id)
+    before = user.nurse_id
     user.nurse_id = nurse_id
     session.flush()
     audit(
@@ -141,5 +142,6 @@ def link_nurse(
         entity_id=user.id,
         now=now,
         nurse_id=nurse_id,
+        changes=field_changes({"nurse_id": before}, {"nurse_id": nurse_id}),
     )
     return user

@@ -65,6 +65,24 @@ def queue_sms(factory: sessionmaker[Session], now: datetime, patient_id: int, co
         session.commit()
 
 
+def queue_in_app(factory: sessionmaker[Session], now: datetime, nurse_id: int) -> None:
+    """Queue one in-app message to a nurse, due now (no outside channel needed)."""
+    with factory() as session:
+        session.add(
+            Notification(
+                recipient_kind=RecipientKind.NURSE,
+                nurse_id=nurse_id,
+                channel=Channel.IN_APP,
+                event="test",
+                body="in-app message",
+                status=NotificationStatus.QUEUED,
+                send_after=now,
+                created_at=now,
+            )
+        )
+        session.commit()
+
+
 def rows(factory: sessionmaker[Session], **where: object) -> list[Notification]:
     """Notifications, optionally filtered by column equality, in id order."""
     with factory() as session:

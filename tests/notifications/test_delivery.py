@@ -306,18 +306,46 @@ def test_quiet_hours_wrap_midnight_and_follow_the_zone():
     assert quiet_until(evening, ny, None) is None
 
 
-def test_email_without_smtp_fails_with_a_clear_reason(
-    session_factory, frozen_now, fake_twilio, providers, config
+def test_email_without_smtp_is_set_aside_as_not_configured_and_never_retried(
+    session_factory, frozen_now, fake_twilio, providers, smtp_sink, config
+):
+    world = build_world(session_factory, frozen_now)
+    book(session_factory, frozen_now, world.patient_id)
+    no_smtp = replace(config, smtp_host="")
+    without_email = {k: v for k, v in providers.items() if k != "email"}
+    report = run_once(session_factory, frozen_now, without_email, config=no_smtp)
+    [email] = rows(session_factory, channel=Channel.EMAIL)
+    assert email.status == NotificationStatus.UNCONFIGURED
+    assert email.last_error == "Email: not configured (set SMTP_HOST)."
+    assert (report.unconfigured, report.failed, email.attempts) == ([email.id], [], 0)
+    [sms] = rows(session_factory, channel=Channel.SMS, event="appointment_booked")
+    assert sms.status == NotificationStatus.SENT
+
+    later = run_once(
+        session_factory, frozen_now + timedelta(hours=2), without_email, config=no_smtp
+    )
+    [email] = rows(session_factory, channel=Channel.EMAIL)
+    assert later.claimed == 0 and later.unconfigured == []
+    assert (email.status, email.attempts) == (NotificationStatus.UNCONFIGURED, 0)
+    assert smtp_sink[0].messages == []
+
+
+def test_a_not_configured_message_goes_out_when_retried_once_the_channel_is_set_up(
+    session_factory, frozen_now, fake_twilio, providers, smtp_sink, config
 ):
     world = build_world(session_factory, frozen_now)
     book(session_factory, frozen_now, world.patient_id)
     without_email = {k: v for k, v in providers.items() if k != "email"}
-    run_once(session_factory, frozen_now, without_email, config=config)
+    run_once(session_factory, frozen_now, without_email, config=replace(config, smtp_host=""))
     [email] = rows(session_factory, channel=Channel.EMAIL)
-    assert email.status == NotificationStatus.FAILED
-    assert email.last_error == "email not configured on this worker"
-    [sms] = rows(session_factory, channel=Channel.SMS, event="appointment_booked")
-    assert sms.status == NotificationStatus.SENT
+    # Setting SMTP up sends nothing old on its own ...
+    assert run_once(session_factory, frozen_now, providers, config=config).claimed == 0
+    # ... until a coordinator asks for that message again.
+    with session_factory() as session:
+        assert retry_notification(session, email.id, frozen_now)
+        session.commit()
+    assert run_once(session_factory, frozen_now, providers, config=config).sent == [email.id]
+    assert len(smtp_sink[0].messages) == 1
 
 
 def test_in_app_notifications_are_marked_sent_immediately(session_factory, frozen_now, config):

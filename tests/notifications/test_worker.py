@@ -22,7 +22,7 @@ from core.notifications.providers import TwilioSms
 from core.notifications.settings import NotifySettings
 from core.notifications.worker import Worker
 from tests.notifications.fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
-from tests.notifications.helpers import queue_sms, rows
+from tests.notifications.helpers import book, queue_in_app, queue_sms, rows
 from tests.services.world import build_world
 
 
@@ -100,6 +100,62 @@ def test_the_worker_process_sends_and_exits_cleanly_on_sigterm_without_logging_p
     assert "stopped" in output
     assert "+1202" not in output and "message 0" not in output  # no numbers, no bodies
     assert sorted(m["Body"] for m in fake_twilio.messages) == ["message 0", "message 1"]
+
+
+def test_a_worker_without_sms_or_smtp_settings_sets_messages_aside_once_and_never_retries(
+    sqlite_url, frozen_now, fake_twilio, smtp_sink
+):
+    factory = make_session_factory(make_engine(sqlite_url))
+    world = build_world(factory, frozen_now)
+    book(factory, frozen_now, world.patient_id)  # a text to the patient, an email to the nurse
+    env = {
+        **os.environ,
+        "DATABASE_URL": sqlite_url,
+        # Where a configured worker would send, so a stray attempt would be seen; no credentials.
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "TWILIO_PHONE_NUMBER": "",
+        "TWILIO_API_BASE_URL": fake_twilio.url,
+        "SMTP_HOST": "",
+        "SMTP_PORT": str(smtp_sink[1]),
+        "QUIET_HOURS": "off",
+        "NOTIFY_POLL_SECONDS": "0.1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.notifications.worker"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        set_aside = _wait_for(
+            lambda: (
+                {r.channel: r.status for r in rows(factory, event="appointment_booked")}
+                == {"sms": "unconfigured", "email": "unconfigured"}
+            )
+        )
+        # A message queued afterwards goes out: the worker has made later passes since.
+        queue_in_app(factory, frozen_now, world.nurse_id)
+        later_pass = _wait_for(lambda: _all_sent(factory, event="test"))
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert set_aside and later_pass, output
+    booked = rows(factory, event="appointment_booked")
+    assert {(r.status, r.attempts) for r in booked} == {("unconfigured", 0)}
+    assert {r.last_error for r in booked} == {
+        "Text messages: not configured (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and"
+        " TWILIO_PHONE_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)).",
+        "Email: not configured (set SMTP_HOST).",
+    }
+    assert fake_twilio.messages == [] and smtp_sink[0].messages == []
+    assert output.count("set aside: their channel is not configured") == 1, output
+    assert "failed" not in output
 
 
 def _drain(url: str, now: datetime, config: NotifySettings, name: str, barrier) -> None:

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect, pool, text
+from sqlalchemy.exc import IntegrityError
 
 import core.models  # noqa: F401  (registers every table on Base.metadata)
 from core import migrate
@@ -155,3 +156,35 @@ def test_flask_migrate_upgrades_the_apps_own_database(tmp_path: Path) -> None:
     assert schema_state(url) == SchemaState(
         tables=APP_TABLES, backstop=BACKSTOP["sqlite"], revision=head_revision()
     )
+
+
+NOTIFICATION = (
+    "INSERT INTO notifications (recipient_kind, channel, event, subject, body, status, attempts,"
+    " send_after, created_at) VALUES ('user', 'email', 'test', '', 'hello', :status, 0,"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+)
+
+
+def test_not_configured_messages_survive_the_migration_and_become_failed_when_undone(
+    empty_db_url: str,
+) -> None:
+    migrate.upgrade(empty_db_url)
+    with connect(empty_db_url) as connection:
+        connection.execute(text(NOTIFICATION), {"status": "unconfigured"})
+        connection.commit()
+
+    migrate.downgrade(empty_db_url, "0007_status_actions")
+    with connect(empty_db_url) as connection:
+        status, error = connection.execute(
+            text("SELECT status, last_error FROM notifications")
+        ).one()
+        assert (status, error) == ("failed", "channel not configured")
+        with pytest.raises(IntegrityError):
+            connection.execute(text(NOTIFICATION), {"status": "unconfigured"})
+        connection.rollback()
+
+    migrate.upgrade(empty_db_url)
+    with connect(empty_db_url) as connection:
+        connection.execute(text(NOTIFICATION), {"status": "unconfigured"})
+        with pytest.raises(IntegrityError):
+            connection.execute(text(NOTIFICATION), {"status": "lost"})

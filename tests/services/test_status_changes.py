@@ -56,7 +56,11 @@ def test_marking_a_no_show_records_the_note_who_and_when(session_factory, frozen
         details = session.scalar(
             select(AuditEvent.details).where(AuditEvent.action == "appointment.no_show")
         )
-        assert details == {"status_change_id": change.id}  # ids only: the note stays out
+        # What changed, old and new; the note stays out.
+        assert details == {
+            "status_change_id": change.id,
+            "changes": {"status": ["scheduled", "no_show"]},
+        }
 
 
 def test_a_too_long_note_is_refused_and_changes_nothing(session_factory, frozen_now, world):

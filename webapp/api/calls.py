@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from core.models import Call, CallTranscript, LogRole, Patient
 from core.services.common import audit
-from webapp import db
+from webapp import channels, db
 from webapp.api.appointments import BOOKING_RULES, actor, book_for
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import (
@@ -154,6 +154,10 @@ def schedule_from_call(
 def place_call(ctx: Context, body: OutboundCallCreate) -> tuple[OutboundCallOut, int]:
     """Ask the voice service to call the patient now; follow the call with GET /calls/{id}."""
     patient: Patient = visible_patient(ctx, body.patient_id)
+    calling = channels.calls()
+    if not calling.configured:
+        # Said at once: the voice service would refuse too, but only after a round trip.
+        raise ApiProblem("not_configured", calling.reason)
     settings = current_app.config["SETTINGS"]
     base_url = current_app.config.get("VOICE_SERVICE_URL") or settings.voice_service_url
     token = current_app.config.get("INTERNAL_API_TOKEN") or settings.internal_api_token

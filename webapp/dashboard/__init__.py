@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from core.models import AppointmentStatus, CallStatus
-from webapp import auth
+from webapp import auth, channels
 from webapp.dashboard import (
     account,
     appointments,
@@ -54,3 +54,5 @@ def register(app: Flask) -> None:
     app.add_template_global(common.page_url, "page_url")
     app.add_template_global(AppointmentStatus, "AppointmentStatus")
     app.add_template_global(CallStatus, "CallStatus")
+    app.add_template_global(channels.unconfigured, "unconfigured_channels")
+    app.add_template_global(channels.calls, "calls_setup")

@@ -17,7 +17,7 @@ from core.models import Appointment, Call, CallDirection, CallStatus, Conversati
 from core.services import access
 from core.services.calls import TERMINAL_STATUSES
 from core.services.common import audit
-from webapp import db
+from webapp import channels, db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard import common
 from webapp.dashboard.common import actor, blueprint, finish, paginate, reads_only, render, viewer
@@ -165,6 +165,9 @@ def place_call(patient_id: int) -> Response:
     """Ask the voice service to call the patient, then open the call's live page."""
     patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
     back = url_for("patients.show", patient_id=patient.id)
+    calling = channels.calls()
+    if not calling.configured:
+        return finish(back, f"The call was not placed. {calling.reason}", "error")
     try:
         body = _ask_voice_service(
             "/make-call",

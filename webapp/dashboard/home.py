@@ -26,7 +26,7 @@ from core.models import (
 )
 from core.services import access
 from core.services.access import Viewer
-from webapp import db
+from webapp import channels, db
 from webapp.auth import now_utc
 from webapp.dashboard.common import (
     appointment_rows_select,
@@ -70,7 +70,7 @@ def _calls_and_queue(now: datetime) -> tuple[list[CallLine], list[CallLine], int
     live: list[CallLine] = []
     recent: list[CallLine] = []
     queued = callbacks = 0
-    for row in db.session.execute(query):
+    for row in db.session.execute(query, {"delivering": channels.delivering()}):
         if row.id is None:  # the one row that carries the counts
             queued, callbacks = row.queued, row.callbacks
             continue
@@ -126,7 +126,11 @@ def _calls_query(scoped: Select[Call]) -> AnySelect:
     queue = (
         select(*(cast(null(), column.type) for column in _CALL_COLUMNS), func.count(), waiting)
         .select_from(Notification)
-        .where(Notification.status == NotificationStatus.QUEUED)
+        .where(
+            Notification.status == NotificationStatus.QUEUED,
+            # A channel without settings sends nothing: its messages are not "waiting".
+            Notification.channel.in_(bindparam("delivering", expanding=True)),
+        )
     )
     both = union_all(*(select(part) for part in parts), queue).subquery()
     return select(both).order_by(both.c.created_at.desc(), both.c.id.desc())

@@ -1,4 +1,9 @@
-"""Notifications: the outbox as a filterable list, and retrying a failed or unknown message."""
+"""Notifications: the outbox as a filterable list, and retrying a message that did not go out.
+
+A message whose channel had no settings when it came due is "not configured": once the
+channel is set up it is not sent on its own (it may be out of date by then), but it can be
+retried here like a failed one.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,10 @@ from core.models import (
     Role,
     User,
 )
-from core.notifications.delivery import retry_notification
+from core.notifications.delivery import RETRYABLE_STATUSES, retry_notification
 from core.notifications.queries import list_notifications, notification_events
 from core.services.common import audit
-from webapp import db
+from webapp import channels, db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     PER_PAGE,
@@ -39,7 +44,6 @@ from webapp.dashboard.common import (
 
 bp = blueprint("notifications", __name__, url_prefix="/notifications")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-RETRYABLE = (NotificationStatus.FAILED, NotificationStatus.UNKNOWN)
 
 
 def recipient_names(rows: Iterable[Notification]) -> dict[str, str]:
@@ -97,7 +101,9 @@ def index() -> Response:
         kinds=list(RecipientKind),
         events=events,
         args=request.args,
-        retryable=RETRYABLE,
+        retryable=RETRYABLE_STATUSES,
+        delivering=channels.delivering(),
+        set_aside=[setup for setup in channels.unconfigured() if setup.channel != "calls"],
     )
 
 
@@ -115,7 +121,8 @@ def _row(row: Notification, notice: dict[str, str], status: int = 200) -> Respon
         status=status,
         n=row,
         names=recipient_names([row]),
-        retryable=RETRYABLE,
+        retryable=RETRYABLE_STATUSES,
+        delivering=channels.delivering(),
         notice=notice,
     )
 
@@ -123,12 +130,21 @@ def _row(row: Notification, notice: dict[str, str], status: int = 200) -> Respon
 @bp.post("/<int:notification_id>/retry")
 @roles_required(*STAFF)
 def retry(notification_id: int) -> Response:
-    """Queue a failed or unknown message for one more attempt; answers with its row."""
+    """Queue a message that did not go out for one more attempt; answers with its row."""
     row = _notification(notification_id)
     now = now_utc()
-    if not retry_notification(db.session(), row.id, now):
+    setup = channels.message_setup(row.channel)
+    if row.status == NotificationStatus.UNCONFIGURED and setup and not setup.configured:
+        message = f"Not queued: {setup.reason}"
+    elif not retry_notification(db.session(), row.id, now):
+        message = (
+            "Only failed, unknown or not configured messages can be retried;"
+            f" this one is {row.status}."
+        )
+    else:
+        message = ""
+    if message:
         db.session.rollback()
-        message = f"Only failed or unknown messages can be retried; this one is {row.status}."
         if not is_partial():
             return finish(url_for("notifications.index"), message, "error")
         return _row(row, {"error": message}, 422)

@@ -4,6 +4,7 @@ slow password hashing runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -207,6 +208,19 @@ def build_api_world(url: str, now: datetime, **config: Any) -> ApiWorld:
         }
     )
     return ApiWorld(app=app, client=app.test_client(), url=url, now=now, tokens=tokens, ids=ids)
+
+
+def calls_set_up(api: ApiWorld) -> ApiWorld:
+    """The world with Twilio, a public address and the OpenAI key configured."""
+    api.app.config["SETTINGS"] = dataclasses.replace(
+        api.app.config["SETTINGS"],
+        public_base_url="https://voice.example.test",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="twilio-token",
+        twilio_phone_number="+12025550199",
+        openai_api_key="sk-test",
+    )
+    return api
 
 
 def _dispose(world: ApiWorld) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from core.config import Settings
 from core.models import Appointment, Nurse, Patient
-from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world
+from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world, calls_set_up
 from webapp import db
 
 
@@ -159,7 +161,7 @@ def test_placing_a_call_asks_the_voice_service_with_the_internal_token(
 ) -> None:
     url, handler = loopback
     handler.answers["/make-call"] = (201, {"call_id": 7, "call_sid": "CA123"})
-    api = world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="internal-secret")
+    api = calls_set_up(world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="internal-secret"))
 
     response = api.post("/calls", "coordinator", {"patient_id": api.ids["patient"]})
 
@@ -176,7 +178,7 @@ def test_a_failing_voice_service_is_502_and_an_unknown_patient_404(
 ) -> None:
     url, handler = loopback
     handler.answers["/make-call"] = (500, {"error": "twilio down"})
-    api = world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="t")
+    api = calls_set_up(world_with(VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="t"))
 
     failed = api.post("/calls", "admin", {"patient_id": api.ids["patient"]})
     unknown = api.post("/calls", "admin", {"patient_id": 999})
@@ -186,15 +188,38 @@ def test_a_failing_voice_service_is_502_and_an_unknown_patient_404(
     assert len(handler.seen) == 1
 
 
-def test_placing_a_call_without_configuration_is_503(api: ApiWorld) -> None:
+def test_placing_a_call_without_an_internal_token_is_503(api: ApiWorld) -> None:
+    calls_set_up(api)
     api.app.config["INTERNAL_API_TOKEN"] = ""
-    api.app.config["SETTINGS"] = api.app.config["SETTINGS"].__class__(
-        database_url=api.url, secret_key="x", internal_api_token=""
+    api.app.config["SETTINGS"] = dataclasses.replace(
+        api.app.config["SETTINGS"], internal_api_token=""
     )
 
     response = api.post("/calls", "admin", {"patient_id": api.ids["patient"]})
 
     assert response.status_code == 503
+
+
+def test_placing_a_call_without_twilio_is_503_at_once_and_asks_no_one(
+    world_with: Callable[..., ApiWorld], loopback: tuple[str, type[Recorder]]
+) -> None:
+    url, handler = loopback
+    # A fresh configuration: the voice service is reachable, but nothing is set up for calls.
+    fresh = Settings(database_url="sqlite://", secret_key="test-secret")
+    api = world_with(SETTINGS=fresh, VOICE_SERVICE_URL=url, INTERNAL_API_TOKEN="internal-secret")
+
+    response = api.post("/calls", "coordinator", {"patient_id": api.ids["patient"]})
+
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    problem = response.get_json()
+    assert problem["code"] == "not_configured"
+    assert problem["title"] == "The service is not configured"
+    assert problem["detail"] == (
+        "Phone calls: not configured (set PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,"
+        " TWILIO_PHONE_NUMBER and OPENAI_API_KEY)."
+    )
+    assert handler.seen == []
 
 
 def test_openai_check_reports_reachable_without_revealing_the_key(

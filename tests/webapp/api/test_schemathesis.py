@@ -21,7 +21,7 @@ import pytest
 from flask import Flask
 from werkzeug import Response
 
-from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world
+from tests.webapp.api.conftest import ApiWorld, Recorder, build_api_world, calls_set_up
 from webapp import db
 from webapp.api.openapi import openapi_document
 
@@ -36,8 +36,9 @@ else:
 EXAMPLES_PER_OPERATION = 25  # fuzzing only; the coverage phase's cases come on top
 # schemathesis' documented defaults for positive_data_acceptance (5xx are not_a_server_error's).
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
-# No check and no operation is excluded: placing a call reaches a loopback stand-in for the
-# voice service (a real one being down is a documented 502, which not_a_server_error rejects).
+# No check and no operation is excluded: placing a call (calls configured) reaches a loopback
+# stand-in for the voice service (a real one being down is a documented 502, which
+# not_a_server_error rejects).
 DOCUMENT = openapi_document()
 
 
@@ -128,6 +129,7 @@ def schema_world(
         VOICE_SERVICE_URL=url,
         INTERNAL_API_TOKEN="t",
     )
+    calls_set_up(world)
     WORLD_APP.current, WORLD_APP.token = world.app, world.tokens["admin"]
     yield world
     WORLD_APP.current, WORLD_APP.token = None, ""

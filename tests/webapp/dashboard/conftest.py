@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sqlite3
@@ -31,6 +32,7 @@ from core.models import (
     Nurse,
     Patient,
 )
+from core.notifications.settings import NotifySettings
 from core.seed import ADMIN_EMAIL, COORDINATOR_EMAIL, seed_demo
 from webapp import create_app, db
 
@@ -122,6 +124,37 @@ def add_call(
     )
     session.flush()
     return call.id
+
+
+def no_channels(dash: Dashboard) -> None:
+    """A fresh install: no Twilio, no SMTP, no public address, no OpenAI key."""
+    dash.app.config["SETTINGS"] = dataclasses.replace(
+        dash.app.config["SETTINGS"],
+        public_base_url="",
+        twilio_account_sid="",
+        twilio_auth_token="",
+        twilio_phone_number="",
+        openai_api_key="",
+    )
+    dash.app.config["NOTIFY_SETTINGS"] = NotifySettings()
+
+
+def every_channel(dash: Dashboard, *, email: bool = True) -> None:
+    """Texts, calls and (unless told otherwise) email all set up."""
+    twilio = {
+        "twilio_account_sid": "AC" + "1" * 32,
+        "twilio_auth_token": "twilio-token",
+        "twilio_phone_number": "+12025550199",
+    }
+    dash.app.config["SETTINGS"] = dataclasses.replace(
+        dash.app.config["SETTINGS"],
+        public_base_url="https://voice.example.test",
+        openai_api_key="sk-test",
+        **twilio,
+    )
+    dash.app.config["NOTIFY_SETTINGS"] = NotifySettings(
+        smtp_host="smtp.example.test" if email else "", **twilio
+    )
 
 
 def csrf_token(client: FlaskClient) -> str:

@@ -16,7 +16,7 @@ from core.errors import NotFound
 from core.models import Appointment, Call, Notification, NurseAvailability
 from core.services import access
 from core.timefmt import short_date
-from tests.webapp.dashboard.conftest import Dashboard
+from tests.webapp.dashboard.conftest import Dashboard, every_channel
 from webapp.dashboard import home
 
 
@@ -65,6 +65,7 @@ def test_home_splits_calls_into_live_and_recent_with_the_callers_name(dash: Dash
             select(func.count()).select_from(Notification).where(Notification.status == "queued")
         )
     engine.dispose()
+    every_channel(dash)  # else texts and email would not count as waiting
     html = dash.client("coordinator").get("/").get_data(as_text=True)
     assert queued and f'<p class="big">{queued}</p>' in html
     live = html.split('id="live-calls"')[1].split("</section>")[0]

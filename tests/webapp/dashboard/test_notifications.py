@@ -191,14 +191,16 @@ def test_a_message_that_cannot_be_retried_says_so_and_changes_nothing(
         "coordinator", f"/notifications/{row}/retry", headers={"HX-Request": "true"}
     )
     assert response.status_code == 422
-    assert "Only failed or unknown messages can be retried" in response.get_data(as_text=True)
+    assert "Only failed, unknown or not configured messages can be retried" in response.get_data(
+        as_text=True
+    )
     assert _status(dash, row) == status
     assert dash.count(AuditEvent) == before
     # without htmx: back to the list with the reason flashed
     plain = dash.post("coordinator", f"/notifications/{row}/retry")
     assert plain.status_code == 303
     page = dash.client("coordinator").get(plain.location).get_data(as_text=True)
-    assert "Only failed or unknown messages can be retried" in page
+    assert "Only failed, unknown or not configured messages can be retried" in page
 
 
 def test_retry_without_a_csrf_token_is_refused(dash: Dashboard) -> None:

@@ -107,7 +107,12 @@ def test_the_poll_returns_only_new_lines_and_the_next_poller(dash: Dashboard) ->
     assert dash.count(AuditEvent, AuditEvent.action == "transcript.viewed") == 0
 
 
-def test_placing_a_call_without_the_voice_service_configured_says_so(dash: Dashboard) -> None:
+def test_placing_a_call_with_calls_set_up_but_no_internal_token_says_so(
+    dash: Dashboard,
+) -> None:
+    _voice_configured(dash)
+    settings = dash.app.config["SETTINGS"]
+    dash.app.config["SETTINGS"] = dataclasses.replace(settings, internal_api_token="")
     response = dash.post("coordinator", f"/patients/{dash.ids['patient']}/call")
     assert response.status_code == 303
     page = dash.client("coordinator").get(response.location).get_data(as_text=True)
@@ -144,7 +149,14 @@ def test_a_nurse_gets_a_readable_403_page(dash: Dashboard) -> None:
 def _voice_configured(dash: Dashboard) -> None:
     settings = dash.app.config["SETTINGS"]
     dash.app.config["SETTINGS"] = dataclasses.replace(
-        settings, internal_api_token="internal-token", voice_service_url="http://voice.test"
+        settings,
+        internal_api_token="internal-token",
+        voice_service_url="http://voice.test",
+        public_base_url="https://voice.example.test",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="twilio-token",
+        twilio_phone_number="+12025550199",
+        openai_api_key="sk-test",
     )
 
 
