@@ -19,11 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import DomainError
+from core.limits import MAX_ID
 from core.models import User
 from webapp import db
 from webapp.api.auth import authenticate_request
 from webapp.api.problems import ApiProblem, from_domain, from_validation, problem_response
-from webapp.api.schemas import MAX_ID, FieldError
+from webapp.api.schemas import FieldError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from core.models import AppointmentStatus, CallStatus
+from core.models import (
+    AppointmentKind,
+    AppointmentStatus,
+    CallStatus,
+    CancelReason,
+    OverrideKind,
+    Role,
+)
 from webapp import auth
 from webapp.dashboard import (
     account,
@@ -52,5 +59,14 @@ def register(app: Flask) -> None:
     app.add_template_global(common.viewer_zone, "viewer_zone")
     app.add_template_global(common.day_label, "day_label")
     app.add_template_global(common.page_url, "page_url")
-    app.add_template_global(AppointmentStatus, "AppointmentStatus")
-    app.add_template_global(CallStatus, "CallStatus")
+    app.add_template_filter(common.label, "label")
+    app.add_template_global(common.choices_of, "choices_of")
+    for choices in (
+        AppointmentKind,
+        AppointmentStatus,
+        CallStatus,
+        CancelReason,
+        OverrideKind,
+        Role,
+    ):
+        app.add_template_global(choices, choices.__name__)

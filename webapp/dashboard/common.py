@@ -34,6 +34,7 @@ from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import (
     Appointment,
     AppointmentKind,
+    Choices,
     Nurse,
     Patient,
     nurse_display_name,
@@ -469,6 +470,20 @@ def instant_field(name: str, label: str, tz_name: str) -> datetime:
 def split_list(raw: str) -> list[str]:
     """Comma- or newline-separated values."""
     return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+def label(value: Any, choices: type[Choices] | None = None) -> str:
+    """Jinja filter: an enum value in words (`kind|label(AppointmentKind)` for a stored string)."""
+    if isinstance(value, Choices):
+        return value.label
+    if choices is not None and value in {member.value for member in choices}:
+        return choices(value).label
+    return "" if value is None else str(value)
+
+
+def choices_of(members: Iterable[Choices]) -> list[tuple[str, str]]:
+    """(value, label) pairs for a select, from an enum's members."""
+    return [(member.value, member.label) for member in members]
 
 
 def errors_of(exc: DomainError) -> dict[str, str]:

@@ -15,6 +15,7 @@ from core.models import (
     OverrideKind,
     Role,
 )
+from core.operations import AvailabilityOverride, NurseDetails, validate_form
 from core.services import access
 from core.services.availability import (
     WEEKDAY_NAMES,
@@ -37,15 +38,11 @@ from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
     blueprint,
-    date_field,
     errors_of,
     finish,
-    int_field,
     paginate,
     reads_only,
     render,
-    split_list,
-    text,
     time_field,
     viewer,
 )
@@ -97,25 +94,6 @@ def index() -> Response:
     return render("nurses/page.html", "nurses/_table.html", page=paginate(stmt), q=query)
 
 
-def _form_values(editing: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "first_name": text("first_name"),
-        "last_name": text("last_name"),
-        "title": text("title"),
-        "specializations": split_list(text("specializations")),
-        "phone": text("phone") or None,
-        "email": text("email") or None,
-        "time_zone": text("time_zone"),
-    }
-    for name, label in SETTINGS_FIELDS:
-        required = name != "daily_cap"
-        number = int_field(name, label.split(" (")[0], required=required)
-        values[name] = number
-    if editing:
-        values["active"] = request.form.get("active") == "on"
-    return values
-
-
 def _form(nurse: Nurse | None, errors: dict[str, str], status: int = 200) -> Response:
     return render(
         "nurses/form.html",
@@ -135,8 +113,11 @@ def create() -> Response:
     """Add a nurse."""
     if request.method == "GET":
         return _form(None, {})
+    details, errors = validate_form(NurseDetails, request.form)
+    if details is None:
+        return _form(None, errors, 422)
     try:
-        nurse = create_nurse(db.session(), actor=actor(), now=now_utc(), **_form_values(False))
+        nurse = create_nurse(db.session(), actor=actor(), now=now_utc(), **details.model_dump())
     except ValidationError as exc:
         db.session.rollback()
         return _form(None, errors_of(exc), 422)
@@ -161,11 +142,15 @@ def edit(nurse_id: int) -> Response:
     nurse = _nurse(nurse_id)
     if request.method == "GET":
         return _form(nurse, {})
+    details, errors = validate_form(
+        NurseDetails, request.form, active=request.form.get("active") == "on"
+    )
+    if details is None:
+        return _form(nurse, errors, 422)
     try:
-        values = _form_values(True)
-        if nurse.active and not values["active"]:
+        if nurse.active and not details.active:
             _refuse_unplanned_deactivation(nurse)
-        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **values)
+        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **details.model_dump())
     except ValidationError as exc:
         db.session.rollback()
         return _form(nurse, errors_of(exc), 422)
@@ -384,18 +369,12 @@ def _overrides_partial(
 def add_override_view(nurse_id: int) -> Response:
     """Add time off or extra hours; lists the booked visits that time off now covers."""
     nurse = _nurse(nurse_id)
+    override, errors = validate_form(AvailabilityOverride, request.form)
+    if override is None:
+        return _overrides_partial(nurse, errors=errors, status=422)
     try:
         _, collisions = add_override(
-            db.session(),
-            nurse.id,
-            kind=text("kind"),
-            start_date=date_field("start_date", "First date"),  # type: ignore[arg-type]
-            end_date=date_field("end_date", "Last date", required=False),
-            start_time=time_field("start_time", "Start time", required=False),
-            end_time=time_field("end_time", "End time", required=False),
-            reason=text("reason"),
-            actor=actor(),
-            now=now_utc(),
+            db.session(), nurse.id, **override.model_dump(), actor=actor(), now=now_utc()
         )
     except ValidationError as exc:
         db.session.rollback()
