@@ -49,8 +49,8 @@ class Choices(enum.StrEnum):
 
 
 class AssignmentRole(Choices):
-    PRIMARY = "primary"
-    BACKUP = "backup"
+    PRIMARY = "primary", "Primary nurse"
+    BACKUP = "backup", "Backup nurse"
 
 
 class OverrideKind(Choices):

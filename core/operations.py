@@ -23,16 +23,19 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.errors import ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
-from core.models import AppointmentKind, CancelReason, Choices, OverrideKind, Role
+from core.models import AppointmentKind, AssignmentRole, CancelReason, Choices, OverrideKind, Role
 from core.services.common import check_zone, normalise_email, normalise_phone
 
 FORM = "_form"  # where a problem that belongs to no one field is reported
@@ -47,6 +50,11 @@ class Choice:
 
     prompt: str  # "why the visit is cancelled", "a patient"
     members: tuple[Choices, ...] = ()
+
+    @property
+    def noun(self) -> str:
+        """What is chosen, without its article ("nurse" for "a nurse")."""
+        return re.sub(r"^(a|an|the) ", "", self.prompt)
 
     def message(self) -> str:
         """'Choose why the visit is cancelled: Patient asked to cancel, ... or Other.'"""
@@ -239,6 +247,7 @@ ClockTime = Annotated[time, AfterValidator(_minute)]
 KindOfOverride = Annotated[OverrideKind, Choice("time off or extra hours", tuple(OverrideKind))]
 KindOfVisit = Annotated[AppointmentKind, Choice("the kind of visit", tuple(AppointmentKind))]
 StaffRole = Annotated[Role, Choice("a role", tuple(Role))]
+CareTeamRole = Annotated[AssignmentRole, Choice("the role on the care team", tuple(AssignmentRole))]
 CANCEL_REASON_CHOICE = Choice("why the visit is cancelled", tuple(CancelReason.chosen_by_people()))
 ChosenCancelReason = Annotated[
     CancelReason,
@@ -255,6 +264,81 @@ class Operation(BaseModel):
     """A write operation's input: unknown fields are refused, so a typo does not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def problems_together(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """Problems of fields taken together (an address without its city), by field."""
+        return {}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        # Fields taken together are judged on the input as given, so that their problems are
+        # reported with each field's own, not only once those are fixed.
+        together = cls.problems_together(data) if isinstance(data, Mapping) else {}
+        try:
+            model = handler(data)
+        except PydanticValidationError as exc:
+            if not together:
+                raise
+            raise _with_problems(cls.__name__, exc.errors(include_url=False), together) from None
+        if together:
+            raise _with_problems(cls.__name__, [], together)
+        return model
+
+
+def _with_problems(
+    title: str, issues: Sequence[Any], problems: Mapping[str, str]
+) -> PydanticValidationError:
+    """A ValidationError with `issues` (pydantic's) and `problems` (field: message) together."""
+    named = {str(issue["loc"][0]) for issue in issues if issue["loc"]}
+    details: list[InitErrorDetails] = [
+        InitErrorDetails(
+            type=PydanticCustomError(issue["type"], issue["msg"], issue.get("ctx")),
+            loc=issue["loc"],
+            input=issue.get("input"),
+        )
+        for issue in issues
+    ]
+    details += [
+        InitErrorDetails(type=problem(message), loc=(name,), input=None)
+        for name, message in problems.items()
+        if name not in named  # the field's own problem comes first
+    ]
+    return PydanticValidationError.from_exception_data(title, details)
+
+
+def _given(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name)
+    return value is not None and (not isinstance(value, str) or bool(value.strip()))
+
+
+def _parsed(data: Mapping[str, Any], name: str, parse: Callable[[str], Any]) -> Any:
+    """The field as `parse` reads it, or None when it is missing or unreadable."""
+    value = data.get(name)
+    if isinstance(value, str) and value.strip():
+        try:
+            return parse(value.strip())
+        except ValueError:
+            return None
+    return value if isinstance(value, date | time) else None
+
+
+def span_problems(data: Mapping[str, Any], *, all_day: str) -> dict[str, str]:
+    """A date range and an optional time range: last date not before the first, both times or
+    neither (`all_day` says what neither means), the end after the start (00:00 = midnight)."""
+    problems: dict[str, str] = {}
+    first = _parsed(data, "start_date", date.fromisoformat)
+    last = _parsed(data, "end_date", date.fromisoformat)
+    if isinstance(first, date) and isinstance(last, date) and last < first:
+        problems["end_date"] = "The last date is before the first."
+    if _given(data, "start_time") != _given(data, "end_time"):
+        problems["end_time"] = f"Give both a start and an end time, or neither for {all_day}."
+    begin = _parsed(data, "start_time", time.fromisoformat)
+    end = _parsed(data, "end_time", time.fromisoformat)
+    if isinstance(begin, time) and isinstance(end, time) and end != time(0) and end <= begin:
+        problems["end_time"] = "The end time must be after the start (00:00 = midnight)."
+    return problems
 
 
 OperationT = TypeVar("OperationT", bound=Operation)
@@ -290,8 +374,10 @@ def _language(value: str) -> str:
     return language
 
 
-def _born(value: date) -> date:
-    if value.year < 1900:
+def _born(value: date, info: ValidationInfo) -> date:
+    # `today` (validation context) is the patient's day as the entry point knows it.
+    today = (info.context or {}).get("today")
+    if value.year < 1900 or (today is not None and value > today):
         raise problem("That date of birth is not possible.")
     return value
 
@@ -320,6 +406,34 @@ class PatientDetails(Operation):
     emergency_contact_relationship: Text60 | None = Field(None, title="Relationship")
     emergency_contact_phone: Phone | None = Field(None, title="Emergency contact phone")
 
+    @classmethod
+    def problems_together(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """An address or an emergency contact is left out whole, or given with its parts."""
+        return {
+            **_missing_parts(data, ADDRESS_NEEDS, "address_line2", "address_region"),
+            **_missing_parts(data, EMERGENCY_CONTACT_NEEDS, "emergency_contact_relationship"),
+        }
+
+
+ADDRESS_NEEDS = {
+    "address_line1": "Give the street address, or leave the whole address empty.",
+    "address_city": "Give the city, or leave the whole address empty.",
+    "address_postal_code": "Give the postal code, or leave the whole address empty.",
+}
+EMERGENCY_CONTACT_NEEDS = {
+    "emergency_contact_name": "Give the emergency contact's name.",
+    "emergency_contact_phone": "Give the emergency contact's phone number.",
+}
+
+
+def _missing_parts(
+    data: Mapping[str, Any], needed: Mapping[str, str], *optional: str
+) -> dict[str, str]:
+    """A group of fields given in part: each `needed` one missing, with its message."""
+    if not any(_given(data, name) for name in (*needed, *optional)):
+        return {}
+    return {name: message for name, message in needed.items() if not _given(data, name)}
+
 
 class AvailabilityOverride(Operation):
     """Give a nurse time off or extra hours: dates in her zone, a time range or all day."""
@@ -331,8 +445,13 @@ class AvailabilityOverride(Operation):
     end_time: ClockTime | None = Field(None, title="To")
     reason: Text200 = Field("", title="Reason")
 
+    @classmethod
+    def problems_together(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """The dates and times as a span."""
+        return span_problems(data, all_day="all day")
 
-class TimeOffRequest(Operation):
+
+class AskTimeOff(Operation):
     """A nurse asks for time off, for a coordinator to approve; she must say why."""
 
     start_date: FormDay = Field(title="First date")
@@ -394,15 +513,27 @@ class NewStaffUser(Operation):
 
 
 class NewApiToken(Operation):
-    """Create an API token for one's own login; the name is only a reminder of its use."""
+    """Create an API token for one's own login; the name is a reminder of what uses it."""
 
-    name: Text100 = Field("", title="Token name")
+    name: Annotated[
+        str, BeforeValidator(_text_or_empty), StringConstraints(min_length=1, max_length=100)
+    ] = Field(
+        title="Token name",
+        json_schema_extra={"required_message": "Give the token a name, e.g. what will use it"},
+    )
+
+
+class CareTeamChange(Operation):
+    """Make a nurse a patient's primary or backup nurse."""
+
+    nurse_id: Annotated[Id, Choice("a nurse")] = Field(title="Nurse")
+    role: CareTeamRole = Field(AssignmentRole.PRIMARY, title="As")
 
 
 class ConditionMapping(Operation):
     """Say which specialisations cover a condition, for matching nurses to patients."""
 
-    condition: Name = Field(title="Condition")
+    condition: Name = Field(title="The condition")
     specializations: Specialisations = Field(default_factory=list, title="Specialisation")
 
 
@@ -421,11 +552,16 @@ def form_input(model: type[Operation], form: Mapping[str, str], **given: Any) ->
 
 
 def validate_form(
-    model: type[OperationT], form: Mapping[str, str], **given: Any
+    model: type[OperationT],
+    form: Mapping[str, str],
+    *,
+    context: dict[str, Any] | None = None,
+    **given: Any,
 ) -> tuple[OperationT | None, dict[str, str]]:
-    """The validated model, or None with every field's problem (see `field_messages`)."""
+    """The validated model, or None with every field's problem (see `field_messages`);
+    `context` is what rules need to know besides the input (today's date)."""
     try:
-        return model.model_validate(form_input(model, form, **given)), {}
+        return model.model_validate(form_input(model, form, **given), context=context), {}
     except PydanticValidationError as exc:
         return None, field_messages(exc, model)
 
@@ -466,13 +602,20 @@ def _sentence(issue: Any, info: FieldInfo | None, name: str) -> str:
         return str(issue["msg"])
     if kind == "year_range":
         return f"{title} {issue['msg']}."
-    if kind == "enum" or (choice and kind in ("missing", "int_parsing", "greater_than_equal")):
+    if kind == "enum" or (choice and choice.members and kind != "problem"):
         return choice.message() if choice else f"Choose one of the {title.lower()} choices."
-    if kind == "missing" or (kind == "string_too_short" and context.get("min_length") == 1):
+    if choice and kind == "missing":
+        return choice.message()
+    if choice:  # an id that cannot be one of the listed records
+        return f"There is no such {choice.noun}: choose one from the list."
+    if kind == "missing" or (
+        kind in ("string_too_short", "too_short") and context.get("min_length") == 1
+    ):
         extra = (info.json_schema_extra if info is not None else None) or {}
         custom = extra.get("required_message") if isinstance(extra, dict) else None
         return f"{custom}." if custom else f"{title} is required."
-    if kind == "string_too_long":
+    # Text checked after a validator of ours reports as a sequence ("too_long"), not a string.
+    if kind in ("string_too_long", "too_long"):
         return f"{title} is too long ({context['max_length']} characters at most)."
     if kind == "string_pattern_mismatch":
         return f"{title} holds characters that cannot be saved; retype it."

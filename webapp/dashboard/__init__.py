@@ -7,6 +7,7 @@ from flask import Flask
 from core.models import (
     AppointmentKind,
     AppointmentStatus,
+    AssignmentRole,
     CallStatus,
     CancelReason,
     OverrideKind,
@@ -61,9 +62,11 @@ def register(app: Flask) -> None:
     app.add_template_global(common.page_url, "page_url")
     app.add_template_filter(common.label, "label")
     app.add_template_global(common.choices_of, "choices_of")
+    # Enums by name, for `value|label(AppointmentKind)` and selects built from their members.
     for choices in (
         AppointmentKind,
         AppointmentStatus,
+        AssignmentRole,
         CallStatus,
         CancelReason,
         OverrideKind,

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound
 from core.models import Nurse, Role, User
+from core.operations import NewStaffUser, validate_form
 from core.services.users import create_user, link_nurse, set_active, set_password
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -19,7 +20,6 @@ from webapp.dashboard.common import (
     id_field,
     paginate,
     render,
-    text,
 )
 
 bp = blueprint("staff", __name__, url_prefix="/staff")
@@ -61,16 +61,12 @@ def index() -> Response:
 @roles_required(Role.ADMIN)
 def create() -> Response:
     """Add a login."""
+    # The password is taken as typed: spaces at either end are part of it.
+    login, errors = validate_form(NewStaffUser, request.form, password=request.form.get("password"))
+    if login is None:
+        return _page(errors, 422)
     try:
-        create_user(
-            db.session(),
-            email=text("email"),
-            password=request.form.get("password") or "",
-            role=text("role"),
-            nurse_id=id_field("nurse_id", "Nurse", required=False),
-            actor=actor(),
-            now=now_utc(),
-        )
+        create_user(db.session(), **login.model_dump(), actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _page(errors_of(exc), 422)
