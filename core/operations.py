@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from annotated_types import Ge, Le
 from pydantic import (
@@ -583,10 +583,14 @@ def _title(info: FieldInfo | None, name: str) -> str:
 
 
 def _constraint(info: FieldInfo | None, kind: type) -> Any:
-    for item in info.metadata if info is not None else ():
-        if isinstance(item, kind):
-            return item
-    return None
+    """The field's constraint of type `kind` (Ge, Choice...), also inside an optional type."""
+    if info is None:
+        return None
+    found = [*info.metadata]
+    for member in get_args(info.annotation):  # `Annotated[int, Field(ge=5)] | None`
+        for item in getattr(member, "__metadata__", ()):
+            found += item.metadata if isinstance(item, FieldInfo) else [item]
+    return next((item for item in found if isinstance(item, kind)), None)
 
 
 _DATE_TYPES = ("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact")

@@ -399,7 +399,9 @@ def book() -> Response:
     if patient is None and fields["patient_id"].strip():
         fields["patient_id"] = ""  # not one this user may book for: ask again
     visit, errors = validate_form(VisitDetails, fields, **when)
-    errors.update(time_errors)  # says what is wrong with the time, not only that it is missing
+    if time_errors:  # what is wrong with the time as given, rather than only "required"
+        errors.pop("start", None)
+        errors.update(time_errors)
     if visit is None or errors:
         return _booking_form(patient=patient, errors=errors, status=422)
     try:
