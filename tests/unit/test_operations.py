@@ -26,7 +26,17 @@ from core.operations import (
     validate_form,
 )
 
-NURSE = {"first_name": "Ana", "last_name": "Reyes", "time_zone": "America/Chicago"}
+NURSE = {
+    "first_name": "Ana",
+    "last_name": "Reyes",
+    "time_zone": "America/Chicago",
+    "visit_minutes": "30",
+    "buffer_before_minutes": "0",
+    "buffer_after_minutes": "10",
+    "min_notice_minutes": "120",
+    "horizon_days": "60",
+    "slot_step_minutes": "15",
+}
 PATIENT = {
     "first_name": "Margaret",
     "last_name": "Hughes",
@@ -44,6 +54,12 @@ def test_an_empty_nurse_form_names_every_required_field_at_once() -> None:
         "first_name": "First name is required.",
         "last_name": "Last name is required.",
         "time_zone": "Time zone is required.",
+        "visit_minutes": "Visit length is required.",
+        "buffer_before_minutes": "Buffer before is required.",
+        "buffer_after_minutes": "Buffer after is required.",
+        "min_notice_minutes": "Minimum notice is required.",
+        "horizon_days": "Booking horizon is required.",
+        "slot_step_minutes": "Slot step is required.",
     }
 
 
@@ -69,7 +85,7 @@ def test_five_bad_nurse_values_are_five_messages_in_one_answer() -> None:
     }
 
 
-def test_a_nurse_form_is_cleaned_and_blank_settings_take_their_defaults() -> None:
+def test_a_nurse_form_is_cleaned_and_a_blank_daily_cap_means_none() -> None:
     form = {
         **NURSE,
         "first_name": "  Ana ",
@@ -81,7 +97,7 @@ def test_a_nurse_form_is_cleaned_and_blank_settings_take_their_defaults() -> Non
     assert errors == {} and details is not None
     assert details.first_name == "Ana"
     assert details.specializations == ["Cardiology", "wound care"]
-    assert (details.visit_minutes, details.daily_cap, details.phone) == (30, None, None)
+    assert (details.buffer_after_minutes, details.daily_cap, details.phone) == (10, None, None)
 
 
 def test_blank_form_values_count_as_not_given() -> None:

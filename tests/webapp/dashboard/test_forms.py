@@ -9,6 +9,15 @@ from sqlalchemy import select
 from core.models import Appointment, AppointmentStatus, Nurse, NurseAvailabilityOverride, Patient
 from tests.webapp.dashboard.conftest import Dashboard
 
+SETTINGS = {
+    "visit_minutes": "30",
+    "buffer_before_minutes": "0",
+    "buffer_after_minutes": "0",
+    "min_notice_minutes": "120",
+    "horizon_days": "60",
+    "slot_step_minutes": "15",
+}
+
 
 def _field_error(html: str, name: str) -> str:
     """The message shown beside the field `name`, checking the field points at it."""
@@ -32,8 +41,14 @@ def test_an_empty_add_a_nurse_form_shows_every_required_field_in_one_submit(
     any_dash: Dashboard,
 ) -> None:
     before = any_dash.count(Nurse)
+    client = any_dash.client("coordinator")
+    offered = client.get("/nurses/new").get_data(as_text=True)
+    settings = dict(
+        re.findall(r'name="(\w+_(?:minutes|days))" type="number" value="(\d+)"', offered)
+    )
+    assert len(settings) == 6  # the visit settings come filled in
 
-    response = any_dash.post("coordinator", "/nurses/new", {})
+    response = any_dash.post("coordinator", "/nurses/new", settings)
 
     html = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -53,6 +68,7 @@ def test_five_bad_values_on_the_nurse_form_take_one_submit_and_stay_as_typed(
     any_dash: Dashboard,
 ) -> None:
     form = {
+        **SETTINGS,
         "first_name": "Nora",
         "last_name": "Quinn",
         "phone": "call me",
