@@ -436,6 +436,28 @@ def _missing_parts(
     return {name: message for name, message in needed.items() if not _given(data, name)}
 
 
+class WeeklyWindow(Operation):
+    """One window of a nurse's weekly hours: wall-clock times in her zone, end 00:00 = midnight."""
+
+    weekday: int = Field(ge=0, le=6, title="Weekday", description="0 = Monday ... 6 = Sunday")
+    start: ClockTime = Field(title="Start")
+    end: ClockTime = Field(title="End")
+    valid_from: Day | None = Field(None, title="Valid from")
+    valid_to: Day | None = Field(None, title="Valid to")
+
+    @classmethod
+    def problems_together(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """The end after the start (00:00 = midnight)."""
+        begin = _parsed(data, "start", time.fromisoformat)
+        end = _parsed(data, "end", time.fromisoformat)
+        if isinstance(begin, time) and isinstance(end, time) and end != time(0) and end <= begin:
+            return {
+                "end": f"The end ({end:%H:%M}) must be after the start ({begin:%H:%M}); "
+                "use 00:00 for midnight."
+            }
+        return {}
+
+
 class AvailabilityOverride(Operation):
     """Give a nurse time off or extra hours: dates in her zone, a time range or all day."""
 

@@ -15,7 +15,7 @@ from core.models import (
     OverrideKind,
     Role,
 )
-from core.operations import AvailabilityOverride, NurseDetails, validate_form
+from core.operations import AvailabilityOverride, NurseDetails, WeeklyWindow, validate_form
 from core.services import access
 from core.services.availability import (
     WEEKDAY_NAMES,
@@ -43,7 +43,6 @@ from webapp.dashboard.common import (
     paginate,
     reads_only,
     render,
-    time_field,
     viewer,
 )
 
@@ -263,19 +262,28 @@ def _grid_from_form() -> dict[int, list[tuple[str, str]]]:
     return grid
 
 
-def _windows(grid: dict[int, list[tuple[str, str]]]) -> list[WeeklyWindowInput]:
-    windows = []
+def _windows(
+    grid: dict[int, list[tuple[str, str]]],
+) -> tuple[list[WeeklyWindowInput], dict[str, str]]:
+    """The grid's filled-in rows as weekly windows, and each day's first problem."""
+    windows: list[WeeklyWindowInput] = []
+    errors: dict[str, str] = {}
     for day, pairs in grid.items():
         for start, end in pairs:
             if not start and not end:
                 continue
-            field = f"day-{day}"
-            label = WEEKDAY_NAMES[day]
-            begin = time_field(field, f"{label} start", raw=start)
-            finish_at = time_field(field, f"{label} end", raw=end)
-            assert begin is not None and finish_at is not None
-            windows.append(WeeklyWindowInput(day, begin, finish_at))
-    return windows
+            form = {"start": start, "end": end}
+            window, problems = validate_form(WeeklyWindow, form, weekday=day)
+            if window is None:
+                errors.setdefault(f"day-{day}", f"{WEEKDAY_NAMES[day]}: {_first(problems)}")
+            else:
+                windows.append(WeeklyWindowInput(**window.model_dump()))
+    return windows, errors
+
+
+def _first(problems: dict[str, str]) -> str:
+    """A window's problem, its start's first."""
+    return problems.get("start") or next(iter(problems.values()))
 
 
 def _grid_error(exc: ValidationError, windows: list[WeeklyWindowInput]) -> dict[str, str]:
@@ -297,19 +305,21 @@ def save_availability(nurse_id: int) -> Response:
     """Replace the nurse's weekly hours with the grid's rows (blank rows are ignored)."""
     nurse = _nurse(nurse_id)
     grid = _grid_from_form()
-    windows: list[WeeklyWindowInput] = []
+    windows, errors = _windows(grid)
     try:
-        windows = _windows(grid)
-        set_weekly_availability(db.session(), nurse.id, windows, actor=actor(), now=now_utc())
-    except ValidationError as exc:
+        if not errors:
+            set_weekly_availability(db.session(), nurse.id, windows, actor=actor(), now=now_utc())
+    except ValidationError as exc:  # windows that overlap
         db.session.rollback()
+        errors = _grid_error(exc, windows)
+    if errors:
         return render(
             "nurses/_availability.html",
             "nurses/_availability.html",
             status=422,
             nurse=nurse,
             grid=grid,
-            grid_errors=_grid_error(exc, windows),
+            grid_errors=errors,
             weekdays=WEEKDAY_NAMES,
             saved=False,
         )

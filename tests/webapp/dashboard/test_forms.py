@@ -6,7 +6,14 @@ import re
 
 from sqlalchemy import select
 
-from core.models import Appointment, AppointmentStatus, Nurse, NurseAvailabilityOverride, Patient
+from core.models import (
+    Appointment,
+    AppointmentStatus,
+    Nurse,
+    NurseAvailability,
+    NurseAvailabilityOverride,
+    Patient,
+)
 from tests.webapp.dashboard.conftest import Dashboard
 
 SETTINGS = {
@@ -194,3 +201,27 @@ def test_time_off_with_its_dates_backwards_and_half_a_time_range_is_refused_at_o
         "Give both a start and an end time, or neither for all day.",
     ]
     assert any_dash.count(NurseAvailabilityOverride) == before
+
+
+def test_weekly_hours_with_two_bad_days_name_both_and_keep_the_old_hours(
+    any_dash: Dashboard,
+) -> None:
+    nurse = any_dash.ids["nurse"]
+    before = any_dash.scalars(
+        select(NurseAvailability.start_time).where(NurseAvailability.nurse_id == nurse)
+    )
+    form = {"start-0": "17:00", "end-0": "09:00", "start-2": "9 am", "end-2": "12:00"}
+
+    response = any_dash.post("coordinator", f"/nurses/{nurse}/availability", form)
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert _summary(html) == [
+        "Monday: The end (09:00) must be after the start (17:00); use 00:00 for midnight.",
+        "Wednesday: Start must be a time (HH:MM).",
+    ]
+    assert 'id="f-day-2" aria-invalid="true" aria-describedby="day-2-error"' in html
+    after = any_dash.scalars(
+        select(NurseAvailability.start_time).where(NurseAvailability.nurse_id == nurse)
+    )
+    assert after == before
