@@ -37,6 +37,7 @@ from core.models import (
     Choices,
     Nurse,
     Patient,
+    Role,
     nurse_display_name,
     one_line_address,
 )
@@ -222,7 +223,7 @@ def viewer_zone() -> str:
     if "viewer_zone" not in g:
         name = current_app.config["SETTINGS"].default_time_zone
         user = current_user
-        if user.is_authenticated and user.role == "nurse" and user.nurse_zone:
+        if user.is_authenticated and user.role == Role.NURSE and user.nurse_zone:
             name = user.nurse_zone
         g.viewer_zone = name
     return str(g.viewer_zone)
