@@ -133,7 +133,7 @@ class TranscriptListQuery(PageQuery):
 
 
 class AppointmentCreate(VisitDetails):
-    """Book a visit (core.operations.VisitDetails)."""
+    """Book a visit for a patient, by default with their primary nurse."""
 
 
 class CallScheduleCreate(Strict):
@@ -145,11 +145,11 @@ class CallScheduleCreate(Strict):
 
 
 class RescheduleRequest(Reschedule):
-    """Move a visit (core.operations.Reschedule)."""
+    """Move a visit to another time with the same nurse."""
 
 
 class CancelRequest(CancelVisit):
-    """Cancel a visit (core.operations.CancelVisit)."""
+    """Cancel a visit with a reason and an optional note; the record is kept."""
 
 
 class OutboundCallCreate(Strict):
