@@ -36,7 +36,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from core.errors import ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import AppointmentKind, AssignmentRole, CancelReason, Choices, OverrideKind, Role
-from core.services.common import check_zone, normalise_email, normalise_phone
+from core.services.common import check_password, check_zone, normalise_email, normalise_phone
 
 FORM = "_form"  # where a problem that belongs to no one field is reported
 
@@ -159,6 +159,7 @@ Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
 Phone = Annotated[str, AfterValidator(_service_check(normalise_phone))]
 Email = Annotated[str, AfterValidator(_service_check(normalise_email))]
+Password = Annotated[str, AfterValidator(_service_check(check_password))]  # taken as typed
 TimeZone = Annotated[str, BeforeValidator(_trimmed), AfterValidator(_service_check(check_zone))]
 Specialisations = Annotated[
     list[Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]],
@@ -528,11 +529,21 @@ class NewStaffUser(Operation):
     """Add a staff login; a nurse's login is linked to her nurse record."""
 
     email: Annotated[str, AfterValidator(_service_check(normalise_email))] = Field(title="Email")
-    password: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        title="Password"
-    )
+    password: Password = Field(title="Password")
     role: StaffRole = Field(title="Role")
     nurse_id: Id | None = Field(None, title="Nurse")
+
+
+class NewPassword(Operation):
+    """Set a staff login's password (its sessions end)."""
+
+    password: Password = Field(title="Password")
+
+
+class NurseLink(Operation):
+    """Link a staff login to a nurse record, or unlink it (no nurse)."""
+
+    nurse_id: Annotated[Id | None, Choice("a nurse")] = Field(None, title="Nurse")
 
 
 class NewApiToken(Operation):
@@ -551,6 +562,12 @@ class CareTeamChange(Operation):
 
     nurse_id: Annotated[Id, Choice("a nurse")] = Field(title="Nurse")
     role: CareTeamRole = Field(AssignmentRole.PRIMARY, title="As")
+
+
+class DeclineTimeOff(Operation):
+    """Decline a nurse's time-off request, with an optional note she sees."""
+
+    note: Text200 = Field("", title="Note")
 
 
 class ConditionMapping(Operation):

@@ -15,9 +15,12 @@ from core.operations import (
     CancelVisit,
     CareTeamChange,
     ConditionMapping,
+    DeclineTimeOff,
     NewApiToken,
+    NewPassword,
     NewStaffUser,
     NurseDetails,
+    NurseLink,
     PatientDetails,
     Reschedule,
     VisitDetails,
@@ -236,8 +239,10 @@ def test_a_new_login_reports_its_email_password_and_role_together() -> None:
         "password": "Password is required.",
         "role": "Choose a role: Admin, Coordinator or Nurse.",
     }
-    login = NewStaffUser.model_validate({"email": "A@B.org", "password": " x ", "role": "nurse"})
-    assert (login.email, login.password, login.role) == ("a@b.org", " x ", Role.NURSE)
+    login = NewStaffUser.model_validate(
+        {"email": "A@B.org", "password": " long enough ", "role": "nurse"}
+    )
+    assert (login.email, login.password, login.role) == ("a@b.org", " long enough ", Role.NURSE)
 
 
 def test_a_token_needs_a_name_of_at_most_100_characters() -> None:
@@ -273,3 +278,24 @@ def test_a_closing_note_is_at_most_500_characters() -> None:
 def test_unknown_fields_are_refused_so_a_typo_does_not_pass_silently() -> None:
     with pytest.raises(ValidationError):
         CancelVisit.model_validate({"reason_code": "other", "notes": "typo"})
+
+
+def test_a_password_is_taken_as_typed_and_must_be_ten_characters() -> None:
+    assert validate_form(NewPassword, {}, password="short")[1] == {
+        "password": "Passwords need at least 10 characters."
+    }
+    new, _ = validate_form(NewPassword, {}, password="  spaced out  ")
+    assert new is not None and new.password == "  spaced out  "
+
+
+def test_a_nurse_link_is_a_listed_nurse_or_none() -> None:
+    assert validate_form(NurseLink, {"nurse_id": ""}) == (NurseLink(nurse_id=None), {})
+    assert validate_form(NurseLink, {"nurse_id": "abc"})[1] == {
+        "nurse_id": "There is no such nurse: choose one from the list."
+    }
+
+
+def test_a_declined_request_note_is_at_most_200_characters() -> None:
+    assert validate_form(DeclineTimeOff, {"note": "x" * 201})[1] == {
+        "note": "Note is too long (200 characters at most)."
+    }

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, OverrideCollision
 from core.models import Role, TimeOffRequest
-from core.operations import AskTimeOff, validate_form
+from core.operations import AskTimeOff, DeclineTimeOff, validate_form
 from core.services.time_off import (
     approve_time_off,
     decline_time_off,
@@ -28,7 +28,6 @@ from webapp.dashboard.common import (
     finish,
     reads_only,
     render,
-    text,
 )
 
 bp = blueprint("time_off", __name__)
@@ -121,9 +120,12 @@ def approve(request_id: int) -> Response:
 @roles_required(*STAFF)
 def decline(request_id: int) -> Response:
     """Decline, with an optional note the nurse sees."""
+    declining, errors = validate_form(DeclineTimeOff, request.form)
+    if declining is None:
+        return _queue(errors={"_form": next(iter(errors.values()))}, status=422)
     try:
         decided = decline_time_off(
-            db.session(), request_id, actor=actor(), now=now_utc(), note=text("note")
+            db.session(), request_id, **declining.model_dump(), actor=actor(), now=now_utc()
         )
     except DomainError as exc:
         db.session.rollback()
