@@ -13,6 +13,7 @@ from core.models import (
     NurseAvailability,
     NurseAvailabilityOverride,
     Patient,
+    User,
 )
 from tests.webapp.dashboard.conftest import Dashboard
 
@@ -225,3 +226,21 @@ def test_weekly_hours_with_two_bad_days_name_both_and_keep_the_old_hours(
         select(NurseAvailability.start_time).where(NurseAvailability.nurse_id == nurse)
     )
     assert after == before
+
+
+def test_a_new_login_with_three_mistakes_hears_about_all_three(any_dash: Dashboard) -> None:
+    before = any_dash.count(User)
+    form = {"email": "nurse-at-home", "password": "short", "role": "owner"}
+
+    response = any_dash.post("admin", "/staff/", form, headers={"HX-Request": "true"})
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert _summary(html) == [
+        "That email address does not look right.",
+        "Passwords need at least 10 characters.",
+        "Choose a role: Admin, Coordinator or Nurse.",
+    ]
+    assert _field_error(html, "role") == "Choose a role: Admin, Coordinator or Nurse."
+    assert 'value="nurse-at-home"' in html
+    assert any_dash.count(User) == before
