@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import (
     JSON,
@@ -25,8 +25,21 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.db import Base, UTCDateTime
 
 
-class _Choices(enum.StrEnum):
-    """A string enum whose values are stored as-is and checked by a CHECK constraint."""
+class Choices(enum.StrEnum):
+    """A string enum whose values are stored as-is and checked by a CHECK constraint.
+
+    Each member may carry its words for people beside its value (`PHONE = "phone", "Phone
+    call"`); `label` falls back to the value in words. Pages and messages show `label`.
+    """
+
+    _value_: str
+    label: str
+
+    def __new__(cls, value: str, label: str = "") -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label or value.replace("_", " ").replace("-", " ").capitalize()
+        return member
 
     @classmethod
     def check(cls, column: str) -> str:
@@ -35,33 +48,49 @@ class _Choices(enum.StrEnum):
         return f"{column} IN ({values})"
 
 
-class AssignmentRole(_Choices):
-    PRIMARY = "primary"
-    BACKUP = "backup"
+class AssignmentRole(Choices):
+    PRIMARY = "primary", "Primary nurse"
+    BACKUP = "backup", "Backup nurse"
 
 
-class OverrideKind(_Choices):
-    TIME_OFF = "time_off"
-    EXTRA_HOURS = "extra_hours"
+class OverrideKind(Choices):
+    TIME_OFF = "time_off", "Time off"
+    EXTRA_HOURS = "extra_hours", "Extra hours"
 
 
-class AppointmentStatus(_Choices):
+class AppointmentStatus(Choices):
     """A subset of FHIR Appointment.status."""
 
     SCHEDULED = "scheduled"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
-    ENTERED_IN_ERROR = "entered_in_error"
+    NO_SHOW = "no_show", "No-show"
+    ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
 
 
-class AppointmentKind(_Choices):
-    PHONE = "phone"
-    VIDEO = "video"
-    HOME_VISIT = "home_visit"
+class AppointmentKind(Choices):
+    PHONE = "phone", "Phone call"
+    VIDEO = "video", "Video call"
+    HOME_VISIT = "home_visit", "Home visit"
 
 
-class Source(_Choices):
+class CancelReason(Choices):
+    """Why a visit was cancelled; RESCHEDULED is recorded by a move, never chosen."""
+
+    PATIENT_REQUEST = "patient_request", "Patient asked to cancel"
+    NURSE_UNAVAILABLE = "nurse_unavailable", "Nurse unavailable"
+    CLINICAL = "clinical", "Clinical reason"
+    DUPLICATE = "duplicate", "Booked twice"
+    OTHER = "other", "Other"
+    RESCHEDULED = "rescheduled", "Moved to another time"
+
+    @classmethod
+    def chosen_by_people(cls) -> list[CancelReason]:
+        """The reasons a person may give (a move is recorded by rescheduling)."""
+        return [reason for reason in cls if reason is not cls.RESCHEDULED]
+
+
+class Source(Choices):
     """Which entry point made a change."""
 
     DASHBOARD = "dashboard"
@@ -71,12 +100,12 @@ class Source(_Choices):
     SYSTEM = "system"
 
 
-class CallDirection(_Choices):
+class CallDirection(Choices):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
 
 
-class CallStatus(_Choices):
+class CallStatus(Choices):
     """Twilio's call statuses."""
 
     QUEUED = "queued"
@@ -90,26 +119,26 @@ class CallStatus(_Choices):
     CANCELED = "canceled"
 
 
-class LogRole(_Choices):
+class LogRole(Choices):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
     SYSTEM = "system"
 
 
-class RecipientKind(_Choices):
+class RecipientKind(Choices):
     PATIENT = "patient"
     NURSE = "nurse"
     USER = "user"
 
 
-class Channel(_Choices):
-    SMS = "sms"
+class Channel(Choices):
+    SMS = "sms", "Text message"
     EMAIL = "email"
-    IN_APP = "in_app"
+    IN_APP = "in_app", "In the app"
 
 
-class NotificationStatus(_Choices):
+class NotificationStatus(Choices):
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
@@ -118,10 +147,10 @@ class NotificationStatus(_Choices):
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
     # Its channel (texts, email) had no settings when it came due: never tried, not an error.
-    UNCONFIGURED = "unconfigured"
+    UNCONFIGURED = "unconfigured", "Not configured"
 
 
-class Role(_Choices):
+class Role(Choices):
     ADMIN = "admin"
     COORDINATOR = "coordinator"
     NURSE = "nurse"
@@ -629,7 +658,7 @@ class StatusChange(Base):
     appointment: Mapped[Appointment] = relationship()
 
 
-class TimeOffStatus(_Choices):
+class TimeOffStatus(Choices):
     PENDING = "pending"
     APPROVED = "approved"
     DECLINED = "declined"
@@ -670,7 +699,7 @@ class TimeOffRequest(Base):
         return self.start_time is None
 
 
-class CallbackStatus(_Choices):
+class CallbackStatus(Choices):
     OPEN = "open"
     DONE = "done"
 

@@ -29,7 +29,6 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
-    field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
@@ -43,14 +42,15 @@ from core.models import (
     AppointmentKind,
     AssignmentRole,
     CallDirection,
+    CancelReason,
     LogRole,
     Nurse,
     Patient,
 )
+from core.operations import CANCEL_REASON_CHOICE, MAX_VISIT_MINUTES, ChosenCancelReason
 from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
 from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
-from core.services.booking import CANCEL_REASONS, MAX_VISIT_MINUTES
 from core.services.common import Actor
 from core.services.people import find_patient_by_phone
 from core.timefmt import local_iso, spoken
@@ -66,11 +66,6 @@ MAX_VERIFICATION_ATTEMPTS = 3
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 _LOCAL_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})(?::00)?$")
-# What a patient may give as the reason on the phone: every reason the booking service takes
-# for a cancellation (a move is recorded by rescheduling, never as a cancellation).
-PATIENT_CANCEL_REASONS = {
-    code: label for code, label in CANCEL_REASONS.items() if code != "rescheduled"
-}
 
 
 class Weekday(StrEnum):
@@ -204,24 +199,15 @@ class CancelAppointmentArguments(ToolArguments):
     """cancel_appointment's arguments."""
 
     appointment_id: int
-    reason_code: str = Field(
-        "patient_request",
+    # The same choice as the dashboard's and the API's (core.operations.CancelVisit).
+    reason_code: ChosenCancelReason = Field(
+        CancelReason.PATIENT_REQUEST,
         description="Why: patient_request unless the caller gives one of the others; "
-        + "; ".join(f"{code} ({label.lower()})" for code, label in PATIENT_CANCEL_REASONS.items()),
-        json_schema_extra={"enum": list(PATIENT_CANCEL_REASONS)},
+        + "; ".join(
+            f"{reason} ({reason.label.lower()})" for reason in CANCEL_REASON_CHOICE.members
+        ),
     )
     reason: Note = Field("", description="The caller's own words, if they gave a reason")
-
-    @field_validator("reason_code")
-    @classmethod
-    def _known_reason(cls, value: str) -> str:
-        if value not in PATIENT_CANCEL_REASONS:
-            raise PydanticCustomError(
-                "cancel_reason",
-                "must be one of {allowed}",
-                {"allowed": ", ".join(PATIENT_CANCEL_REASONS)},
-            )
-        return value
 
 
 class RescheduleAppointmentArguments(ToolArguments):

@@ -16,10 +16,12 @@ from core.models import (
     AppointmentKind,
     AppointmentStatus,
     AssignmentRole,
+    CancelReason,
     Nurse,
     Patient,
 )
 from core.notifications.reminders import reinstate_reminders, sync_reminders
+from core.operations import CANCEL_REASON_CHOICE, MAX_VISIT_MINUTES
 from core.outbox import BookingEvent, queue_booking_notifications
 from core.scheduling import (
     REFUSAL_MESSAGES,
@@ -36,19 +38,10 @@ from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedule
 from core.services.status_changes import check_note, latest_change, record_status_change
 
-MAX_VISIT_MINUTES = 8 * 60
 HOME_VISIT_NEEDS_ADDRESS = (
     "A home visit needs the patient's address: add it to their record, "
     "or book a phone or video visit."
 )
-CANCEL_REASONS = {
-    "patient_request": "Patient asked to cancel",
-    "nurse_unavailable": "Nurse unavailable",
-    "clinical": "Clinical reason",
-    "duplicate": "Booked twice",
-    "rescheduled": "Moved to another time",
-    "other": "Other",
-}
 
 
 @dataclass
@@ -475,7 +468,7 @@ def reschedule_appointment(
         )
     with session.begin_nested():
         old.status = AppointmentStatus.CANCELLED
-        old.cancel_reason = "rescheduled"
+        old.cancel_reason = CancelReason.RESCHEDULED
         old.cancelled_by = actor.name
         old.cancelled_at = now
         old.updated_at = now
@@ -508,14 +501,13 @@ def cancel_appointment(
     *,
     actor: Actor,
     now: datetime,
-    reason_code: str = "patient_request",
+    reason_code: str = CancelReason.PATIENT_REQUEST,
     note: str = "",
 ) -> Appointment:
-    """Cancel a visit, keeping the row with the reason, who and when."""
+    """Cancel a visit, keeping the row with the reason, who and when (see CancelVisit)."""
     now = require_aware(now, "now")
-    if reason_code not in CANCEL_REASONS or reason_code == "rescheduled":
-        allowed = ", ".join(k for k in CANCEL_REASONS if k != "rescheduled")
-        raise ValidationError(f"Choose a cancellation reason: {allowed}.", field="reason_code")
+    if reason_code not in CancelReason.chosen_by_people():
+        raise ValidationError(CANCEL_REASON_CHOICE.message(), field="reason_code")
     note = check_note(note)
     appointment = _scheduled(session, appointment_id)
     appointment.status = AppointmentStatus.CANCELLED
@@ -708,7 +700,7 @@ def move_to_nurse(
             field=field,
         )
     old.status = AppointmentStatus.CANCELLED
-    old.cancel_reason = "rescheduled"
+    old.cancel_reason = CancelReason.RESCHEDULED
     old.cancelled_by = actor.name
     old.cancelled_at = now
     old.updated_at = now

@@ -166,6 +166,20 @@ def normalise_email(raw: str | None, field: str = "email", *, required: bool = F
     return text
 
 
+MIN_PASSWORD_LENGTH = 10
+
+
+def check_password(password: str) -> str:
+    """A password long enough to resist guessing and short enough to hash quickly."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.", field="password"
+        )
+    if len(password) > 256:
+        raise ValidationError("Passwords are at most 256 characters.", field="password")
+    return password
+
+
 def check_minutes(value: int, field: str, label: str, *, low: int, high: int) -> int:
     """An integer number of minutes within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):

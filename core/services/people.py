@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ValidationError
 from core.models import Nurse, Patient
+from core.operations import LANGUAGES
 from core.scheduling import require_aware
 from core.services.common import (
     Actor,
@@ -24,8 +25,6 @@ from core.services.common import (
     normalise_email,
     normalise_phone,
 )
-
-LANGUAGES = {"en", "es", "fr", "de", "pt", "it", "zh", "vi", "ko", "tl", "ar", "ru", "hi"}
 
 
 def _clean_list(values: Iterable[str], field: str, label: str) -> list[str]:

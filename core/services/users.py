@@ -11,20 +11,15 @@ from core.errors import ValidationError
 from core.models import Nurse, Role, User
 from core.scheduling import require_aware
 from core.security import hash_password
-from core.services.common import Actor, audit, field_changes, get_or_raise, normalise_email
+from core.services.common import (
+    Actor,
+    audit,
+    check_password,
+    field_changes,
+    get_or_raise,
+    normalise_email,
+)
 from core.services.staff_sessions import EndReason, end_all_sessions
-
-MIN_PASSWORD_LENGTH = 10
-
-
-def _check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(
-            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.", field="password"
-        )
-    if len(password) > 256:
-        raise ValidationError("Passwords are at most 256 characters.", field="password")
-    return password
 
 
 def create_user(
@@ -51,7 +46,7 @@ def create_user(
         _check_nurse_link(session, nurse_id, None)
     user = User(
         email=address,
-        password_hash=hash_password(_check_password(password)),
+        password_hash=hash_password(check_password(password)),
         role=role,
         nurse_id=nurse_id,
         active=True,
@@ -83,7 +78,7 @@ def set_password(
 ) -> User:
     """Reset a login's password and clear any lockout."""
     user = get_or_raise(session, User, user_id, "user")
-    user.password_hash = hash_password(_check_password(password))
+    user.password_hash = hash_password(check_password(password))
     user.failed_logins = 0
     user.locked_until = None
     session.flush()

@@ -17,13 +17,13 @@ from core.models import (
     AppointmentKind,
     Call,
     CallbackRequest,
+    CancelReason,
     ConversationLog,
     Nurse,
     PatientNurseAssignment,
 )
 from core.scheduling import PartOfDay
 from core.services import calls
-from core.services.booking import CANCEL_REASONS
 from core.services.people import create_patient, update_nurse
 from tests.services.world import ACTOR, NY, assign_backup, away, build_world
 from voice.tools import TOOL_DEFINITIONS, CallContext, ToolBox
@@ -269,7 +269,7 @@ def test_the_tool_schemas_are_flat_function_tools_whose_choices_come_from_core()
     assert _properties("book_appointment")["kind"]["enum"] == [k.value for k in AppointmentKind]
     assert _properties("check_availability")["part_of_day"]["enum"] == [p.value for p in PartOfDay]
     reasons = _properties("cancel_appointment")["reason_code"]["enum"]
-    assert set(reasons) == set(CANCEL_REASONS) - {"rescheduled"}
+    assert set(reasons) == {reason.value for reason in CancelReason} - {"rescheduled"}
     duration = _properties("check_availability")["duration_minutes"]
     assert duration == {
         "type": "integer",

@@ -19,11 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import DomainError
-from core.models import User
+from core.limits import MAX_ID
+from core.models import Role, User
 from webapp import db
 from webapp.api.auth import authenticate_request
 from webapp.api.problems import ApiProblem, from_domain, from_validation, problem_response
-from webapp.api.schemas import MAX_ID, FieldError
+from webapp.api.schemas import FieldError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Context:
     @property
     def nurse_id(self) -> int | None:
         """The caller's nurse id when the token is a nurse's (their view is restricted)."""
-        if self.user is not None and self.user.role == "nurse":
+        if self.user is not None and self.user.role == Role.NURSE:
             return self.user.nurse_id or -1  # an unlinked nurse login sees nothing
         return None
 

@@ -4,7 +4,6 @@ single source of the OpenAPI document's schemas."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from datetime import date as Date
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -19,44 +18,25 @@ from pydantic import (
     StringConstraints,
 )
 
-from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
+from core.limits import EARLIEST_YEAR, LATEST_YEAR
 from core.models import AppointmentKind, AppointmentStatus, CallDirection, CallStatus
-
-# The written forms the API reads, stated in the document as `pattern` and enforced with the same
-# text: RFC 3339 (what JSON Schema's `date` and `date-time` formats mean) and the years of
-# core.limits (1970-2100; test_openapi checks the pattern against them),
-# which keeps the scheduling arithmetic away from year 1 and year 9999. Without them pydantic
-# would also read a bare number ("1700000000") as a Unix time.
-_YEAR = "(19[7-9][0-9]|20[0-9]{2}|2100)"
-_DAY = "-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-DATE_PATTERN = f"^{_YEAR}{_DAY}$"
-INSTANT_PATTERN = (
-    f"^{_YEAR}{_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?"
-    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+from core.operations import (
+    INSTANT_EXAMPLE,
+    INSTANT_PATTERN,
+    INSTANT_RULES,
+    NO_NUL,
+    CancelVisit,
+    Day,
+    Id,
+    Instant,
+    Reschedule,
+    Text500,
+    VisitDetails,
+    VisitMinutes,
+    written_as,
 )
+
 _INSTANT = re.compile(INSTANT_PATTERN)
-_DATE = re.compile(DATE_PATTERN)
-
-
-def _written_as(
-    pattern: re.Pattern[str], parse: Callable[[str], Any], example: str
-) -> Callable[[Any], Any]:
-    """A validator taking only text in `pattern`, parsed (strict mode takes no text after one)."""
-
-    def check(value: Any) -> Any:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(
-                f"write it like {example}, with a year from {EARLIEST_YEAR} to {LATEST_YEAR}"
-            )
-        return parse(value)  # ValueError for a day the month does not have
-
-    return check
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
 _SPACE_OFFSET = re.compile(r"^(\S+T[\d:.]+) (\d{2}(?::?\d{2})?)$")
 
 
@@ -67,55 +47,27 @@ def _plus_from_query(value: Any) -> Any:
     return value
 
 
-def _whole_number(value: Any) -> Any:
-    """A JSON number without a fraction (1.0) is an integer, as JSON Schema itself reads it."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
-_INSTANT_EXAMPLE = "2025-03-04T10:00:00-05:00"
-_INSTANT_RULES = (
-    f"RFC 3339 date-time with an offset (Z or +-HH:MM), years {EARLIEST_YEAR}-{LATEST_YEAR}"
-)
-Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
-Instant = Annotated[
-    AwareDatetime,
-    BeforeValidator(_written_as(_INSTANT, datetime.fromisoformat, _INSTANT_EXAMPLE)),
-    AfterValidator(_utc),
-    Field(
-        description=f"{_INSTANT_RULES}, e.g. {_INSTANT_EXAMPLE}",
-        json_schema_extra={"pattern": INSTANT_PATTERN},
-    ),
-]
 QueryInstant = Annotated[
     AwareDatetime,
-    BeforeValidator(_written_as(_INSTANT, datetime.fromisoformat, _INSTANT_EXAMPLE)),
+    BeforeValidator(written_as(_INSTANT, datetime.fromisoformat, INSTANT_EXAMPLE)),
     BeforeValidator(_plus_from_query),  # runs first: validators before it run last-to-first
     AfterValidator(_utc),
     Field(
-        description=f"{_INSTANT_RULES} (URL-encode `+` as %2B)",
+        description=f"{INSTANT_RULES} (URL-encode `+` as %2B)",
         json_schema_extra={"pattern": INSTANT_PATTERN},
     ),
 ]
-Day = Annotated[
-    Date,
-    BeforeValidator(_written_as(_DATE, Date.fromisoformat, "2025-03-04")),
-    Field(json_schema_extra={"pattern": DATE_PATTERN}),
-]
-Minutes = Annotated[
-    int, Field(ge=5, le=480, description="Visit length in minutes"), BeforeValidator(_whole_number)
-]
 # PostgreSQL refuses NUL characters in text: refuse them at the door instead of failing there.
-NO_NUL = r"^[^\x00]*$"
-Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 Search = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
 WallTime = Annotated[
     str,
     StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
     Field(description="Wall-clock time HH:MM in each nurse's own time zone"),
 ]
-CancelReason = Literal["patient_request", "nurse_unavailable", "clinical", "duplicate", "other"]
 
 
 class Strict(BaseModel):
@@ -143,13 +95,13 @@ class AvailableNursesQuery(Strict):
         "nurse's own time zone"
     )
     time: WallTime | None = None
-    duration_minutes: Minutes | None = None
+    duration_minutes: VisitMinutes | None = None
 
 
 class SlotsQuery(Strict):
     start: QueryInstant
     end: QueryInstant
-    duration_minutes: Minutes | None = None
+    duration_minutes: VisitMinutes | None = None
 
 
 class AppointmentListQuery(PageQuery):
@@ -176,31 +128,28 @@ class TranscriptListQuery(PageQuery):
 # ------------------------------------------------------------------------------ bodies
 
 
-class AppointmentCreate(Strict):
-    patient_id: Id
-    start: Instant
-    nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
-    duration_minutes: Minutes | None = Field(None, description="Default: the nurse's visit length")
-    kind: AppointmentKind = AppointmentKind.PHONE
-    reason: Text500 = ""
+# The bodies of the writes the dashboard and the phone agent also make are their shared
+# operations (core/operations.py); the API names them as its document always has.
+
+
+class AppointmentCreate(VisitDetails):
+    """Book a visit for a patient, by default with their primary nurse."""
 
 
 class CallScheduleCreate(Strict):
     start: Instant
     nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
-    duration_minutes: Minutes | None = None
+    duration_minutes: VisitMinutes | None = None
     kind: AppointmentKind = AppointmentKind.PHONE
     reason: Text500 = ""
 
 
-class RescheduleRequest(Strict):
-    start: Instant
-    duration_minutes: Minutes | None = Field(None, description="Default: keep the length")
+class RescheduleRequest(Reschedule):
+    """Move a visit to another time with the same nurse."""
 
 
-class CancelRequest(Strict):
-    reason_code: CancelReason
-    note: Text500 = ""
+class CancelRequest(CancelVisit):
+    """Cancel a visit with a reason and an optional note; the record is kept."""
 
 
 class OutboundCallCreate(Strict):

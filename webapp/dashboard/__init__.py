@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from core.models import AppointmentStatus, CallStatus
+from core.models import (
+    AppointmentKind,
+    AppointmentStatus,
+    AssignmentRole,
+    CallStatus,
+    CancelReason,
+    OverrideKind,
+    Role,
+)
 from webapp import auth, channels
 from webapp.dashboard import (
     account,
@@ -52,7 +60,18 @@ def register(app: Flask) -> None:
     app.add_template_global(common.viewer_zone, "viewer_zone")
     app.add_template_global(common.day_label, "day_label")
     app.add_template_global(common.page_url, "page_url")
-    app.add_template_global(AppointmentStatus, "AppointmentStatus")
-    app.add_template_global(CallStatus, "CallStatus")
     app.add_template_global(channels.unconfigured, "unconfigured_channels")
     app.add_template_global(channels.calls, "calls_setup")
+    app.add_template_filter(common.label, "label")
+    app.add_template_global(common.choices_of, "choices_of")
+    # Enums by name, for `value|label(AppointmentKind)` and selects built from their members.
+    for choices in (
+        AppointmentKind,
+        AppointmentStatus,
+        AssignmentRole,
+        CallStatus,
+        CancelReason,
+        OverrideKind,
+        Role,
+    ):
+        app.add_template_global(choices, choices.__name__)

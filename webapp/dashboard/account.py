@@ -6,12 +6,13 @@ from flask import request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.errors import DomainError, ValidationError
+from core.errors import DomainError
 from core.models import ApiToken
+from core.operations import NewApiToken, validate_form
 from core.services.api_tokens import create_token, list_tokens, revoke
 from webapp import db
 from webapp.auth import now_utc
-from webapp.dashboard.common import actor, blueprint, errors_of, finish, is_partial, render, text
+from webapp.dashboard.common import actor, blueprint, errors_of, finish, is_partial, render
 
 bp = blueprint("account", __name__, url_prefix="/account")
 
@@ -46,12 +47,12 @@ def tokens() -> Response:
 @bp.post("/tokens")
 def create() -> Response:
     """A new token for the signed-in user; its secret is shown once, in this answer."""
-    name = text("name")
+    wanted, errors = validate_form(NewApiToken, request.form)
+    if wanted is None:
+        return _tokens(errors, status=422)
     try:
-        if not name:
-            raise ValidationError("Give the token a name, e.g. what will use it.", field="name")
         token, plaintext = create_token(
-            db.session(), current_user.id, name, actor=actor(), now=now_utc()
+            db.session(), current_user.id, wanted.name, actor=actor(), now=now_utc()
         )
     except DomainError as exc:
         db.session.rollback()

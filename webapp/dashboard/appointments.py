@@ -20,16 +20,24 @@ from core.models import (
     Appointment,
     AppointmentKind,
     AppointmentStatus,
+    CancelReason,
     Nurse,
     Patient,
     Role,
     StatusChange,
 )
 from core.notifications.queries import notifications_for_appointment
+from core.operations import (
+    CANCEL_REASON_CHOICE,
+    CancelVisit,
+    Reschedule,
+    VisitDetails,
+    VisitNote,
+    validate_form,
+)
 from core.services import access
 from core.services.access import Viewer
 from core.services.booking import (
-    CANCEL_REASONS,
     book_appointment,
     cancel_appointment,
     free_slots,
@@ -72,7 +80,6 @@ from webapp.dashboard.notifications import recipient_names
 
 bp = blueprint("appointments", __name__, url_prefix="/appointments")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-USER_CANCEL_REASONS = {k: v for k, v in CANCEL_REASONS.items() if k != "rescheduled"}
 
 
 NURSE_DROPDOWN_LIMIT = 100
@@ -371,25 +378,35 @@ def slots() -> Response:
 @bp.post("/new")
 @roles_required(*STAFF)
 def book() -> Response:
-    """Book a visit; a taken time answers 409 with the alternatives to pick from."""
+    """Book a visit; every problem with the form is shown at once, and a taken time answers
+    409 with the alternatives to pick from."""
     try:
         patient = _patient_arg(request.form)
     except NotFound:
         patient = None
-    if patient is None:
-        return _booking_form(patient=None, errors={"patient_id": "Choose a patient."}, status=422)
+    nurse = _booking_nurse(patient) if patient is not None else None
+    # Where the time comes from (a slot button, an offered alternative or a typed time) is the
+    # page's own business; what is booked is checked by the operation the API also uses.
+    when: dict[str, Any] = {}
+    time_errors: dict[str, str] = {}
     try:
         _check_day(request.form)
-        nurse_id, start = _chosen_slot("Start", typed_time_zone(patient, _booking_nurse(patient)))
+        when["nurse_id"], start = _chosen_slot("Start", typed_time_zone(patient, nurse))
+        when["start"] = start.isoformat()
+    except ValidationError as exc:
+        time_errors = errors_of(exc)
+    fields = {name: request.form.get(name, "") for name in ("patient_id", "kind", "reason")}
+    if patient is None and fields["patient_id"].strip():
+        fields["patient_id"] = ""  # not one this user may book for: ask again
+    visit, errors = validate_form(VisitDetails, fields, **when)
+    if time_errors:  # what is wrong with the time as given, rather than only "required"
+        errors.pop("start", None)
+        errors.update(time_errors)
+    if visit is None or errors:
+        return _booking_form(patient=patient, errors=errors, status=422)
+    try:
         appointment = book_appointment(
-            db.session(),
-            patient_id=patient.id,
-            nurse_id=nurse_id,
-            start=start,
-            kind=text("kind") or AppointmentKind.PHONE,
-            reason=text("reason"),
-            actor=actor(),
-            now=now_utc(),
+            db.session(), **visit.model_dump(), actor=actor(), now=now_utc()
         )
     except SlotUnavailable as exc:
         db.session.rollback()
@@ -421,7 +438,7 @@ def _detail(
         db.session.scalar(
             select(Appointment.id).where(Appointment.rescheduled_from_id == appointment.id)
         )
-        if appointment.cancel_reason == "rescheduled"
+        if appointment.cancel_reason == CancelReason.RESCHEDULED
         else None
     )
     now = now_utc()
@@ -432,7 +449,7 @@ def _detail(
         status=status,
         appointment=appointment,
         moved_to=moved_to,
-        reasons=USER_CANCEL_REASONS,
+        reasons=CANCEL_REASON_CHOICE.members,
         errors=errors or {},
         form=request.form if errors else None,
         can_manage=current_user.role in STAFF,
@@ -487,7 +504,7 @@ def _confirm(
         target=target,
         action=url_for(endpoint, appointment_id=appointment.id),
         refusal=refusal,
-        reasons=USER_CANCEL_REASONS,
+        reasons=CANCEL_REASON_CHOICE.members,
         errors=errors or {},
         form=request.form if request.method == "POST" else None,
         undo_minutes=int(UNDO_WINDOW.total_seconds() // 60),
@@ -501,14 +518,12 @@ def cancel(appointment_id: int) -> Response:
     appointment = _appointment(appointment_id)
     if request.method == "GET":
         return _confirm(appointment, "cancel")
+    cancellation, errors = validate_form(CancelVisit, request.form)
+    if cancellation is None:
+        return _confirm(appointment, "cancel", errors=errors, status=422)
     try:
         cancel_appointment(
-            db.session(),
-            appointment.id,
-            reason_code=text("reason_code"),
-            note=text("note"),
-            actor=actor(),
-            now=now_utc(),
+            db.session(), appointment.id, **cancellation.model_dump(), actor=actor(), now=now_utc()
         )
     except (ValidationError, InvalidState) as exc:
         db.session.rollback()
@@ -523,8 +538,11 @@ def _close(appointment_id: int, change: str, action: Any, message: str) -> Respo
     appointment = _appointment(appointment_id)
     if request.method == "GET":
         return _confirm(appointment, change)
+    closing, errors = validate_form(VisitNote, request.form)
+    if closing is None:
+        return _confirm(appointment, change, errors=errors, status=422)
     try:
-        action(db.session(), appointment.id, actor=actor(), now=now_utc(), note=text("note"))
+        action(db.session(), appointment.id, **closing.model_dump(), actor=actor(), now=now_utc())
     except (ValidationError, InvalidState) as exc:
         db.session.rollback()
         errors = errors_of(exc)
@@ -599,12 +617,18 @@ def reschedule(appointment_id: int) -> Response:
         return _reschedule_form(appointment, errors={})
     try:
         _check_day(request.form)
+        start = _chosen_start("New start", typed_time_zone(appointment.patient, appointment.nurse))
+    except ValidationError as exc:
+        return _reschedule_form(appointment, errors=errors_of(exc), status=422)
+    move, errors = validate_form(Reschedule, {}, start=start.isoformat())
+    if move is None:
+        return _reschedule_form(appointment, errors=errors, status=422)
+    try:
         new = reschedule_appointment(
             db.session(),
             appointment.id,
-            new_start=_chosen_start(
-                "New start", typed_time_zone(appointment.patient, appointment.nurse)
-            ),
+            new_start=move.start,
+            duration_minutes=move.duration_minutes,
             actor=actor(),
             now=now_utc(),
         )

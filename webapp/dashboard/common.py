@@ -6,7 +6,7 @@ import math
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -34,8 +34,10 @@ from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import (
     Appointment,
     AppointmentKind,
+    Choices,
     Nurse,
     Patient,
+    Role,
     nurse_display_name,
     one_line_address,
 )
@@ -221,7 +223,7 @@ def viewer_zone() -> str:
     if "viewer_zone" not in g:
         name = current_app.config["SETTINGS"].default_time_zone
         user = current_user
-        if user.is_authenticated and user.role == "nurse" and user.nurse_zone:
+        if user.is_authenticated and user.role == Role.NURSE and user.nurse_zone:
             name = user.nurse_zone
         g.viewer_zone = name
     return str(g.viewer_zone)
@@ -338,7 +340,10 @@ def read_appointment_rows(result: Sequence[Sequence[Any]]) -> list[AppointmentRo
     ]
 
 
-# ------------------------------------------------------------------ forms
+# ------------------------------------------------------------------ query strings and times
+# What a write may contain is checked by its operation (core/operations.py, `validate_form`);
+# these read what only the pages have: filters in the query string, and where a booking's
+# time came from (a slot button, an offered alternative or a typed local time).
 
 
 def text(name: str, default: str = "") -> str:
@@ -346,29 +351,9 @@ def text(name: str, default: str = "") -> str:
     return (flask_request.form.get(name) or default).strip()
 
 
-# Every number the dashboard stores is an `integer` column: larger ones would fail the query.
-MIN_INT, MAX_INT = -MAX_ID - 1, MAX_ID
-
-
 def is_whole_number(raw: str) -> bool:
     """Whether `raw` is ASCII digits only (str.isdigit also takes "²", which int() refuses)."""
     return raw.isascii() and raw.isdigit()
-
-
-def int_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
-    """A whole number the database can store from the form (or `source`), else ValidationError."""
-    raw = ((source or flask_request.form).get(name) or "").strip()
-    if not raw:
-        if required:
-            raise ValidationError(f"{label} is required.", field=name)
-        return None
-    try:
-        number = int(raw)
-    except ValueError as exc:
-        raise ValidationError(f"{label} must be a whole number.", field=name) from exc
-    if not MIN_INT <= number <= MAX_INT:
-        raise ValidationError(f"{label} is out of range.", field=name)
-    return number
 
 
 def id_field(name: str, label: str, *, required: bool = True, source: Any = None) -> int | None:
@@ -432,23 +417,6 @@ def check_year(
         raise ValidationError(f"{label} must be between {first} and {last}.", field=field)
 
 
-def time_field(
-    name: str, label: str, *, required: bool = True, raw: str | None = None
-) -> time | None:
-    """An HH:MM time from the form."""
-    value = (flask_request.form.get(name) if raw is None else raw) or ""
-    value = value.strip()
-    if not value:
-        if required:
-            raise ValidationError(f"{label} is required.", field=name)
-        return None
-    try:
-        parsed = time.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationError(f"{label} must be a time (HH:MM).", field=name) from exc
-    return parsed.replace(second=0, microsecond=0)
-
-
 def instant_field(name: str, label: str, tz_name: str) -> datetime:
     """An instant: ISO 8601 with an offset, or a datetime-local value read in `tz_name`."""
     raw = text(name)
@@ -466,9 +434,18 @@ def instant_field(name: str, label: str, tz_name: str) -> datetime:
     return local_to_utc(parsed.date(), minutes, zone(tz_name))
 
 
-def split_list(raw: str) -> list[str]:
-    """Comma- or newline-separated values."""
-    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+def label(value: Any, choices: type[Choices] | None = None) -> str:
+    """Jinja filter: an enum value in words (`kind|label(AppointmentKind)` for a stored string)."""
+    if isinstance(value, Choices):
+        return value.label
+    if choices is not None and value in {member.value for member in choices}:
+        return choices(value).label
+    return "" if value is None else str(value)
+
+
+def choices_of(members: Iterable[Choices]) -> list[tuple[str, str]]:
+    """(value, label) pairs for a select, from an enum's members."""
+    return [(member.value, member.label) for member in members]
 
 
 def errors_of(exc: DomainError) -> dict[str, str]:

@@ -173,7 +173,7 @@ RECENT_CALLS = 10
 @reads_only
 def index() -> Response:
     """The day at a glance (nurses go to their own schedule)."""
-    if current_user.role == "nurse":
+    if current_user.role == Role.NURSE:
         return redirect(url_for("schedule.mine"))
     now = now_utc()
     tz = viewer_zone()

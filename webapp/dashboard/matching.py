@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from flask import request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from core.errors import ValidationError
 from core.models import ConditionSpecialization, Nurse, Role
+from core.operations import ConditionMapping, validate_form
 from core.services.assignments import set_condition_mapping
 from webapp import db
 from webapp.auth import now_utc, roles_required
-from webapp.dashboard.common import actor, blueprint, errors_of, render, split_list, text
+from webapp.dashboard.common import actor, blueprint, errors_of, render
 
 bp = blueprint("matching", __name__, url_prefix="/matching")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
@@ -55,6 +57,7 @@ def _page(errors: dict[str, str], status: int = 200, notice: str = "") -> Respon
         mapping=_mapping(),
         known=_known_specialisations(),
         errors=errors,
+        form=request.form if errors else None,
         notice=notice,
     )
 
@@ -70,17 +73,13 @@ def index() -> Response:
 @roles_required(*STAFF)
 def save() -> Response:
     """Set one condition's specialisations (none: the condition is removed)."""
-    condition = text("condition")
+    mapping, errors = validate_form(ConditionMapping, request.form)
+    if mapping is None:
+        return _page(errors, 422)
     try:
-        set_condition_mapping(
-            db.session(),
-            condition=condition,
-            specializations=split_list(text("specializations")),
-            actor=actor(),
-            now=now_utc(),
-        )
+        set_condition_mapping(db.session(), **mapping.model_dump(), actor=actor(), now=now_utc())
     except ValidationError as exc:
         db.session.rollback()
         return _page(errors_of(exc), 422)
     db.session.commit()
-    return _page({}, notice=f"Saved {condition.strip().lower()}.")
+    return _page({}, notice=f"Saved {mapping.condition.lower()}.")

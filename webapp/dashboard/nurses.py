@@ -15,6 +15,7 @@ from core.models import (
     OverrideKind,
     Role,
 )
+from core.operations import AvailabilityOverride, NurseDetails, WeeklyWindow, validate_form
 from core.services import access
 from core.services.availability import (
     WEEKDAY_NAMES,
@@ -37,16 +38,11 @@ from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
     blueprint,
-    date_field,
     errors_of,
     finish,
-    int_field,
     paginate,
     reads_only,
     render,
-    split_list,
-    text,
-    time_field,
     viewer,
 )
 
@@ -97,25 +93,6 @@ def index() -> Response:
     return render("nurses/page.html", "nurses/_table.html", page=paginate(stmt), q=query)
 
 
-def _form_values(editing: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "first_name": text("first_name"),
-        "last_name": text("last_name"),
-        "title": text("title"),
-        "specializations": split_list(text("specializations")),
-        "phone": text("phone") or None,
-        "email": text("email") or None,
-        "time_zone": text("time_zone"),
-    }
-    for name, label in SETTINGS_FIELDS:
-        required = name != "daily_cap"
-        number = int_field(name, label.split(" (")[0], required=required)
-        values[name] = number
-    if editing:
-        values["active"] = request.form.get("active") == "on"
-    return values
-
-
 def _form(nurse: Nurse | None, errors: dict[str, str], status: int = 200) -> Response:
     return render(
         "nurses/form.html",
@@ -135,8 +112,11 @@ def create() -> Response:
     """Add a nurse."""
     if request.method == "GET":
         return _form(None, {})
+    details, errors = validate_form(NurseDetails, request.form)
+    if details is None:
+        return _form(None, errors, 422)
     try:
-        nurse = create_nurse(db.session(), actor=actor(), now=now_utc(), **_form_values(False))
+        nurse = create_nurse(db.session(), actor=actor(), now=now_utc(), **details.model_dump())
     except ValidationError as exc:
         db.session.rollback()
         return _form(None, errors_of(exc), 422)
@@ -161,11 +141,15 @@ def edit(nurse_id: int) -> Response:
     nurse = _nurse(nurse_id)
     if request.method == "GET":
         return _form(nurse, {})
+    details, errors = validate_form(
+        NurseDetails, request.form, active=request.form.get("active") == "on"
+    )
+    if details is None:
+        return _form(nurse, errors, 422)
     try:
-        values = _form_values(True)
-        if nurse.active and not values["active"]:
+        if nurse.active and not details.active:
             _refuse_unplanned_deactivation(nurse)
-        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **values)
+        update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **details.model_dump())
     except ValidationError as exc:
         db.session.rollback()
         return _form(nurse, errors_of(exc), 422)
@@ -278,19 +262,28 @@ def _grid_from_form() -> dict[int, list[tuple[str, str]]]:
     return grid
 
 
-def _windows(grid: dict[int, list[tuple[str, str]]]) -> list[WeeklyWindowInput]:
-    windows = []
+def _windows(
+    grid: dict[int, list[tuple[str, str]]],
+) -> tuple[list[WeeklyWindowInput], dict[str, str]]:
+    """The grid's filled-in rows as weekly windows, and each day's first problem."""
+    windows: list[WeeklyWindowInput] = []
+    errors: dict[str, str] = {}
     for day, pairs in grid.items():
         for start, end in pairs:
             if not start and not end:
                 continue
-            field = f"day-{day}"
-            label = WEEKDAY_NAMES[day]
-            begin = time_field(field, f"{label} start", raw=start)
-            finish_at = time_field(field, f"{label} end", raw=end)
-            assert begin is not None and finish_at is not None
-            windows.append(WeeklyWindowInput(day, begin, finish_at))
-    return windows
+            form = {"start": start, "end": end}
+            window, problems = validate_form(WeeklyWindow, form, weekday=day)
+            if window is None:
+                errors.setdefault(f"day-{day}", f"{WEEKDAY_NAMES[day]}: {_first(problems)}")
+            else:
+                windows.append(WeeklyWindowInput(**window.model_dump()))
+    return windows, errors
+
+
+def _first(problems: dict[str, str]) -> str:
+    """A window's problem, its start's first."""
+    return problems.get("start") or next(iter(problems.values()))
 
 
 def _grid_error(exc: ValidationError, windows: list[WeeklyWindowInput]) -> dict[str, str]:
@@ -312,19 +305,21 @@ def save_availability(nurse_id: int) -> Response:
     """Replace the nurse's weekly hours with the grid's rows (blank rows are ignored)."""
     nurse = _nurse(nurse_id)
     grid = _grid_from_form()
-    windows: list[WeeklyWindowInput] = []
+    windows, errors = _windows(grid)
     try:
-        windows = _windows(grid)
-        set_weekly_availability(db.session(), nurse.id, windows, actor=actor(), now=now_utc())
-    except ValidationError as exc:
+        if not errors:
+            set_weekly_availability(db.session(), nurse.id, windows, actor=actor(), now=now_utc())
+    except ValidationError as exc:  # windows that overlap
         db.session.rollback()
+        errors = _grid_error(exc, windows)
+    if errors:
         return render(
             "nurses/_availability.html",
             "nurses/_availability.html",
             status=422,
             nurse=nurse,
             grid=grid,
-            grid_errors=_grid_error(exc, windows),
+            grid_errors=errors,
             weekdays=WEEKDAY_NAMES,
             saved=False,
         )
@@ -384,18 +379,12 @@ def _overrides_partial(
 def add_override_view(nurse_id: int) -> Response:
     """Add time off or extra hours; lists the booked visits that time off now covers."""
     nurse = _nurse(nurse_id)
+    override, errors = validate_form(AvailabilityOverride, request.form)
+    if override is None:
+        return _overrides_partial(nurse, errors=errors, status=422)
     try:
         _, collisions = add_override(
-            db.session(),
-            nurse.id,
-            kind=text("kind"),
-            start_date=date_field("start_date", "First date"),  # type: ignore[arg-type]
-            end_date=date_field("end_date", "Last date", required=False),
-            start_time=time_field("start_time", "Start time", required=False),
-            end_time=time_field("end_time", "End time", required=False),
-            reason=text("reason"),
-            actor=actor(),
-            now=now_utc(),
+            db.session(), nurse.id, **override.model_dump(), actor=actor(), now=now_utc()
         )
     except ValidationError as exc:
         db.session.rollback()

@@ -18,6 +18,7 @@ from core.models import (
     Patient,
     Role,
 )
+from core.operations import LANGUAGES, CareTeamChange, PatientDetails, validate_form
 from core.services import access
 from core.services.assignments import (
     active_assignment,
@@ -27,22 +28,18 @@ from core.services.assignments import (
     remove_assignment,
 )
 from core.services.common import audit
-from core.services.people import LANGUAGES, create_patient, patient_matches, update_patient
+from core.services.people import create_patient, patient_matches, update_patient
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
     blueprint,
-    date_field,
     errors_of,
     finish,
-    id_field,
     is_partial,
     paginate,
     reads_only,
     render,
-    split_list,
-    text,
     viewer,
 )
 from webapp.dashboard.nurses import COMMON_ZONES
@@ -64,59 +61,25 @@ def index() -> Response:
     return render("patients/page.html", "patients/_table.html", page=paginate(stmt), q=query)
 
 
-ADDRESS_AND_CONTACT = (
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_region",
-    "address_postal_code",
-    "emergency_contact_name",
-    "emergency_contact_relationship",
-    "emergency_contact_phone",
-)
-
-
-def _form_values() -> tuple[dict[str, Any], dict[str, str]]:
-    """The form's values for the service, and the errors found reading them."""
-    errors: dict[str, str] = {}
-    try:
-        # The service refuses dates of birth before 1900 or in the future, by comparison only.
-        born = date_field("date_of_birth", "Date of birth", years=None)
-    except ValidationError as exc:
-        errors = errors_of(exc)
-        born = None
-    values = {
-        "first_name": text("first_name"),
-        "last_name": text("last_name"),
-        "date_of_birth": born,
-        "phone": text("phone"),
-        "email": text("email") or None,
-        "time_zone": text("time_zone"),
-        "preferred_language": text("preferred_language") or "en",
-        "conditions": split_list(text("conditions")),
-        "sms_consent": request.form.get("sms_consent") == "on",
-        "notes": text("notes"),
-        **{name: text(name) for name in ADDRESS_AND_CONTACT},
-    }
-    return values, errors
-
-
 def _save(patient: Patient | None) -> Patient:
     """Create or update from the form; one ValidationError holds every field's problem."""
-    values, errors = _form_values()
-    if errors:
-        values.pop("date_of_birth")  # already reported: let the service check the rest
-    saved: Patient | None = None
+    details, errors = validate_form(
+        PatientDetails,
+        request.form,
+        sms_consent=request.form.get("sms_consent") == "on",
+        context={"today": now_utc().date()},
+    )
+    if details is None:
+        raise ValidationError(next(iter(errors.values())), errors=errors)
+    values = details.model_dump()
     try:
         if patient is None:
-            saved = create_patient(db.session(), actor=actor(), now=now_utc(), **values)
-        else:
-            saved = update_patient(db.session(), patient.id, actor=actor(), now=now_utc(), **values)
-    except ValidationError as exc:
-        errors = {**exc.details.get("errors", errors_of(exc)), **errors}
-    if errors or saved is None:
-        raise ValidationError(next(iter(errors.values())), errors=errors)
-    return saved
+            return create_patient(db.session(), actor=actor(), now=now_utc(), **values)
+        return update_patient(db.session(), patient.id, actor=actor(), now=now_utc(), **values)
+    except ValidationError as exc:  # what only the records can tell (a phone already taken)
+        raise ValidationError(
+            exc.message, errors=exc.details.get("errors", errors_of(exc))
+        ) from exc
 
 
 def _form(patient: Patient | None, errors: dict[str, str], status: int = 200) -> Response:
@@ -229,17 +192,12 @@ def show(patient_id: int) -> Response:
 def assign(patient_id: int) -> Response:
     """Make a nurse the patient's primary or backup; answers with the care team fragment."""
     patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
+    change, errors = validate_form(CareTeamChange, request.form)
+    if change is None:
+        return _care_team(patient, errors, 422)
     try:
-        nurse_id = id_field("nurse_id", "Nurse")
-        assert nurse_id is not None
-        role = text("role") or AssignmentRole.PRIMARY
         assign_nurse(
-            db.session(),
-            patient_id=patient.id,
-            nurse_id=nurse_id,
-            role=role,
-            actor=actor(),
-            now=now_utc(),
+            db.session(), patient_id=patient.id, **change.model_dump(), actor=actor(), now=now_utc()
         )
     except ValidationError as exc:
         db.session.rollback()

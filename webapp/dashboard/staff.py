@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound
 from core.models import Nurse, Role, User
+from core.operations import NewPassword, NewStaffUser, NurseLink, validate_form
 from core.services.users import create_user, link_nurse, set_active, set_password
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -16,10 +17,8 @@ from webapp.dashboard.common import (
     blueprint,
     errors_of,
     finish,
-    id_field,
     paginate,
     render,
-    text,
 )
 
 bp = blueprint("staff", __name__, url_prefix="/staff")
@@ -61,16 +60,12 @@ def index() -> Response:
 @roles_required(Role.ADMIN)
 def create() -> Response:
     """Add a login."""
+    # The password is taken as typed: spaces at either end are part of it.
+    login, errors = validate_form(NewStaffUser, request.form, password=request.form.get("password"))
+    if login is None:
+        return _page(errors, 422)
     try:
-        create_user(
-            db.session(),
-            email=text("email"),
-            password=request.form.get("password") or "",
-            role=text("role"),
-            nurse_id=id_field("nurse_id", "Nurse", required=False),
-            actor=actor(),
-            now=now_utc(),
-        )
+        create_user(db.session(), **login.model_dump(), actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _page(errors_of(exc), 422)
@@ -108,10 +103,11 @@ def toggle_active(user_id: int) -> Response:
 def reset_password(user_id: int) -> Response:
     """Set a new password (signs out the login's sessions and clears any lockout)."""
     user = _user(user_id)
+    new, errors = validate_form(NewPassword, {}, password=request.form.get("password", ""))
+    if new is None:
+        return _row(user, errors, 422)
     try:
-        set_password(
-            db.session(), user.id, request.form.get("password") or "", actor=actor(), now=now_utc()
-        )
+        set_password(db.session(), user.id, new.password, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _row(user, errors_of(exc), 422)
@@ -124,9 +120,11 @@ def reset_password(user_id: int) -> Response:
 def link(user_id: int) -> Response:
     """Link the login to a nurse (or unlink a non-nurse login)."""
     user = _user(user_id)
+    linked, errors = validate_form(NurseLink, request.form)
+    if linked is None:
+        return _row(user, errors, 422)
     try:
-        nurse_id = id_field("nurse_id", "Nurse", required=False)
-        link_nurse(db.session(), user.id, nurse_id, actor=actor(), now=now_utc())
+        link_nurse(db.session(), user.id, linked.nurse_id, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _row(user, errors_of(exc), 422)

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError, OverrideCollision
 from core.models import Role, TimeOffRequest
+from core.operations import AskTimeOff, DeclineTimeOff, validate_form
 from core.services.time_off import (
     approve_time_off,
     decline_time_off,
@@ -23,13 +24,10 @@ from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
     blueprint,
-    date_field,
     errors_of,
     finish,
     reads_only,
     render,
-    text,
-    time_field,
 )
 
 bp = blueprint("time_off", __name__)
@@ -47,33 +45,31 @@ def my_requests_context(nurse_id: int) -> dict[str, Any]:
     return {"time_off_requests": requests_of(db.session(), nurse_id), "time_off_errors": {}}
 
 
+def _asking_again(nurse_id: int, errors: dict[str, str]) -> Response:
+    """The nurse's requests and the form as she filled it in, with what to fix."""
+    return render(
+        "time_off/ask.html",
+        "time_off/_mine.html",
+        status=422,
+        time_off_requests=requests_of(db.session(), nurse_id),
+        time_off_errors=errors,
+        form=request.form,
+    )
+
+
 @bp.post("/my-schedule/time-off")
 @roles_required(Role.NURSE)
 def ask() -> Response:
     """A nurse asks for time off; a coordinator decides."""
     nurse_id = _own_nurse_id()
+    asked, errors = validate_form(AskTimeOff, request.form)
+    if asked is None:
+        return _asking_again(nurse_id, errors)
     try:
-        request_time_off(
-            db.session(),
-            nurse_id,
-            start_date=date_field("start_date", "First date"),  # type: ignore[arg-type]
-            end_date=date_field("end_date", "Last date", required=False),
-            start_time=time_field("start_time", "From", required=False),
-            end_time=time_field("end_time", "To", required=False),
-            reason=text("reason"),
-            actor=actor(),
-            now=now_utc(),
-        )
+        request_time_off(db.session(), nurse_id, **asked.model_dump(), actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
-        return render(
-            "time_off/ask.html",
-            "time_off/_mine.html",
-            status=422,
-            time_off_requests=requests_of(db.session(), nurse_id),
-            time_off_errors=errors_of(exc),
-            form=request.form,
-        )
+        return _asking_again(nurse_id, errors_of(exc))
     db.session.commit()
     return finish(url_for("schedule.mine"), "Time off requested; a coordinator will decide.")
 
@@ -124,9 +120,12 @@ def approve(request_id: int) -> Response:
 @roles_required(*STAFF)
 def decline(request_id: int) -> Response:
     """Decline, with an optional note the nurse sees."""
+    declining, errors = validate_form(DeclineTimeOff, request.form)
+    if declining is None:
+        return _queue(errors={"_form": next(iter(errors.values()))}, status=422)
     try:
         decided = decline_time_off(
-            db.session(), request_id, actor=actor(), now=now_utc(), note=text("note")
+            db.session(), request_id, **declining.model_dump(), actor=actor(), now=now_utc()
         )
     except DomainError as exc:
         db.session.rollback()

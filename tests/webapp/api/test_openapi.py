@@ -231,7 +231,7 @@ def test_the_documented_date_pattern_states_the_years_core_limits_allow() -> Non
     import re
 
     from core.limits import EARLIEST_YEAR, LATEST_YEAR
-    from webapp.api.schemas import DATE_PATTERN, INSTANT_PATTERN
+    from core.operations import DATE_PATTERN, INSTANT_PATTERN
 
     for year, allowed in [
         (EARLIEST_YEAR - 1, False),

@@ -88,7 +88,8 @@ def test_a_cancellation_without_a_reason_keeps_the_note_and_changes_nothing(
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "Choose a cancellation reason" in html and "Family visiting" in html
+    assert "Choose why the visit is cancelled: Patient asked to cancel," in html
+    assert "Family visiting" in html and "patient_request," not in html
     assert _status(dash, visit) == AppointmentStatus.SCHEDULED
     assert dash.count(AuditEvent) == before
 
