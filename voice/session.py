@@ -21,7 +21,6 @@ from core.config import Settings
 from core.db import RETRY_DELAYS_SECONDS, retry_transient, transaction
 from core.logs import log_failure
 from core.models import LogRole
-from core.scheduling import zone
 from core.services import calls
 from voice import protocol
 from voice.log_writer import LogWriter, store_lines
@@ -32,8 +31,16 @@ from voice.model_connection import (
     close_model,
     connect_model,
 )
+from voice.prompts import (
+    SORRY_CALLBACK,
+    SORRY_TRANSFER,
+    TELL_CALLBACK,
+    agent_instructions,
+    resumed_note,
+    session_update_text,
+)
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
-from voice.tools import TOOL_DEFINITIONS, PendingAction, ToolBox
+from voice.tools import PendingAction, ToolBox
 from voice.twilio_rest import TwilioRest
 
 logger = logging.getLogger(__name__)
@@ -53,58 +60,6 @@ LAST_LINES_WAIT_SECONDS = sum(RETRY_DELAYS_SECONDS) + 5
 NON_FATAL_ERRORS = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
-
-# What the agent says once the caller's 0 has recorded a callback request.
-TELL_CALLBACK = (
-    "The caller pressed 0 to reach a person. Tell them briefly that no one is free right now "
-    "and a care coordinator will call them back."
-)
-
-SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."
-SORRY_CALLBACK = (
-    "Sorry, we are having technical trouble. A care coordinator will call you back soon. Goodbye."
-)
-
-INSTRUCTIONS = """\
-You are the Carematix scheduling assistant for a home-care nursing team, speaking on the phone.
-Be professional, warm and brief. Speak the caller's preferred language (switch if they do).
-Today is {today} ({zone}). Greet the caller first: say you are the Carematix scheduling assistant.
-Before disclosing or changing anything, verify the caller with verify_patient (date of birth, and
-name if offered). Disclose nothing about any patient before that succeeds. After three failed
-attempts, offer to transfer to staff.
-Times you pass to tools are the patient's local wall-clock time (YYYY-MM-DD, HH:MM 24 h). Use
-the `spoken` phrases from tool results when reading times aloud.
-Before booking, cancelling or rescheduling, read the details back and wait for an explicit yes.
-If a time is taken, offer the alternatives the tool returns; an alternative with another nurse
-names her (nurse_name): say so, and pass its nurse_id when booking it. Before a tool call, say
-briefly that you are checking ("One moment, let me check"), so the caller is not left in
-silence. If the caller asks for a person, or you cannot help, use transfer_to_staff. When the
-caller is done, say goodbye and then call end_call.
-{direction_note}"""
-
-
-def agent_instructions(settings: Settings, direction: str) -> str:
-    """The agent's instructions for a call in `direction` (they hold no caller data)."""
-    tz = settings.default_time_zone
-    today = datetime.now(UTC).astimezone(zone(tz))
-    note = (
-        "This is an outbound call Carematix placed to the patient: say who you are and why."
-        if direction == "outbound"
-        else ""
-    )
-    return INSTRUCTIONS.format(today=f"{today:%A %Y-%m-%d}", zone=tz, direction_note=note)
-
-
-def session_update_text(settings: Settings, direction: str) -> str:
-    """The `session.update` for a call in `direction`, as the JSON text sent on the socket."""
-    # Sent as JSON text: the SDK's typed send() spends milliseconds transforming this
-    # large event, on the event loop every call shares (the fake server checks the types).
-    event = protocol.session_update(
-        instructions=agent_instructions(settings, direction),
-        voice=settings.openai_voice,
-        tools=TOOL_DEFINITIONS,
-    )
-    return json.dumps(event)
 
 
 @dataclass
@@ -288,8 +243,7 @@ class CallSession:
                     await new.send_raw(json.dumps(event))
                 if turn.role == LogRole.TOOL and turn.result is not None:
                     replayed.add(turn.call_id)
-            state = "has been verified" if self.tools.verified else "is not verified yet"
-            note = f"The call resumes after a reconnection. The caller {state}."
+            note = resumed_note(verified=self.tools.verified)
             await new.send_raw(json.dumps(protocol.text_message("system", note)))
         except Exception as exc:
             logger.error("call %s: model reconnect failed (%s)", self.call_id, type(exc).__name__)
