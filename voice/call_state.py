@@ -3,7 +3,7 @@
 A call opens its model socket, greets, converses (the model socket may be replaced once on
 loss), may be handed over (transfer or hang-up) or lose its model for good, then closes.
 Whether the agent is speaking or a tool is running is not a call state but a turn's: see
-voice.tool_runner.Turns and voice.playout.
+voice.tool_runner.ResponseTurn and voice.playout.
 """
 
 from __future__ import annotations
