@@ -8,6 +8,7 @@ audio before it has played, so what an echoed mark covers is what the caller hea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # A mark goes after at most this much audio (and at the end of each answer). Twilio echoes it
 # once played, so barge-in truncates at the last echoed mark: never more than this much short
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 MARK_INTERVAL_MS = 100.0
 
 
-@dataclass(frozen=True)
-class AudioMarks:
+class AudioMarks(NamedTuple):
     """The marks to send around one audio delta (None: no mark)."""
 
+    # A tuple, not a dataclass: one is built for every 20 ms delta of every call.
     before: str | None  # closes the previous item's audio, sent before this delta
     after: str | None  # closes this delta's stretch, sent after it
 

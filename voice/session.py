@@ -395,10 +395,12 @@ class CallSession:
         if not isinstance(delta, str) or self.playout.is_dropped(item_id, response_id):
             return
         self.transcript.position(item_id)
-        marks = self.playout.audio_sent(item_id, response_id, protocol.mulaw_ms(delta))
-        await self._send_mark(marks.before)  # a new item: close the previous one's accounting
+        before, after = self.playout.audio_sent(item_id, response_id, protocol.mulaw_ms(delta))
+        if before is not None:  # a new item: close the previous one's accounting
+            await self._send_mark(before)
         await self.twilio.send(protocol.twilio_media(self.stream_sid, delta))
-        await self._send_mark(marks.after)
+        if after is not None:
+            await self._send_mark(after)
 
     async def _send_mark(self, name: str | None) -> None:
         """Send a mark; Twilio echoes it once the audio before it has played."""
