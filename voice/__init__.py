@@ -108,7 +108,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     _warn_about_signatures(settings)
     from voice import health, media, webhooks
     from voice.model_connection import ModelConnector, PreopenedModels
-    from voice.session import session_update_text
+    from voice.prompts import session_update_text
     from voice.simulator import SimulatedRealtime
     from voice.twilio_rest import TwilioRest
 

@@ -12,7 +12,7 @@ from core.config import Settings
 from tests.voice.fakes import FakeModelSession, FakeRealtime
 from voice import protocol
 from voice.model_connection import ModelConnector, close_model, realtime_url
-from voice.session import session_update_text
+from voice.prompts import session_update_text
 
 
 def _settings(base_url: str) -> Settings:
