@@ -223,6 +223,13 @@ def test_a_killed_voice_service_comes_back_and_closes_the_calls_it_held(tmp_path
                         streams.append(await _call_in(http, base, f"+120255501{n:02d}"))
                 for stream in streams:
                     await stream.wait_for(lambda s=stream: bool(s.sent_events("media")))
+                # Killed once every greeting is stored: what was said by then must survive.
+                # (Its line is stored when the model finishes it, which comes after its audio.)
+                engine = create_engine(running.database_url)
+                try:
+                    await _until(lambda: _greetings_stored(engine) == calls_in_flight, running)
+                finally:
+                    engine.dispose()
 
                 os.kill(voice_pid, signal.SIGKILL)
 
@@ -273,6 +280,18 @@ async def _call_in(http: httpx.AsyncClient, base: str, caller: str) -> FakeTwili
     )
     await stream.start(call_sid, stream_params)
     return stream
+
+
+def _greetings_stored(engine: Engine) -> int:
+    """How many calls have the agent's greeting stored."""
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text(
+                "SELECT count(DISTINCT call_id) FROM conversation_logs "
+                "WHERE role = 'assistant' AND text LIKE 'Hello, this is the Carematix%'"
+            )
+        ).scalar()
+    return int(stored or 0)
 
 
 def _all_final(engine: Engine, expected: int) -> bool:
