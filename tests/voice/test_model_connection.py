@@ -53,6 +53,27 @@ def test_caller_audio_and_model_events_cross_a_real_socket() -> None:
     assert received == payloads
 
 
+def test_reading_a_socket_the_model_closed_raises_instead_of_returning() -> None:
+    async def script(model: FakeModelSession) -> None:
+        await model.handshake()
+        await model.ws.close(1011, "server going away")
+
+    async def scenario() -> list[str]:
+        async with FakeRealtime(script) as realtime:
+            model = await ModelConnector()(_settings(realtime.base_url))
+            await model.send_raw(session_update_text(_settings(realtime.base_url), "inbound"))
+            types: list[str] = []
+            # The bridge's model pump reconnects on this error; a message it could mistake
+            # for an event would leave the call silent instead.
+            with pytest.raises(ConnectionError):
+                while len(types) < 10:
+                    types.append(protocol.parse_server_event(await model.recv_bytes())["type"])
+            await close_model(model)
+            return types
+
+    assert asyncio.run(scenario()) == ["session.created", "session.updated"]
+
+
 @pytest.mark.parametrize(
     ("base_url", "url"),
     [
