@@ -1,7 +1,7 @@
 """The model side of one call: its OpenAI Realtime socket, opened, configured, replaced, closed.
 
-The socket itself is voice.model_connection's (websockets' public client). This part opens it
-(or takes the one pre-opened while /incoming-call was answered), sends the call's
+The socket itself is voice.model_connection's (aiohttp's public WebSocket client). This part
+opens it (or takes the one pre-opened while /incoming-call was answered), sends the call's
 `session.update`, replaces it by a fresh session told the conversation so far (once after a
 drop; and periodically, before the provider's session limit), and closes it.
 """
