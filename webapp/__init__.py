@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from flask_htmx import HTMX
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 # Same session behaviour as core.db.make_session_factory, so services see one contract.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
+# Reads htmx's request headers (is this a fragment request, a boosted link, a history restore).
+htmx = HTMX()
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 DEV_SECRET_KEY_FILE = "dev-secret-key"
@@ -93,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     # migrations/env.py picks batch mode (SQLite) and the comparison options per dialect.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    htmx.init_app(app)
 
     from webapp import cli, feeds, headers, health
     from webapp.api import register as register_api  # REST API (issue 5)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.models import Notification
 
 
-def list_notifications(
-    session: Session,
+def notifications(
     *,
     status: str | None = None,
     channel: str | None = None,
@@ -17,10 +16,8 @@ def list_notifications(
     event: str | None = None,
     patient_id: int | None = None,
     nurse_id: int | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[Notification], int]:
-    """Newest first, filtered; returns one page and the total matching count."""
+) -> Select[Notification]:
+    """Notifications matching every filter given, newest first."""
     filters = [
         column == value
         for column, value in (
@@ -33,15 +30,11 @@ def list_notifications(
         )
         if value is not None
     ]
-    total = session.scalar(select(func.count()).select_from(Notification).where(*filters)) or 0
-    page = session.scalars(
+    return (
         select(Notification)
         .where(*filters)
         .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(max(1, min(limit, 200)))
-        .offset(max(0, offset))
-    ).all()
-    return list(page), int(total)
+    )
 
 
 def notifications_for_appointment(session: Session, appointment_id: int) -> list[Notification]:

@@ -6,12 +6,12 @@ queries themselves, so another nurse's records answer 404 exactly like missing o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 
 from core.models import Appointment, Call, Nurse, Patient
 from core.services import access
@@ -29,7 +29,6 @@ from webapp.api.schemas import (
     PatientOut,
 )
 
-RowT = TypeVar("RowT")
 OutT = TypeVar("OutT")
 
 
@@ -85,21 +84,16 @@ def _page_link(page: int) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
-def paginate(stmt: Select[RowT], query: PageQuery, convert: Callable[[RowT], OutT]) -> Page[OutT]:
+def paginate(stmt: Select[Any], query: PageQuery, convert: Callable[[Any], OutT]) -> Page[OutT]:
     """One page of `stmt` (already ordered), with links to the pages around it."""
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    total = total or 0
-    rows: Sequence[RowT] = db.session.scalars(
-        stmt.limit(query.per_page).offset((query.page - 1) * query.per_page)
-    ).all()
-    has_next = query.page * query.per_page < total
+    page = db.paginate(stmt, page=query.page, per_page=query.per_page, error_out=False)
     return Page[Any](
-        items=[convert(row) for row in rows],
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-        next=_page_link(query.page + 1) if has_next else None,
-        prev=_page_link(query.page - 1) if query.page > 1 else None,
+        items=[convert(row) for row in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total or 0,
+        next=_page_link(page.page + 1) if page.has_next else None,
+        prev=_page_link(page.page - 1) if page.has_prev else None,
     )
 
 

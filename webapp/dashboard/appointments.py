@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from functools import cache, lru_cache
 from typing import Any
 
 from flask import abort, request, url_for
 from flask_login import current_user
-from sqlalchemy import Integer, Select, String, bindparam, or_, select
+from sqlalchemy import Select, func, or_, select
 from werkzeug.wrappers import Response
 
 from core.appointment_status import CLOSING_STATUSES, UNDO_WINDOW, change_refusal, undo_deadline
-from core.db import AnySelect
 from core.errors import DomainError, InvalidState, NotFound, SlotUnavailable, ValidationError
 from core.limits import MAX_ID
 from core.models import (
@@ -36,7 +33,6 @@ from core.operations import (
     validate_form,
 )
 from core.services import access
-from core.services.access import Viewer
 from core.services.booking import (
     book_appointment,
     cancel_appointment,
@@ -52,12 +48,9 @@ from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
     actor,
-    appointment_rows_select,
+    appointment_rows,
     blueprint,
-    capped_count,
-    capped_total,
     check_year,
-    count_select,
     date_field,
     day_label,
     day_start,
@@ -67,14 +60,13 @@ from webapp.dashboard.common import (
     instant_field,
     is_whole_number,
     local_day,
-    paged,
-    paginate_counted,
-    read_appointment_rows,
+    paginate,
     reads_only,
     render,
     text,
     viewer,
     viewer_zone,
+    with_people,
 )
 from webapp.dashboard.notifications import recipient_names
 
@@ -85,73 +77,25 @@ STAFF = (Role.ADMIN, Role.COORDINATOR)
 NURSE_DROPDOWN_LIMIT = 100
 
 
-@dataclass(frozen=True)
-class _ListShape:
-    """Which of the list's filters a request uses: each combination is one statement."""
-
-    status: bool = False
-    nurse_id: bool = False
-    nurse_name: bool = False
-    start: bool = False
-    end: bool = False
-    patient_name: bool = False
-    newest_first: bool = False
-
-
-def _ids_named(model: type[Nurse] | type[Patient], parameter: str) -> Select[int]:
-    """Ids of the people whose first or last name matches the LIKE pattern `parameter`."""
-    like = bindparam(parameter, type_=String)
+def _ids_named(model: type[Nurse] | type[Patient], name: str) -> Select[int]:
+    """Ids of the people whose first or last name contains `name`."""
+    like = f"%{name}%"
     return select(model.id).where(or_(model.first_name.ilike(like), model.last_name.ilike(like)))
 
 
-def _list_statements(
-    scoped: Select[Appointment], shape: _ListShape
-) -> tuple[AnySelect, Select[int]]:
-    """The page (rows and capped total) and the count alone, the filters' values as parameters."""
-    stmt = scoped
-    if shape.status:
-        stmt = stmt.where(Appointment.status == bindparam("status"))
-    if shape.nurse_id:
-        stmt = stmt.where(Appointment.nurse_id == bindparam("nurse_id"))
-    if shape.nurse_name:
-        stmt = stmt.where(Appointment.nurse_id.in_(_ids_named(Nurse, "nurse_like")))
-    if shape.start:
-        stmt = stmt.where(Appointment.start_at >= bindparam("start"))
-    if shape.end:
-        stmt = stmt.where(Appointment.start_at < bindparam("end"))
-    if shape.patient_name:
-        stmt = stmt.where(Appointment.patient_id.in_(_ids_named(Patient, "patient_like")))
-    first = Appointment.start_at.desc() if shape.newest_first else Appointment.start_at
-    page = appointment_rows_select(paged(stmt.order_by(first, Appointment.id)), capped_total(stmt))
-    return page, capped_count(stmt)
-
-
-# Staff see every appointment, so their statements depend only on the filters' shape: built
-# once per shape, which saves about a millisecond of Python a request (bench/dashboard.py).
-_STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
-
-
-@lru_cache(maxsize=2 ** len(fields(_ListShape)))
-def _staff_list_statements(shape: _ListShape) -> tuple[AnySelect, Select[int]]:
-    return _list_statements(access.appointments(_STAFF), shape)
-
-
-def _nurse_choices(visible: Select[Nurse]) -> AnySelect:
-    """The nurse dropdown's options: none when there are more than `dropdown_limit`."""
-    # A short team gets a dropdown; a large agency a name search, since a thousand options cost
-    # more than the rest of the page (bench/dashboard.py) and are no way to find someone.
-    # The size check is an uncorrelated subquery, so PostgreSQL counts at most 101 rows once
-    # and, for a large agency, never sorts the nurses at all.
-    limit = bindparam("dropdown_limit", type_=Integer)
-    few = count_select(visible, limit + 1).scalar_subquery() <= limit
+def _nurse_choices(visible: Select[Nurse]) -> Select[int, str, str, str]:
+    """The nurse dropdown's options: none when there are more than NURSE_DROPDOWN_LIMIT."""
+    # A short team gets a dropdown; a large agency a name search, since a thousand options are
+    # no way to find someone. The size check is an uncorrelated subquery: the database counts
+    # at most one row past the limit, once, and for a large agency never sorts the nurses.
+    limit = NURSE_DROPDOWN_LIMIT
+    counted = visible.with_only_columns(Nurse.id).limit(limit + 1).subquery()
+    few = select(func.count()).select_from(counted).scalar_subquery() <= limit
     return (
         visible.with_only_columns(Nurse.id, Nurse.title, Nurse.first_name, Nurse.last_name)
         .where(few)
         .order_by(Nurse.last_name, Nurse.first_name)
     )
-
-
-_staff_nurse_choices = cache(lambda: _nurse_choices(access.nurses(_STAFF)))
 
 
 @bp.get("/")
@@ -161,21 +105,25 @@ def index() -> Response:
     args = request.args
     tz = viewer_zone()
     errors: dict[str, str] = {}
-    params: dict[str, Any] = {}
+    who = viewer()
+    stmt = access.appointments(who)
     status = args.get("status", "")
     if status in {s.value for s in AppointmentStatus}:
-        params["status"] = status
+        stmt = stmt.where(Appointment.status == status)
     nurse_name = args.get("nurse", "").strip()
     if nurse_name:
-        params["nurse_like"] = f"%{nurse_name}%"
+        stmt = stmt.where(Appointment.nurse_id.in_(_ids_named(Nurse, nurse_name)))
+    nurse_id = None
     try:
         start = date_field("from", "From", required=False, source=args)
         end = date_field("to", "To", required=False, source=args)
         if is_whole_number(args.get("nurse_id", "")):  # anything else is no choice of nurse
-            params["nurse_id"] = id_field("nurse_id", "Nurse", source=args)
+            nurse_id = id_field("nurse_id", "Nurse", source=args)
     except ValidationError as exc:
         errors = errors_of(exc)
         start = end = None
+    if nurse_id is not None:
+        stmt = stmt.where(Appointment.nurse_id == nurse_id)
     if start and end and end < start:
         # No visit can match such a range: say so rather than show an empty list.
         errors["to"] = (
@@ -184,35 +132,22 @@ def index() -> Response:
         )
         start = end = None
     if start:
-        params["start"] = day_start(start, tz)
+        stmt = stmt.where(Appointment.start_at >= day_start(start, tz))
     if end:
-        params["end"] = day_start(end + timedelta(days=1), tz)
+        stmt = stmt.where(Appointment.start_at < day_start(end + timedelta(days=1), tz))
     query = args.get("q", "").strip()
     if query:
-        params["patient_like"] = f"%{query}%"
-    shape = _ListShape(
-        status="status" in params,
-        nurse_id="nurse_id" in params,
-        nurse_name="nurse_like" in params,
-        start="start" in params,
-        end="end" in params,
-        patient_name="patient_like" in params,
-        newest_first=args.get("order") == "desc",
-    )
-    who = viewer()
-    if who.sees_all:
-        page_stmt, count_stmt = _staff_list_statements(shape)
-        choices = _staff_nurse_choices()
-    else:
-        page_stmt, count_stmt = _list_statements(access.appointments(who), shape)
-        choices = _nurse_choices(access.nurses(who))
+        stmt = stmt.where(Appointment.patient_id.in_(_ids_named(Patient, query)))
+    first = Appointment.start_at.desc() if args.get("order") == "desc" else Appointment.start_at
+    page = paginate(with_people(stmt.order_by(first, Appointment.id)))
     return render(
         "appointments/page.html",
         "appointments/_table.html",
         status=422 if errors else 200,
-        page=paginate_counted(page_stmt, count_stmt, params, read_appointment_rows),
+        page=page,
+        rows=appointment_rows(page.items),
         statuses=list(AppointmentStatus),
-        nurses=db.session.execute(choices, {"dropdown_limit": NURSE_DROPDOWN_LIMIT}).all(),
+        nurses=db.session.execute(_nurse_choices(access.nurses(who))).all(),
         args=args,
         errors=errors,
     )

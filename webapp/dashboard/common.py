@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -13,39 +12,23 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template
 from flask import request as flask_request
+from flask_htmx import make_response as htmx_response
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import Pagination
 from markupsafe import Markup, escape
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    bindparam,
-    cast,
-    func,
-    literal_column,
-    null,
-    select,
-)
+from sqlalchemy import Select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
-from core.db import AnySelect, read_only_options
+from core.db import read_only_options
 from core.errors import DomainError, NotFound, ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
-from core.models import (
-    Appointment,
-    AppointmentKind,
-    Choices,
-    Nurse,
-    Patient,
-    Role,
-    nurse_display_name,
-    one_line_address,
-)
+from core.models import Appointment, AppointmentKind, Choices, Role
 from core.scheduling import local_to_utc, require_aware, zone
 from core.services.access import Viewer
 from core.services.common import Actor
 from core.timefmt import short_date, short_local
-from webapp import db
+from webapp import db, htmx
 from webapp.auth import now_utc, protect_state_changes
 
 PER_PAGE = 25
@@ -155,12 +138,7 @@ def begin_read_only_views() -> None:
 
 def is_partial() -> bool:
     """An htmx request that wants a fragment (not a boosted navigation or history restore)."""
-    headers = flask_request.headers
-    return (
-        headers.get("HX-Request") == "true"
-        and headers.get("HX-Boosted") != "true"
-        and headers.get("HX-History-Restore-Request") != "true"
-    )
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def render(
@@ -178,10 +156,8 @@ def finish(url: str, message: str | None = None, category: str = "success") -> R
     """After a successful change: flash, then go to `url` (HX-Redirect for htmx requests)."""
     if message:
         flash(message, category)
-    if flask_request.headers.get("HX-Request") == "true":
-        response = make_response("", 200)
-        response.headers["HX-Redirect"] = url
-        return response
+    if htmx:
+        return htmx_response("", redirect=url)
     return redirect(url, code=303)
 
 
@@ -286,57 +262,26 @@ class AppointmentRow:
     address: str = ""  # where a home visit happens; empty for other kinds
 
 
-# Lists read these columns rather than Appointment, Patient and Nurse objects: building the
-# ORM objects cost more than the queries themselves on busy pages (bench/dashboard.py).
-_ROW_COLUMNS = (
-    Appointment.id,
-    Appointment.start_at,
-    Appointment.status,
-    Appointment.kind,
-    Patient.first_name,
-    Patient.last_name,
-    Patient.time_zone,
-    Nurse.title,
-    Nurse.first_name,
-    Nurse.last_name,
-    Patient.address_line1,
-    Patient.address_line2,
-    Patient.address_city,
-    Patient.address_region,
-    Patient.address_postal_code,
-)
-APPOINTMENT_ROW_WIDTH = len(_ROW_COLUMNS)  # columns an `appointment_rows_select` row starts with
+def with_people(stmt: Select[Appointment]) -> Select[Appointment]:
+    """`stmt` loading each appointment's patient and nurse in the same statement."""
+    return stmt.options(joinedload(Appointment.patient), joinedload(Appointment.nurse))
 
 
-def appointment_rows_select(stmt: AnySelect, *extra: Any) -> AnySelect:
-    """`stmt` (appointments) as appointment row columns, then `extra` columns."""
-    return (
-        stmt.with_only_columns(*_ROW_COLUMNS, *extra)
-        .join_from(Appointment, Patient, Patient.id == Appointment.patient_id)
-        .join_from(Appointment, Nurse, Nurse.id == Appointment.nurse_id)
-    )
-
-
-def no_appointment_row() -> tuple[Any, ...]:
-    """Typed NULLs in place of an appointment row's columns, for other parts of a UNION."""
-    return tuple(cast(null(), column.type) for column in _ROW_COLUMNS)
-
-
-def read_appointment_rows(result: Sequence[Sequence[Any]]) -> list[AppointmentRow]:
-    """Appointment rows from the result of an `appointment_rows_select`."""
+def appointment_rows(appointments: Iterable[Appointment]) -> list[AppointmentRow]:
+    """Rows for appointments loaded `with_people`, their times in the viewer's zone."""
     mine = viewer_zone()
     return [
         AppointmentRow(
-            id=row[0],
-            start_at=row[1],
-            when=when_in(mine, row[1], row[6]),
-            status=row[2],
-            kind=row[3],
-            patient_name=f"{row[4]} {row[5]}",
-            nurse_name=nurse_display_name(row[7], row[8], row[9]),
-            address=one_line_address(*row[10:15]) if row[3] == AppointmentKind.HOME_VISIT else "",
+            id=visit.id,
+            start_at=visit.start_at,
+            when=when_in(mine, visit.start_at, visit.patient.time_zone),
+            status=visit.status,
+            kind=visit.kind,
+            patient_name=visit.patient.full_name,
+            nurse_name=visit.nurse.display_name,
+            address=visit.patient.address if visit.kind == AppointmentKind.HOME_VISIT else "",
         )
-        for row in result
+        for visit in appointments
     ]
 
 
@@ -456,27 +401,6 @@ def errors_of(exc: DomainError) -> dict[str, str]:
 # ------------------------------------------------------------------ paging
 
 
-@dataclass
-class Page:
-    """One page of a query's rows, with what the pager needs."""
-
-    items: Sequence[Any]
-    page: int
-    pages: int
-    total: int
-    more: bool = False  # the count stopped at COUNT_LIMIT: there are more rows than `total`
-
-    @property
-    def has_prev(self) -> bool:
-        """Whether there is an earlier page."""
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        """Whether there is a later page."""
-        return self.page < self.pages
-
-
 # The API's limit too. Pages past the end show the last one; pages past this are refused, since
 # their offset would overflow the database's integers long before any list is that long.
 MAX_PAGE = 10_000
@@ -487,89 +411,13 @@ def page_number() -> int:
     return max(1, whole_number_arg("page", "That page", default=1, high=MAX_PAGE))
 
 
-# Counting every row of a long history costs more than showing a page of it (bench/dashboard.py);
-# past this many the pager says "10000+" and people narrow the filters instead.
-COUNT_LIMIT = 10_000
-
-
-def count_rows(stmt: AnySelect, limit: int | None = None) -> int:
-    """How many rows `stmt` selects (at most `limit`), without reading any of their columns."""
-    return db.session.scalar(count_select(stmt, limit)) or 0
-
-
-def count_select(stmt: AnySelect, limit: int | ColumnElement[int] | None = None) -> Select[int]:
-    """The select that `count_rows` runs, to embed as a scalar subquery elsewhere."""
-    # Counting a select of whole entities made PostgreSQL plan every column (bench/dashboard.py).
-    counted = (
-        stmt.order_by(None)
-        .with_only_columns(literal_column("1"), maintain_column_froms=True)
-        .limit(limit)
-        .subquery()
-    )
-    return select(func.count()).select_from(counted)
-
-
-def paginate(stmt: AnySelect, per_page: int = PER_PAGE) -> Page:
-    """One page of an ordered select of entities, with its rows counted up to COUNT_LIMIT."""
-    total = count_rows(stmt, COUNT_LIMIT + 1)
-    more = total > COUNT_LIMIT
-    total = min(total, COUNT_LIMIT)
-    pages = max(1, math.ceil(total / per_page))
-    page = min(page_number(), pages)
-    window = stmt.limit(per_page).offset((page - 1) * per_page)
-    items: Sequence[Any] = db.session.scalars(window).all()
-    return Page(items=items, page=page, pages=pages, total=total, more=more)
-
-
-def paged(stmt: AnySelect) -> AnySelect:
-    """`stmt` with its page window as `limit` and `offset` parameters (see `paginate_counted`)."""
-    return stmt.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
-
-
-def capped_count(stmt: AnySelect) -> Select[int]:
-    """`count_select` up to the `count_cap` parameter, which `paginate_counted` sets."""
-    return count_select(stmt, bindparam("count_cap", type_=Integer))
-
-
-def capped_total(stmt: AnySelect) -> Any:
-    """`capped_count` as a column for a page's select.
-
-    An uncorrelated scalar subquery: the database counts it once per statement, so a page and
-    its total cost one round trip instead of two (bench/dashboard.py).
-    """
-    return capped_count(stmt).scalar_subquery()
-
-
-def paginate_counted(
-    page_stmt: AnySelect,
-    count_stmt: Select[int],
-    params: dict[str, Any],
-    read: Callable[[Sequence[Any]], Sequence[Any]],
-    per_page: int = PER_PAGE,
-) -> Page:
-    """`paginate` in one statement: `page_stmt` is `paged`, its last column a `capped_total`.
-
-    `count_stmt` (a `capped_count`) counts alone for a page past the end, which then shows the
-    last page. The statements can be built once: every value is a parameter, `params` the filters'.
-    """
-    params = {**params, "count_cap": COUNT_LIMIT + 1}
+def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Pagination:
+    """The ?page= page of an ordered select; a page past the end shows the last one."""
     number = page_number()
-    result = _page_of(page_stmt, params, number, per_page)
-    if result:
-        total = result[0][-1]
-    else:  # an empty list, or a page past the end: count alone
-        total = 0 if number == 1 else db.session.scalar(count_stmt, params) or 0
-    shown = min(total, COUNT_LIMIT)
-    pages = max(1, math.ceil(shown / per_page))
-    if number > pages:  # past the end, or past what the pager counts: show the last page
-        number = pages
-        result = _page_of(page_stmt, params, number, per_page) if total else []
-    return Page(items=read(result), page=number, pages=pages, total=shown, more=total > shown)
-
-
-def _page_of(stmt: AnySelect, params: dict[str, Any], number: int, per_page: int) -> Any:
-    bounds = {"limit": per_page, "offset": (number - 1) * per_page}
-    return db.session.execute(stmt, {**params, **bounds}).all()
+    page = db.paginate(stmt, page=number, per_page=per_page, error_out=False)
+    if number > page.pages > 0:
+        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
+    return page
 
 
 def page_url(page: int) -> str:

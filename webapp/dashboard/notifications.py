@@ -7,9 +7,7 @@ retried here like a failed one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from functools import partial
 
 from flask import request, url_for
 from sqlalchemy import select
@@ -27,18 +25,16 @@ from core.models import (
     User,
 )
 from core.notifications.delivery import RETRYABLE_STATUSES, retry_notification
-from core.notifications.queries import list_notifications, notification_events
+from core.notifications.queries import notification_events, notifications
 from core.services.common import audit
 from webapp import channels, db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
-    PER_PAGE,
-    Page,
     actor,
     blueprint,
     finish,
     is_partial,
-    page_number,
+    paginate,
     render,
 )
 
@@ -75,22 +71,15 @@ def _choice(name: str, allowed: Iterable[str]) -> str | None:
 def index() -> Response:
     """Every notification, newest first, filterable by status, channel, recipient and event."""
     events = notification_events(db.session())
-    page_of = partial(
-        list_notifications,
-        db.session(),
-        status=_choice("status", [s.value for s in NotificationStatus]),
-        channel=_choice("channel", [c.value for c in Channel]),
-        recipient_kind=_choice("recipient_kind", [k.value for k in RecipientKind]),
-        event=_choice("event", events),
-        limit=PER_PAGE,
+    page = paginate(
+        notifications(
+            status=_choice("status", [s.value for s in NotificationStatus]),
+            channel=_choice("channel", [c.value for c in Channel]),
+            recipient_kind=_choice("recipient_kind", [k.value for k in RecipientKind]),
+            event=_choice("event", events),
+        )
     )
-    number = page_number()
-    items, total = page_of(offset=(number - 1) * PER_PAGE)
-    pages = max(1, math.ceil(total / PER_PAGE))
-    if number > pages:  # past the end: show the last page
-        number = pages
-        items, total = page_of(offset=(number - 1) * PER_PAGE)
-    page = Page(items=items, page=number, pages=pages, total=total)
+    items = page.items
     return render(
         "notifications/page.html",
         "notifications/_table.html",

@@ -2,94 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
-from functools import cache
 from typing import Any
 
 from flask import abort, request
 from flask_login import current_user
-from sqlalchemy import (
-    Date,
-    Integer,
-    Select,
-    String,
-    Time,
-    and_,
-    bindparam,
-    cast,
-    null,
-    or_,
-    select,
-    union_all,
-)
+from sqlalchemy import and_, or_
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.wrappers import Response
 
-from core.db import AnySelect
-from core.models import (
-    Appointment,
-    Nurse,
-    NurseAvailability,
-    NurseAvailabilityOverride,
-    Role,
-    nurse_display_name,
-)
+from core.models import Appointment, Nurse, NurseAvailabilityOverride, Role
 from core.scheduling import WeeklyRule
 from core.services import access
-from core.services.access import Viewer
 from core.services.availability import WEEKDAY_NAMES
 from webapp import db
 from webapp.auth import now_utc, roles_required
 from webapp.dashboard.common import (
-    APPOINTMENT_ROW_WIDTH,
     AppointmentRow,
-    appointment_rows_select,
+    appointment_rows,
     blueprint,
     date_field,
     day_start,
     local_day,
-    no_appointment_row,
-    read_appointment_rows,
     reads_only,
     render,
     viewer,
     viewer_zone,
+    with_people,
 )
 from webapp.dashboard.time_off import my_requests_context
 
 bp = blueprint("schedule", __name__)
-
-# Staff see every nurse and visit: their queries depend on nothing about the login.
-STAFF = Viewer(user_id=None, role=Role.COORDINATOR)
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """Time off or extra hours, as the calendar and "My schedule" show it."""
-
-    kind: str
-    start_date: date
-    end_date: date
-    start_time: time | None
-    end_time: time | None
-
-    @property
-    def all_day(self) -> bool:
-        """True when the override covers whole days."""
-        return self.start_time is None
 
 
 @dataclass(frozen=True, slots=True)
 class CalendarNurse:
     """The nurse a calendar shows, with their weekly hours and the overrides it needs."""
 
-    id: int
-    display_name: str
-    time_zone: str
-    calendar_token_hash: str | None  # whether "My schedule" offers to turn a feed link off
+    nurse: Nurse
     hours: list[WeeklyRule]  # the scheduling engine's own rules, dates of validity included
-    overrides: list[Override]  # by start date
+    overrides: list[NurseAvailabilityOverride]  # by start date and time
 
 
 @dataclass
@@ -98,7 +51,7 @@ class Day:
 
     day: date
     windows: list[str] = field(default_factory=list)
-    overrides: list[Override] = field(default_factory=list)
+    overrides: list[NurseAvailabilityOverride] = field(default_factory=list)
     appointments: list[AppointmentRow] = field(default_factory=list)
 
     @property
@@ -107,148 +60,53 @@ class Day:
         return WEEKDAY_NAMES[self.day.weekday()]
 
 
-def _calendar_query(
-    nurses: Select[Nurse], visits: Select[Appointment], upcoming: bool
-) -> AnySelect:
-    """The nurse's row from `nurses`, joined to their hours, overrides and visits.
-
-    Parameters: `nurse_id`; overrides overlapping [`first`, `after`), and with `upcoming` also
-    every one ending on or after `upcoming_from`; visits from `visits` starting in
-    [`start`, `end`). Columns: the nurse's five, the appointment row's, then the rule's six
-    (a weekly rule's dates are the ones it is valid between).
-    """
-    # One statement for the whole page: hours, overrides and visits share a UNION ALL, each
-    # part NULL in the others' columns, joined to the nurse's row so that a nurse with none
-    # of them still comes back. Each statement cost ~0.25 ms of Python (bench/dashboard.py).
-    nurse_id = bindparam("nurse_id", type_=Integer)
-    shown = and_(
-        NurseAvailabilityOverride.end_date >= bindparam("first"),
-        NurseAvailabilityOverride.start_date < bindparam("after"),
-    )
-    if upcoming:
-        shown = or_(shown, NurseAvailabilityOverride.end_date >= bindparam("upcoming_from"))
-    no_row = no_appointment_row()
-    # The first part names the UNION's columns, so its NULLs carry the rules' names.
-    no_rule = (
-        cast(null(), Integer).label("weekday"),
-        cast(null(), String).label("rule_kind"),
-        cast(null(), Date).label("start_date"),
-        cast(null(), Date).label("end_date"),
-        cast(null(), Time).label("start_time"),
-        cast(null(), Time).label("end_time"),
-    )
-    parts = union_all(
-        appointment_rows_select(
-            visits.where(
-                Appointment.nurse_id == nurse_id,
-                Appointment.start_at >= bindparam("start"),
-                Appointment.start_at < bindparam("end"),
-            ),
-            *no_rule,
-            Appointment.nurse_id,
-        ),
-        select(
-            *no_row,
-            NurseAvailability.weekday,
-            no_rule[1],
-            NurseAvailability.valid_from,
-            NurseAvailability.valid_to,
-            NurseAvailability.start_time,
-            NurseAvailability.end_time,
-            NurseAvailability.nurse_id,
-        ).where(NurseAvailability.nurse_id == nurse_id),
-        select(
-            *no_row,
-            no_rule[0],
-            NurseAvailabilityOverride.kind,
-            NurseAvailabilityOverride.start_date,
-            NurseAvailabilityOverride.end_date,
-            NurseAvailabilityOverride.start_time,
-            NurseAvailabilityOverride.end_time,
-            NurseAvailabilityOverride.nurse_id,
-        ).where(NurseAvailabilityOverride.nurse_id == nurse_id, shown),
-    ).subquery()
-    *columns, part_nurse_id = parts.c
-    rule = columns[len(no_row) :]
-    # Hours by weekday and start, overrides by date, visits by start: the other parts' keys
-    # are NULL, and where NULLs sort does not matter.
-    order = (rule[0], rule[2], rule[4], columns[1])
-    return (
-        nurses.with_only_columns(
-            Nurse.title,
-            Nurse.first_name,
-            Nurse.last_name,
-            Nurse.time_zone,
-            Nurse.calendar_token_hash,
-            *columns,
-        )
-        .join_from(Nurse, parts, part_nurse_id == Nurse.id, isouter=True)
-        .where(Nurse.id == nurse_id)
-        .order_by(*order)
-    )
-
-
-# Where each part's columns start in a `_calendar_query` row: the visit's id, the rule's weekday.
-_VISIT = 5
-_RULE = _VISIT + APPOINTMENT_ROW_WIDTH
-
-
-@cache
-def _staff_calendar_query() -> AnySelect:
-    """`_calendar_query` for staff, built once: building it cost more than running it."""
-    return _calendar_query(access.nurses(STAFF), access.appointments(STAFF), False)
-
-
 def _calendar_data(
     nurse_id: int, first: date, after: date, tz: str, upcoming_from: date | None = None
 ) -> tuple[CalendarNurse, list[AppointmentRow]]:
-    """The nurse if the viewer may see them, with hours, overrides and visits, in one query.
+    """The nurse if the viewer may see them, with hours, overrides and visits.
 
     Overrides are those overlapping [first, after), and with `upcoming_from` also every one
     ending on or after that date; visits those the viewer may see in those days in `tz`.
     NotFound when the nurse is missing or out of scope.
     """
-    # Columns, not the Nurse and its rules as ORM objects in three statements: those cost
-    # more than the rest of the page (bench/dashboard.py).
     who = viewer()
-    upcoming = upcoming_from is not None
-    query = (
-        _staff_calendar_query()
-        if who.sees_all and not upcoming
-        else _calendar_query(access.nurses(who), access.appointments(who), upcoming)
+    shown = and_(
+        NurseAvailabilityOverride.end_date >= first,
+        NurseAvailabilityOverride.start_date < after,
     )
-    params = {
-        "nurse_id": nurse_id,
-        "first": first,
-        "after": after,
-        "upcoming_from": upcoming_from,
-        "start": day_start(first, tz),
-        "end": day_start(after, tz),
-    }
-    result = db.session.execute(query, params).all()
-    if not result:
+    if upcoming_from is not None:
+        shown = or_(shown, NurseAvailabilityOverride.end_date >= upcoming_from)
+    # Two statements: the nurse with her weekly hours (a handful of rows), then her overrides.
+    nurse = (
+        db.session.scalars(
+            access.nurses(who)
+            .where(Nurse.id == nurse_id)
+            .options(
+                joinedload(Nurse.availability),
+                selectinload(Nurse.overrides.and_(shown)),
+            )
+        )
+        .unique()
+        .one_or_none()
+    )
+    if nurse is None:
         raise access.not_found(Nurse, nurse_id)
-    hours: list[WeeklyRule] = []
-    overrides: list[Override] = []
-    visits: list[Sequence[Any]] = []
-    for row in result:
-        if row[_VISIT] is not None:
-            visits.append(row[_VISIT:])
-        elif row[_RULE] is not None:
-            weekday, _, valid_from, valid_to, start_time, end_time = row[_RULE:]
-            hours.append(WeeklyRule(weekday, start_time, end_time, valid_from, valid_to))
-        elif row[_RULE + 1] is not None:
-            overrides.append(Override(*row[_RULE + 1 :]))
-    title, first_name, last_name, time_zone, token_hash = result[0][:5]
-    nurse = CalendarNurse(
-        id=nurse_id,
-        display_name=nurse_display_name(title, first_name, last_name),
-        time_zone=time_zone,
-        calendar_token_hash=token_hash,
-        hours=hours,
-        overrides=overrides,
+    visits = with_people(
+        access.appointments(who)
+        .where(
+            Appointment.nurse_id == nurse_id,
+            Appointment.start_at >= day_start(first, tz),
+            Appointment.start_at < day_start(after, tz),
+        )
+        .order_by(Appointment.start_at, Appointment.id)
     )
-    return nurse, read_appointment_rows(visits)
+    hours = [
+        WeeklyRule(rule.weekday, rule.start_time, rule.end_time, rule.valid_from, rule.valid_to)
+        for rule in nurse.availability
+    ]
+    overrides = sorted(nurse.overrides, key=lambda o: (o.start_date, o.start_time or time.min))
+    calendar = CalendarNurse(nurse=nurse, hours=hours, overrides=overrides)
+    return calendar, appointment_rows(db.session.scalars(visits))
 
 
 def _calendar(nurse_id: int, template: str) -> Response:
@@ -274,7 +132,7 @@ def _calendar(nurse_id: int, template: str) -> Response:
         d.overrides = [o for o in nurse.overrides if o.start_date <= d.day <= o.end_date]
     step = timedelta(days=count)
     context: dict[str, Any] = {
-        "nurse": nurse,
+        "nurse": nurse.nurse,
         "days": days,
         "view": view,
         "anchor": anchor,

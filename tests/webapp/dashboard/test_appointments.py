@@ -15,7 +15,7 @@ from core.services.availability import add_override
 from core.services.common import Actor
 from tests.webapp.dashboard.conftest import Dashboard
 from webapp import db
-from webapp.dashboard import appointments, common
+from webapp.dashboard import appointments
 
 SLOT = re.compile(r'name="start" value="([^"]+)"')
 
@@ -227,15 +227,6 @@ def test_a_large_agency_filters_appointments_by_nurse_name_instead_of_a_dropdown
     assert "Alice Wilson" in wilson and "Maria Garcia" not in wilson
     garcia = client.get("/appointments/?nurse=Garcia").get_data(as_text=True)
     assert "Maria Garcia" in garcia and "Alice Wilson" not in garcia
-
-
-def test_long_lists_count_only_up_to_a_limit(
-    any_dash: Dashboard, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = any_dash.client("coordinator")
-    assert "+ in all." not in client.get("/appointments/").get_data(as_text=True)
-    monkeypatch.setattr(common, "COUNT_LIMIT", 3)
-    assert "3+ in all." in client.get("/appointments/").get_data(as_text=True)
 
 
 def _add_past_visits(dash: Dashboard, count: int) -> list[int]:

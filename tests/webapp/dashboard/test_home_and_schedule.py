@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -180,8 +179,6 @@ def test_home_lists_the_days_first_visits_and_links_to_all_of_them(
     dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(home, "HOME_APPOINTMENTS", 2)
-    # The staff statement is built once per process, with the limit in it: build a fresh one.
-    monkeypatch.setattr(home, "_staff_todays_query", cache(home._staff_todays_query.__wrapped__))
     zone = ZoneInfo(dash.app.config["SETTINGS"].default_time_zone)
     today = datetime.now(UTC).astimezone(zone).replace(hour=0, minute=5, second=0, microsecond=0)
     engine = make_engine(dash.url)
