@@ -192,11 +192,15 @@ class Server:
 
 
 def start_server(
-    url: str, log_path: Path, workers: int | None = None, threads: int | None = None
+    url: str,
+    log_path: Path,
+    workers: int | None = None,
+    threads: int | None = None,
+    port: int | None = None,
 ) -> Server:
     """Run supervisord.conf's web command with the bench database, wait for /health."""
     command = process_command("web")
-    port = free_port()
+    port = port or free_port()
     env = dict(os.environ)
     # The process manager's own defaults for workers and threads, not whatever this shell has,
     # unless --workers / --threads ask for others (through the variables its command reads).
@@ -597,6 +601,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="GUNICORN_THREADS for the server (default: unset, supervisord.conf's default)",
     )
     parser.add_argument(
+        "--port", type=int, help="the server's loopback port (default: any free one)"
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="reuse the loaded data when the database already holds exactly this data set",
@@ -665,7 +672,7 @@ def _run(args: argparse.Namespace, url: str, sizes: Sizes, created: bool) -> int
     )
 
     log_path = ROOT / "bench" / "results" / "dashboard-gunicorn.log"
-    server = start_server(url, log_path, args.workers, args.threads)
+    server = start_server(url, log_path, args.workers, args.threads, args.port)
     workers = server.pids()
     tuned = {k: server.env[k] for k in ("WEB_CONCURRENCY", "GUNICORN_THREADS") if k in server.env}
     print(
