@@ -120,7 +120,7 @@ def session_policy() -> SessionPolicy:
 def _load_user(token: str) -> LoginUser | None:
     if not token or len(token) > staff_sessions.MAX_TOKEN_LENGTH:
         return None
-    # On the request's connection: one statement, no ORM object (bench/dashboard.py).
+    # On the request's connection: one statement, its columns read by name.
     row = (
         db.session.connection()
         .execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from flask_htmx import make_response as htmx_response
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
 from markupsafe import Markup, escape
-from sqlalchemy import Select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
@@ -119,7 +120,7 @@ def reads_only(view: F) -> F:
     """Mark a view whose GET only reads: its request runs on a read-only connection.
 
     On SQLite the page then never takes the write lock (calls and bookings write beside it);
-    on PostgreSQL it skips the BEGIN and ROLLBACK round trips (bench/dashboard.py).
+    on PostgreSQL it skips the BEGIN and ROLLBACK round trips.
     """
     setattr(view, READS_ONLY, True)
     return view
@@ -411,12 +412,31 @@ def page_number() -> int:
     return max(1, whole_number_arg("page", "That page", default=1, high=MAX_PAGE))
 
 
-def paginate(stmt: Select[Any], per_page: int = PER_PAGE) -> Pagination:
-    """The ?page= page of an ordered select; a page past the end shows the last one."""
+def paginate(
+    stmt: Select[Any], per_page: int = PER_PAGE, count_limit: int | None = None
+) -> Pagination:
+    """The ?page= page of an ordered select; a page past the end shows the last one.
+
+    With `count_limit`, rows past it are not counted: the total stops at `count_limit` + 1,
+    which `pager(page, target, limit)` shows as "10000+" (people narrow the filters instead).
+    """
     number = page_number()
-    page = db.paginate(stmt, page=number, per_page=per_page, error_out=False)
-    if number > page.pages > 0:
-        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
+    page = _page(stmt, number, per_page, count_limit)
+    last = page.pages if count_limit is None else min(page.pages, math.ceil(count_limit / per_page))
+    if number > last > 0:
+        page = _page(stmt, last, per_page, count_limit)
+    return page
+
+
+def _page(stmt: Select[Any], number: int, per_page: int, count_limit: int | None) -> Pagination:
+    if count_limit is None:
+        return db.paginate(stmt, page=number, per_page=per_page, error_out=False)
+    page = db.paginate(stmt, page=number, per_page=per_page, error_out=False, count=False)
+    rows: Select[Any] = stmt.order_by(None).with_only_columns(
+        literal_column("1"), maintain_column_froms=True
+    )
+    counted = rows.limit(count_limit + 1).subquery()
+    page.total = db.session.scalar(select(func.count()).select_from(counted))
     return page
 
 

@@ -229,6 +229,22 @@ def test_a_large_agency_filters_appointments_by_nurse_name_instead_of_a_dropdown
     assert "Maria Garcia" in garcia and "Alice Wilson" not in garcia
 
 
+def test_long_lists_count_only_up_to_a_limit(
+    any_dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visits = _add_past_visits(any_dash, 60)
+    client = any_dash.client("coordinator")
+    listing = "/appointments/?from=2020-01-01&to=2020-12-31"
+    assert "Page 1 of 3 (60)" in client.get(listing).get_data(as_text=True)
+    monkeypatch.setattr(appointments, "COUNT_LIMIT", 30)
+    first = client.get(listing).get_data(as_text=True)
+    assert "Page 1 of 2+ (30+)" in first and _row_ids(first) == visits[:25]
+    # Past what the pager counts: the last page it offers, with no next link.
+    last = client.get(f"{listing}&page=9").get_data(as_text=True)
+    assert "Page 2 of 2+ (30+)" in last and _row_ids(last) == visits[25:50]
+    assert "Next &rarr;" not in last
+
+
 def _add_past_visits(dash: Dashboard, count: int) -> list[int]:
     """`count` completed visits with the other nurse, an hour apart in 2020; their ids in order."""
     first = datetime(2020, 3, 2, 14, tzinfo=UTC)
