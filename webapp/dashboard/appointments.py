@@ -76,8 +76,8 @@ STAFF = (Role.ADMIN, Role.COORDINATOR)
 
 NURSE_DROPDOWN_LIMIT = 100
 # Past this many visits the list's pager says "10000+" and stops counting. Counting all
-# 100,000 visits of the benchmark's agency took PostgreSQL's CPU from 1.1 to 2.5 ms a request
-# averaged over the three pages (bench/dashboard.py, docs/performance.md).
+# 100,000 visits of the benchmark's agency on every list request cost PostgreSQL 2.4-2.5 ms a
+# request over the three pages, 1.2 ms with the cap (bench/dashboard.py, docs/performance.md).
 COUNT_LIMIT = 10_000
 
 
