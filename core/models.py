@@ -112,6 +112,20 @@ class Weekday(Choices):
         return list(cls)[number]
 
 
+class SeriesScope(Choices):
+    """Which visits of a series a cancellation takes."""
+
+    THIS = "this", "This visit only"
+    FOLLOWING = "following", "This visit and all after it"
+
+
+class SeriesBookMode(Choices):
+    """Book a series only when every visit is free, or the free visits alone."""
+
+    ALL = "all", "Only if every visit is free"
+    FREE_ONLY = "free_only", "The free visits only"
+
+
 class Source(Choices):
     """Which entry point made a change."""
 

@@ -42,6 +42,7 @@ from core.models import (
     Choices,
     OverrideKind,
     Role,
+    SeriesScope,
     Weekday,
 )
 from core.services.common import check_password, check_zone, normalise_email, normalise_phone
@@ -520,9 +521,27 @@ def _distinct_weekdays(value: list[Weekday]) -> list[Weekday]:
     return sorted(set(value), key=lambda day: day.number)
 
 
+def _visits_in_a_series(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 104:
+        raise problem("A series has 1 to 104 visits.")
+    return value
+
+
+def _not_null(value: Any) -> Any:
+    """An optional field given as null: leaving it out is how it is not given."""
+    if value is None:
+        raise problem("Give a value, or leave the field out.")
+    return value
+
+
 class SeriesDetails(Operation):
     """Book recurring visits: every N weeks on chosen weekdays at the first visit's wall-clock
     time in the nurse's zone, for a number of visits or until a date (a year at most)."""
+
+    # The document states what `problems_together` enforces: a count or an end date, one.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["count"]}, {"required": ["until"]}]}
+    )
 
     patient_id: Annotated[Id, Choice("a patient")] = Field(title="Patient")
     nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
@@ -538,10 +557,18 @@ class SeriesDetails(Operation):
     interval_weeks: Annotated[int, Field(ge=1, le=12), BeforeValidator(_whole_number)] = Field(
         1, title="Every how many weeks"
     )
-    count: Annotated[int, Field(ge=1, le=104), BeforeValidator(_whole_number)] | None = Field(
-        None, title="Number of visits", description="How many visits (or give `until`)"
-    )
-    until: Day | None = Field(
+    count: Annotated[
+        int | None,
+        BeforeValidator(_whole_number),
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 104}),
+        AfterValidator(_visits_in_a_series),
+    ] = Field(None, title="Number of visits", description="How many visits (or give `until`)")
+    until: Annotated[
+        Day | None,
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+    ] = Field(
         None, title="Last date", description="Local date of the last possible visit (or `count`)"
     )
     duration_minutes: VisitMinutes | None = Field(
@@ -556,6 +583,17 @@ class SeriesDetails(Operation):
         if _given(data, "count") == _given(data, "until"):
             return {"count": "Give the number of visits or the last date, one of the two."}
         return {}
+
+
+class CancelSeriesVisits(Operation):
+    """Cancel one visit of a series, or it and every later one, with a reason."""
+
+    appointment_id: Annotated[Id, Choice("a visit of the series")] = Field(title="Visit")
+    scope: Annotated[SeriesScope, Choice("which visits", tuple(SeriesScope))] = Field(
+        SeriesScope.THIS, title="Which visits"
+    )
+    reason_code: ChosenCancelReason = Field(title="Cancellation reason")
+    note: Text500 = Field("", title="Note")
 
 
 class Reschedule(Operation):

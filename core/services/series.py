@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,8 @@ from core.models import (
     Nurse,
     Patient,
     PatientNurseAssignment,
+    SeriesBookMode,
+    SeriesScope,
 )
 from core.notifications.reminders import sync_reminders
 from core.operations import SeriesDetails
@@ -31,20 +32,6 @@ from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedule
 
 NOT_ASSIGNED = "not_assigned"
-
-
-class BookMode(StrEnum):
-    """Book the series only when every occurrence is free, or the free ones alone."""
-
-    ALL = "all"
-    FREE_ONLY = "free_only"
-
-
-class Scope(StrEnum):
-    """Which occurrences a cancellation takes: the one chosen, or it and all after it."""
-
-    THIS = "this"
-    FOLLOWING = "following"
 
 
 @dataclass
@@ -226,7 +213,7 @@ def book_series(
     *,
     actor: Actor,
     now: datetime,
-    mode: BookMode = BookMode.ALL,
+    mode: SeriesBookMode = SeriesBookMode.ALL,
     replacements: Mapping[int, datetime] | None = None,
     skip: Collection[int] = (),
     idempotency_key: str | None = None,
@@ -246,7 +233,7 @@ def book_series(
     if key is not None and (existing := _existing_series(session, key)) is not None:
         return _replay(existing, details.patient_id)  # a retry that waited on the lock
     plan = plan_series(session, details, now=now, replacements=replacements, skip=skip)
-    if plan.refused and mode == BookMode.ALL:
+    if plan.refused and mode == SeriesBookMode.ALL:
         raise SeriesRefused(
             f"{len(plan.refused)} of the {len(plan.occurrences)} visits cannot be booked;"
             " nothing was booked. Choose other times for them, skip them, or book the free"
@@ -343,7 +330,7 @@ def cancel_occurrences(
     series_id: int,
     appointment_id: int,
     *,
-    scope: Scope,
+    scope: SeriesScope,
     actor: Actor,
     now: datetime,
     reason_code: str,
@@ -354,7 +341,7 @@ def cancel_occurrences(
     now = require_aware(now, "now")
     series = get_or_raise(session, AppointmentSeries, series_id, "series")
     chosen = _occurrence(session, series_id, appointment_id)
-    if scope == Scope.THIS:
+    if scope == SeriesScope.THIS:
         return [
             booking.cancel_appointment(
                 session, chosen.id, actor=actor, now=now, reason_code=reason_code, note=note

@@ -18,12 +18,12 @@ from core.models import (
     AppointmentStatus,
     AuditEvent,
     Notification,
+    SeriesBookMode,
+    SeriesScope,
 )
 from core.operations import SeriesDetails
 from core.services.booking import book_appointment, cancel_appointment
 from core.services.series import (
-    BookMode,
-    Scope,
     SeriesRefused,
     book_series,
     cancel_occurrences,
@@ -117,7 +117,11 @@ def test_free_only_books_the_free_visits_and_reports_the_refused(
             now=frozen_now,
         )
         result = book_series(
-            session, details(world.patient_id), actor=ACTOR, now=frozen_now, mode=BookMode.FREE_ONLY
+            session,
+            details(world.patient_id),
+            actor=ACTOR,
+            now=frozen_now,
+            mode=SeriesBookMode.FREE_ONLY,
         )
         session.commit()
         assert [a.series_index for a in result.booked] == [0, 1, 3]
@@ -192,7 +196,7 @@ def test_cancelling_this_visit_keeps_the_others(
             session,
             booked.series.id,
             second.id,
-            scope=Scope.THIS,
+            scope=SeriesScope.THIS,
             actor=ACTOR,
             now=frozen_now,
             reason_code="patient_request",
@@ -212,7 +216,7 @@ def test_cancelling_this_and_following_ends_the_series_the_day_before(
             session,
             booked.series.id,
             booked.booked[2].id,
-            scope=Scope.FOLLOWING,
+            scope=SeriesScope.FOLLOWING,
             actor=ACTOR,
             now=frozen_now,
             reason_code="clinical",
@@ -249,7 +253,7 @@ def test_an_appointment_of_another_series_is_not_found_there(
                 session,
                 booked.series.id,
                 single.id,
-                scope=Scope.THIS,
+                scope=SeriesScope.THIS,
                 actor=ACTOR,
                 now=frozen_now,
                 reason_code="other",
