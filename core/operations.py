@@ -512,7 +512,7 @@ class VisitDetails(Operation):
     reason: Text500 = Field("", title="Reason")
 
 
-SERIES_WEEKDAY = Choice("the weekdays", tuple(Weekday))
+SERIES_WEEKDAY = Choice("one or more weekdays", tuple(Weekday))
 SeriesWeekday = Annotated[Weekday, BeforeValidator(_choice_of(*Weekday)), SERIES_WEEKDAY]
 
 
