@@ -240,6 +240,10 @@ def book_series(
             " ones only.",
             plan=plan,
         )
+    if not plan.occurrences:
+        raise ValidationError(
+            "Every visit is skipped, so there is nothing to book.", field="occurrences"
+        )
     if not plan.free:
         raise SeriesRefused("None of the visits can be booked; nothing was booked.", plan=plan)
     series = AppointmentSeries(

@@ -161,6 +161,16 @@ def test_skipping_a_refused_visit_books_the_rest(
         assert [a.series_index for a in booked.booked] == [0, 2, 3]
 
 
+def test_skipping_every_visit_books_nothing_and_says_so(
+    session_factory: sessionmaker[Session], frozen_now: datetime
+) -> None:
+    world = build_world(session_factory, frozen_now)
+    with session_factory() as session, pytest.raises(ValidationError, match="nothing to book"):
+        book_series(
+            session, details(world.patient_id), actor=ACTOR, now=frozen_now, skip={0, 1, 2, 3}
+        )
+
+
 def test_an_unknown_occurrence_to_move_or_skip_is_refused(
     session_factory: sessionmaker[Session], frozen_now: datetime
 ) -> None:

@@ -189,6 +189,8 @@ def _service_errors(exc: DomainError) -> dict[str, str]:
     errors = errors_of(exc)
     if "start" in errors:
         errors["first_day"] = errors.pop("start")
+    if "occurrences" in errors:  # the preview's choices: no field of the form to point at
+        errors[FORM] = errors.pop("occurrences")
     return errors
 
 
