@@ -21,6 +21,7 @@ from core.models import (
     PatientNurseAssignment,
     SeriesBookMode,
     SeriesScope,
+    Weekday,
 )
 from core.notifications.reminders import sync_reminders
 from core.operations import SeriesDetails
@@ -407,6 +408,16 @@ def move_occurrence(
         now=now,
         idempotency_key=idempotency_key,
     )
+
+
+def series_in_words(series: AppointmentSeries) -> str:
+    """The rule in words: "Every week on Tuesday and Thursday at 10:00 (America/New_York)"."""
+    days = [Weekday.numbered(n).label for n in series.weekdays]
+    named = days[0] if len(days) == 1 else f"{', '.join(days[:-1])} and {days[-1]}"
+    every = "Every week" if series.interval_weeks == 1 else f"Every {series.interval_weeks} weeks"
+    ending = f", {series.count} visits" if series.count else f", until {series.until}"
+    ended = f"; ended after {series.ends_on}" if series.ends_on else ""
+    return f"{every} on {named} at {series.wall_time:%H:%M} ({series.time_zone}){ending}{ended}"
 
 
 def series_ends(series: AppointmentSeries) -> date | None:

@@ -42,6 +42,7 @@ from core.services.series import (
     book_series,
     cancel_occurrences,
     plan_series,
+    series_in_words,
 )
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -85,16 +86,6 @@ CHOICE_PREFIX = "choice-"
 SKIP = "skip"
 
 
-def describe(series: AppointmentSeries) -> str:
-    """The rule in words: "Every week on Tuesday and Thursday at 10:00 (America/New_York)"."""
-    days = [Weekday.numbered(n).label for n in series.weekdays]
-    named = days[0] if len(days) == 1 else f"{', '.join(days[:-1])} and {days[-1]}"
-    every = "Every week" if series.interval_weeks == 1 else f"Every {series.interval_weeks} weeks"
-    ending = f", {series.count} visits" if series.count else f", until {series.until}"
-    ended = f"; ended after {series.ends_on}" if series.ends_on else ""
-    return f"{every} on {named} at {series.wall_time:%H:%M} ({series.time_zone}){ending}{ended}"
-
-
 @bp.app_template_global("series_of_patient")
 def series_of_patient(patient_id: int) -> list[AppointmentSeries]:
     """The patient's series the viewer may see, newest first (for the patient's page)."""
@@ -109,8 +100,8 @@ def series_of_patient(patient_id: int) -> list[AppointmentSeries]:
 
 @bp.app_template_global("series_rule")
 def series_rule(series: AppointmentSeries) -> str:
-    """`describe` for templates."""
-    return describe(series)
+    """The series' rule in words, for templates."""
+    return series_in_words(series)
 
 
 def _patient(raw: str | None) -> Patient | None:
