@@ -90,6 +90,42 @@ class CancelReason(Choices):
         return [reason for reason in cls if reason is not cls.RESCHEDULED]
 
 
+class Weekday(Choices):
+    """Days of the week as a series names them; `number` is datetime.weekday()."""
+
+    MON = "mon", "Monday"
+    TUE = "tue", "Tuesday"
+    WED = "wed", "Wednesday"
+    THU = "thu", "Thursday"
+    FRI = "fri", "Friday"
+    SAT = "sat", "Saturday"
+    SUN = "sun", "Sunday"
+
+    @property
+    def number(self) -> int:
+        """0 for Monday ... 6 for Sunday."""
+        return list(Weekday).index(self)
+
+    @classmethod
+    def numbered(cls, number: int) -> Weekday:
+        """The weekday whose datetime.weekday() is `number`."""
+        return list(cls)[number]
+
+
+class SeriesScope(Choices):
+    """Which visits of a series a cancellation takes."""
+
+    THIS = "this", "This visit only"
+    FOLLOWING = "following", "This visit and all after it"
+
+
+class SeriesBookMode(Choices):
+    """Book a series only when every visit is free, or the free visits alone."""
+
+    ALL = "all", "Only if every visit is free"
+    FREE_ONLY = "free_only", "The free visits only"
+
+
 class Source(Choices):
     """Which entry point made a change."""
 
@@ -404,6 +440,12 @@ class Appointment(TimestampMixin, Base):
     created_by: Mapped[str] = mapped_column(String(80), default="")
     # Bumped on every change so calendar feeds can carry a rising SEQUENCE.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # A visit of a recurring series, and which occurrence of its rule (0 = the first); a moved
+    # occurrence keeps both, so it stays in its series.
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointment_series.id"), default=None, index=True
+    )
+    series_index: Mapped[int | None] = mapped_column(Integer, default=None)
 
     nurse: Mapped[Nurse] = relationship(back_populates="appointments")
     patient: Mapped[Patient] = relationship(back_populates="appointments")
@@ -411,10 +453,54 @@ class Appointment(TimestampMixin, Base):
         remote_side="Appointment.id", foreign_keys=[rescheduled_from_id]
     )
 
+    series: Mapped[AppointmentSeries | None] = relationship(back_populates="appointments")
+
     @property
     def duration_minutes(self) -> int:
         """Length of the visit in minutes."""
         return int((self.end_at - self.start_at).total_seconds() // 60)
+
+
+class AppointmentSeries(TimestampMixin, Base):
+    """Recurring visits: every `interval_weeks` weeks on `weekdays` at a wall-clock time in
+    the nurse's zone, from `start_date` for `count` visits or until `until`. Each occurrence
+    booked is an Appointment; cancelling "this and following" moves `ends_on` earlier."""
+
+    __tablename__ = "appointment_series"
+    __table_args__ = (
+        CheckConstraint(AppointmentKind.check("kind"), name="kind"),
+        CheckConstraint(Source.check("source"), name="source"),
+        CheckConstraint("interval_weeks >= 1", name="interval_positive"),
+        CheckConstraint("count IS NULL OR count >= 1", name="count_positive"),
+        CheckConstraint("count IS NOT NULL OR until IS NOT NULL", name="count_or_until"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id"), index=True)
+    weekdays: Mapped[list[int]] = mapped_column(JSON)  # 0 = Monday, as datetime.weekday()
+    interval_weeks: Mapped[int] = mapped_column(Integer, default=1)
+    start_date: Mapped[date] = mapped_column(Date)
+    wall_time: Mapped[time] = mapped_column(Time)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int | None] = mapped_column(Integer, default=None)
+    until: Mapped[date | None] = mapped_column(Date, default=None)
+    # Set when "this and following" is cancelled: no occurrence on or after it is kept.
+    ends_on: Mapped[date | None] = mapped_column(Date, default=None)
+    kind: Mapped[str] = mapped_column(String(16), default=AppointmentKind.PHONE)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[str] = mapped_column(String(16), default=Source.DASHBOARD)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_by: Mapped[str] = mapped_column(String(80), default="")
+
+    patient: Mapped[Patient] = relationship()
+    nurse: Mapped[Nurse] = relationship()
+    appointments: Mapped[list[Appointment]] = relationship(
+        back_populates="series", order_by="(Appointment.start_at, Appointment.id)"
+    )
 
 
 class Call(Base):

@@ -35,7 +35,16 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.errors import ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
-from core.models import AppointmentKind, AssignmentRole, CancelReason, Choices, OverrideKind, Role
+from core.models import (
+    AppointmentKind,
+    AssignmentRole,
+    CancelReason,
+    Choices,
+    OverrideKind,
+    Role,
+    SeriesScope,
+    Weekday,
+)
 from core.services.common import check_password, check_zone, normalise_email, normalise_phone
 
 FORM = "_form"  # where a problem that belongs to no one field is reported
@@ -501,6 +510,90 @@ class VisitDetails(Operation):
     )
     kind: KindOfVisit = Field(AppointmentKind.PHONE, title="Kind")
     reason: Text500 = Field("", title="Reason")
+
+
+SERIES_WEEKDAY = Choice("one or more weekdays", tuple(Weekday))
+SeriesWeekday = Annotated[Weekday, BeforeValidator(_choice_of(*Weekday)), SERIES_WEEKDAY]
+
+
+def _distinct_weekdays(value: list[Weekday]) -> list[Weekday]:
+    """The chosen weekdays in week order, each once."""
+    return sorted(set(value), key=lambda day: day.number)
+
+
+def _visits_in_a_series(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 104:
+        raise problem("A series has 1 to 104 visits.")
+    return value
+
+
+def _not_null(value: Any) -> Any:
+    """An optional field given as null: leaving it out is how it is not given."""
+    if value is None:
+        raise problem("Give a value, or leave the field out.")
+    return value
+
+
+class SeriesDetails(Operation):
+    """Book recurring visits: every N weeks on chosen weekdays at the first visit's wall-clock
+    time in the nurse's zone, for a number of visits or until a date (a year at most)."""
+
+    # The document states what `problems_together` enforces: a count or an end date, one.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["count"]}, {"required": ["until"]}]}
+    )
+
+    patient_id: Annotated[Id, Choice("a patient")] = Field(title="Patient")
+    nurse_id: Id | None = Field(None, description="Default: the patient's primary nurse")
+    start: Instant = Field(
+        title="First visit", description="The first occurrence; its wall-clock time repeats"
+    )
+    weekdays: Annotated[
+        list[SeriesWeekday], Field(min_length=1, max_length=7), AfterValidator(_distinct_weekdays)
+    ] = Field(
+        title="Weekdays",
+        json_schema_extra={"required_message": "Choose at least one weekday"},
+    )
+    interval_weeks: Annotated[int, Field(ge=1, le=12), BeforeValidator(_whole_number)] = Field(
+        1, title="Every how many weeks"
+    )
+    count: Annotated[
+        int | None,
+        BeforeValidator(_whole_number),
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 104}),
+        AfterValidator(_visits_in_a_series),
+    ] = Field(None, title="Number of visits", description="How many visits (or give `until`)")
+    until: Annotated[
+        Day | None,
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+    ] = Field(
+        None, title="Last date", description="Local date of the last possible visit (or `count`)"
+    )
+    duration_minutes: VisitMinutes | None = Field(
+        None, description="Default: the nurse's visit length", title="Length"
+    )
+    kind: KindOfVisit = Field(AppointmentKind.PHONE, title="Kind")
+    reason: Text500 = Field("", title="Reason")
+
+    @classmethod
+    def problems_together(cls, data: Mapping[str, Any]) -> dict[str, str]:
+        """A series ends after a number of visits or on a date: one of the two."""
+        if _given(data, "count") == _given(data, "until"):
+            return {"count": "Give the number of visits or the last date, one of the two."}
+        return {}
+
+
+class CancelSeriesVisits(Operation):
+    """Cancel one visit of a series, or it and every later one, with a reason."""
+
+    appointment_id: Annotated[Id, Choice("a visit of the series")] = Field(title="Visit")
+    scope: Annotated[SeriesScope, Choice("which visits", tuple(SeriesScope))] = Field(
+        SeriesScope.THIS, title="Which visits"
+    )
+    reason_code: ChosenCancelReason = Field(title="Cancellation reason")
+    note: Text500 = Field("", title="Note")
 
 
 class Reschedule(Operation):

@@ -35,6 +35,8 @@ class BookingEvent(StrEnum):
     BOOKED = "appointment_booked"
     RESCHEDULED = "appointment_rescheduled"
     CANCELLED = "appointment_cancelled"
+    SERIES_BOOKED = "series_booked"
+    SERIES_CANCELLED = "series_cancelled"
 
 
 def _patient_text(
@@ -63,6 +65,79 @@ def _nurse_text(event: BookingEvent, appointment: Appointment, previous: Appoint
         before = spoken(previous.start_at, appointment.nurse.time_zone)
         return f"A {what} moved from {before} to {when} ({ref})."
     return f"A {what} on {when} was cancelled ({ref})."
+
+
+def _series_text(event: BookingEvent, visits: list[Appointment], zone_name: str) -> str:
+    first = visits[0]
+    what = KIND_WORDS.get(AppointmentKind(first.kind), "appointment")
+    count = f"{len(visits)} {what}s" if len(visits) > 1 else f"1 {what}"
+    when = spoken(first.start_at, zone_name)
+    if event == BookingEvent.SERIES_BOOKED:
+        return f"{count} booked, the first on {when}."
+    return f"{count} cancelled, from {when} on."
+
+
+def queue_series_notifications(
+    session: Session, *, event: BookingEvent, appointments: list[Appointment], now: datetime
+) -> list[Notification]:
+    """One message for several visits of a series booked or cancelled together, where one
+    per visit would flood the patient; each visit's reminders still come on their own."""
+    if not appointments:
+        return []
+    first = appointments[0]
+    patient, nurse = first.patient, first.nurse
+    subject = "Visits booked" if event == BookingEvent.SERIES_BOOKED else "Visits cancelled"
+    patient_body = (
+        f"Carematix: your recurring visits with nurse {nurse.first_name}: "
+        f"{_series_text(event, appointments, patient.time_zone)} "
+        + (
+            "To change one, call us back or reply to this message."
+            if event == BookingEvent.SERIES_BOOKED
+            else "To book again, call us."
+        )
+    )
+    nurse_body = (
+        f"Recurring visits: {_series_text(event, appointments, nurse.time_zone)} "
+        f"(appointments #{first.id} onwards)."
+    )
+    rows: list[Notification] = []
+
+    def add(**fields: object) -> None:
+        rows.append(
+            Notification(
+                event=event.value,
+                subject=subject,
+                appointment_id=first.id,
+                status=NotificationStatus.QUEUED,
+                send_after=now,
+                created_at=now,
+                **fields,
+            )
+        )
+
+    if patient.sms_consent:
+        add(
+            recipient_kind=RecipientKind.PATIENT,
+            patient_id=patient.id,
+            channel=Channel.SMS,
+            body=patient_body,
+        )
+    if patient.email:
+        add(
+            recipient_kind=RecipientKind.PATIENT,
+            patient_id=patient.id,
+            channel=Channel.EMAIL,
+            body=patient_body,
+        )
+    if nurse.email:
+        add(
+            recipient_kind=RecipientKind.NURSE,
+            nurse_id=nurse.id,
+            channel=Channel.EMAIL,
+            body=nurse_body,
+        )
+    session.add_all(rows)
+    return rows
 
 
 def queue_booking_notifications(

@@ -399,6 +399,8 @@ class Refusal(StrEnum):
     TIME_OFF = "time_off"
     DAILY_CAP = "daily_cap"
     CONFLICT = "conflict"
+    # A wall-clock time the clocks skip that day (spring forward): refused, never moved.
+    NO_SUCH_TIME = "no_such_time"
 
 
 REFUSAL_MESSAGES = {
@@ -409,6 +411,7 @@ REFUSAL_MESSAGES = {
     Refusal.TIME_OFF: "The nurse has time off then.",
     Refusal.DAILY_CAP: "The nurse's day is already fully booked.",
     Refusal.CONFLICT: "That time is already taken.",
+    Refusal.NO_SUCH_TIME: "The clocks go forward that day, so that time does not exist.",
 }
 
 

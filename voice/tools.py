@@ -53,6 +53,7 @@ from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
 from core.services.common import Actor
 from core.services.people import find_patient_by_phone
+from core.services.series import series_in_words
 from core.timefmt import local_iso, spoken
 from voice.log_writer import store_lines
 from voice.tool_calls import ReadToolCall, WriteNeeded
@@ -715,6 +716,9 @@ class ToolBox:
                         "duration_minutes": a.duration_minutes,
                         "kind": a.kind,
                         "nurse_name": a.nurse.display_name,
+                        # A visit of a recurring series says so, so the agent can tell the
+                        # caller that cancelling or moving it leaves the other visits as they are.
+                        "series": series_in_words(a.series) if a.series is not None else None,
                     }
                     for a in found
                 ]

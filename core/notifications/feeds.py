@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.models import Appointment, AppointmentKind, AppointmentStatus, Nurse
 from core.outbox import KIND_WORDS
 from core.services.common import Actor, audit, get_or_raise
+from core.services.series import series_in_words
 
 PRODID = "-//Carematix//Nurse calendar//EN"
 UID_DOMAIN = "carematix"
@@ -111,6 +112,12 @@ def _event(appointment: Appointment, now: datetime) -> Event:
     event.add("transp", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
     if appointment.kind == AppointmentKind.HOME_VISIT and appointment.patient.has_address:
         event.add("location", appointment.patient.address)
+    if appointment.series is not None and appointment.series_index is not None:
+        event.add(
+            "description",
+            f"Visit {appointment.series_index + 1} of a series: "
+            f"{series_in_words(appointment.series)}.",
+        )
     return event
 
 

@@ -28,6 +28,7 @@ from core.db import AnySelect
 from core.errors import NotFound
 from core.models import (
     Appointment,
+    AppointmentSeries,
     AppointmentStatus,
     AuditEvent,
     Base,
@@ -122,6 +123,13 @@ def appointments(viewer: Viewer) -> Select[Appointment]:
     return _scope(select(Appointment), viewer, lambda nurse_id: Appointment.nurse_id == nurse_id)
 
 
+def series(viewer: Viewer) -> Select[AppointmentSeries]:
+    """Series the viewer may see (a nurse: only their own)."""
+    return _scope(
+        select(AppointmentSeries), viewer, lambda nurse_id: AppointmentSeries.nurse_id == nurse_id
+    )
+
+
 def calls(viewer: Viewer, now: datetime) -> Select[Call]:
     """Calls the viewer may see (a nurse: calls with one of their patients)."""
     return _scope(
@@ -141,7 +149,7 @@ def audit_events(viewer: Viewer) -> Select[AuditEvent]:
 
 def not_found(model: type[Base], record_id: int) -> NotFound:
     """The error for a record that does not exist or that the viewer may not see."""
-    what = model.__name__.lower()
+    what = "series" if model is AppointmentSeries else model.__name__.lower()
     return NotFound(f"No {what} with id {record_id}.", field=f"{what}_id")
 
 
@@ -165,6 +173,11 @@ def get_nurse(session: Session, viewer: Viewer, nurse_id: int) -> Nurse:
 def get_appointment(session: Session, viewer: Viewer, appointment_id: int) -> Appointment:
     """The appointment if visible to the viewer, else NotFound."""
     return _one(session, appointments(viewer), Appointment, appointment_id)
+
+
+def get_series(session: Session, viewer: Viewer, series_id: int) -> AppointmentSeries:
+    """The series if visible to the viewer, else NotFound."""
+    return _one(session, series(viewer), AppointmentSeries, series_id)
 
 
 def get_call(session: Session, viewer: Viewer, call_id: int, now: datetime) -> Call:

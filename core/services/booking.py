@@ -58,13 +58,14 @@ class AvailabilityAnswer:
     escalate: bool = False
 
 
-def _lock_nurse_row(session: Session, nurse_id: int) -> None:
+def lock_nurse_row(session: Session, nurse_id: int) -> None:
     """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
-def _visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
+def visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
+    """The visit's length: the one asked for (5 minutes to 8 hours) or the nurse's own."""
     minutes = nurse.visit_minutes if duration_minutes is None else duration_minutes
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ValidationError(
@@ -77,7 +78,8 @@ def _visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def _whole_minute(start: datetime) -> datetime:
+def whole_minute(start: datetime) -> datetime:
+    """`start` in UTC, refused when naive or not on a whole minute."""
     start = require_aware(start, "start")
     if start.second or start.microsecond:
         raise ValidationError("Appointments start on a whole minute.", field="start")
@@ -218,10 +220,10 @@ def check_availability(
 ) -> AvailabilityAnswer:
     """Whether `start` is bookable with the patient's nurse; alternatives when it is not."""
     now = require_aware(now, "now")
-    start = _whole_minute(start)
+    start = whole_minute(start)
     patient = get_or_raise(session, Patient, patient_id, "patient")
     nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
-    length = _visit_length(nurse, duration_minutes)
+    length = visit_length(nurse, duration_minutes)
     end = start + length
     schedule = load_schedule(session, nurse, start, end)
     refusal = refusal_for(schedule, start, end, now, None)
@@ -265,7 +267,7 @@ def free_slots(
     if end - start > timedelta(days=92):
         raise ValidationError("Ask for at most 92 days of slots at a time.", field="end")
     nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
-    length = _visit_length(nurse, duration_minutes)
+    length = visit_length(nurse, duration_minutes)
     schedule = load_schedule(session, nurse, start, end + length)
     minutes = int(length.total_seconds() // 60)
     return _slots_from(nurse.id, slot_starts(schedule, start, end, now, minutes), length)
@@ -275,7 +277,8 @@ def _existing_for_key(session: Session, key: str) -> Appointment | None:
     return session.scalar(select(Appointment).where(Appointment.idempotency_key == key))
 
 
-def _check_key(key: str | None) -> str | None:
+def check_key(key: str | None) -> str | None:
+    """The idempotency key trimmed, refused when blank or longer than 200 characters."""
     if key is None:
         return None
     key = key.strip()
@@ -292,7 +295,7 @@ OVERLAP_MARKERS = (
 )
 
 
-def _insert(session: Session, appointment: Appointment) -> None:
+def insert_appointment(session: Session, appointment: Appointment) -> None:
     """Flush a new appointment; the database backstop's refusal becomes a clean conflict.
 
     No savepoint: on a refusal the whole unit of work is abandoned anyway, and the two extra
@@ -326,8 +329,8 @@ def book_appointment(
 ) -> Appointment:
     """Book a visit, or raise SlotUnavailable with alternatives; a retried key returns the first."""
     now = require_aware(now, "now")
-    start = _whole_minute(start)
-    key = _check_key(idempotency_key)
+    start = whole_minute(start)
+    key = check_key(idempotency_key)
     if kind not in {k.value for k in AppointmentKind}:
         raise ValidationError("The kind must be phone, video or home_visit.", field="kind")
     reason = (reason or "").strip()
@@ -339,10 +342,10 @@ def book_appointment(
     if kind == AppointmentKind.HOME_VISIT and not patient.has_address:
         raise ValidationError(HOME_VISIT_NEEDS_ADDRESS, field="kind")
     nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
-    length = _visit_length(nurse, duration_minutes)
+    length = visit_length(nurse, duration_minutes)
     end = start + length
 
-    _lock_nurse_row(session, nurse.id)
+    lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)  # a retry that waited on the lock
     schedule = load_schedule(session, nurse, start, end)
@@ -373,7 +376,7 @@ def book_appointment(
         created_by=actor.name,
         created_at=now,
     )
-    _insert(session, appointment)
+    insert_appointment(session, appointment)
     audit(
         session,
         actor=actor,
@@ -423,8 +426,8 @@ def reschedule_appointment(
 ) -> Appointment:
     """Move a visit: the old one is cancelled and a linked new one booked, in one transaction."""
     now = require_aware(now, "now")
-    new_start = _whole_minute(new_start)
-    key = _check_key(idempotency_key)
+    new_start = whole_minute(new_start)
+    key = check_key(idempotency_key)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         if existing.rescheduled_from_id != appointment_id:
             raise ValidationError(
@@ -432,7 +435,7 @@ def reschedule_appointment(
             )
         return existing
     old = get_or_raise(session, Appointment, appointment_id, "appointment")
-    _lock_nurse_row(session, old.nurse_id)
+    lock_nurse_row(session, old.nurse_id)
     session.refresh(old)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return existing
@@ -448,7 +451,7 @@ def reschedule_appointment(
     length = (
         old.end_at - old.start_at
         if duration_minutes is None
-        else _visit_length(nurse, duration_minutes)
+        else visit_length(nurse, duration_minutes)
     )
     new_end = new_start + length
     schedule = load_schedule(session, nurse, new_start, new_end)
@@ -475,7 +478,7 @@ def reschedule_appointment(
         old.sequence += 1
         session.flush()  # free the old time first, so the backstop allows overlapping itself
         new = _successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
-        _insert(session, new)
+        insert_appointment(session, new)
     audit(
         session,
         actor=actor,
@@ -503,8 +506,10 @@ def cancel_appointment(
     now: datetime,
     reason_code: str = CancelReason.PATIENT_REQUEST,
     note: str = "",
+    notify: bool = True,
 ) -> Appointment:
-    """Cancel a visit, keeping the row with the reason, who and when (see CancelVisit)."""
+    """Cancel a visit, keeping the row with the reason, who and when (see CancelVisit);
+    `notify` False when the caller tells the patient once for several visits."""
     now = require_aware(now, "now")
     if reason_code not in CancelReason.chosen_by_people():
         raise ValidationError(CANCEL_REASON_CHOICE.message(), field="reason_code")
@@ -534,9 +539,10 @@ def cancel_appointment(
             {"status": AppointmentStatus.SCHEDULED}, {"status": AppointmentStatus.CANCELLED}
         ),
     )
-    queue_booking_notifications(
-        session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
-    )
+    if notify:
+        queue_booking_notifications(
+            session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
+        )
     sync_reminders(session, appointment, now)
     return appointment
 
@@ -600,7 +606,7 @@ def undo_status_change(
     held is still free; a visit restored to scheduled is never double-booked."""
     now = require_aware(now, "now")
     appointment = get_or_raise(session, Appointment, appointment_id, "appointment")
-    _lock_nurse_row(session, appointment.nurse_id)
+    lock_nurse_row(session, appointment.nurse_id)
     session.refresh(appointment)
     change = latest_change(session, appointment.id)
     if change is None:
@@ -691,7 +697,7 @@ def move_to_nurse(
             field=field,
         )
     for locked in sorted((old.nurse_id, nurse.id)):  # one order, so two movers never deadlock
-        _lock_nurse_row(session, locked)
+        lock_nurse_row(session, locked)
     schedule = load_schedule(session, nurse, old.start_at, old.end_at)
     refusal = refusal_for(schedule, old.start_at, old.end_at, now, None)
     if refusal is not None:
@@ -706,7 +712,7 @@ def move_to_nurse(
     old.updated_at = now
     old.sequence += 1
     new = _successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
-    _insert(session, new)
+    insert_appointment(session, new)
     audit(
         session,
         actor=actor,
@@ -750,6 +756,8 @@ def _successor(
         idempotency_key=key,
         rescheduled_from_id=old.id,
         call_id=old.call_id,
+        series_id=old.series_id,  # a moved occurrence stays in its series
+        series_index=old.series_index,
         created_by_user_id=actor.user_id,
         created_by=actor.name,
         created_at=now,

@@ -88,3 +88,30 @@ def test_rotating_the_token_revokes_the_old_link(session_factory, frozen_now):
         assert nurse_for_calendar_token(session, second) is None
         actions = session.scalars(select(AuditEvent.action)).all()
         assert actions.count("nurse.calendar_token_rotated") == 2
+
+
+def test_a_visit_of_a_series_is_in_the_feed_and_says_which_visit_it_is(session_factory, frozen_now):
+    from core.operations import SeriesDetails
+    from core.services.series import book_series
+
+    world = build_world(session_factory, frozen_now)
+    with session_factory() as session:
+        booked = book_series(
+            session,
+            SeriesDetails.model_validate(
+                {
+                    "patient_id": world.patient_id,
+                    "start": local(TUESDAY, 10).isoformat(),
+                    "weekdays": ["tue"],
+                    "count": 2,
+                }
+            ),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+        ids = [a.id for a in booked.booked]
+    events = _events(session_factory, world.nurse_id, frozen_now)
+    second = events[f"appointment-{ids[1]}@carematix"]
+    assert str(second["DESCRIPTION"]).startswith("Visit 2 of a series: Every week on Tuesday")
+    assert str(second["SUMMARY"]) == "Phone call with John"

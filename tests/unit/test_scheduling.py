@@ -764,6 +764,7 @@ def test_refusal_values_are_the_stable_codes_and_each_has_a_message():
         "conflict",
         "daily_cap",
         "in_the_past",
+        "no_such_time",
         "outside_hours",
         "time_off",
         "too_soon",

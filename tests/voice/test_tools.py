@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -338,3 +338,61 @@ def test_the_visit_kind_and_the_cancellation_reason_reach_the_appointment(
         appointment = session.get(Appointment, booked["appointment_id"])
         assert appointment is not None
         assert (appointment.kind, appointment.cancel_reason) == ("video", "duplicate")
+
+
+def test_the_agent_tells_a_series_visit_and_cancels_or_moves_one_occurrence(
+    session_factory: sessionmaker[Session],
+) -> None:
+    from core.operations import SeriesDetails
+    from core.services.series import book_series
+
+    now = datetime.now(UTC)
+    world = build_world(session_factory, now)
+    first = _next_weekday()
+    with session_factory() as session:
+        booked = book_series(
+            session,
+            SeriesDetails.model_validate(
+                {
+                    "patient_id": world.patient_id,
+                    "start": datetime.combine(first, time(10), ZoneInfo(NY)).isoformat(),
+                    "weekdays": [["mon", "tue", "wed", "thu", "fri"][first.weekday()]],
+                    "count": 3,
+                }
+            ),
+            actor=ACTOR,
+            now=now,
+        )
+        session.commit()
+        series_id = booked.series.id
+    box = _toolbox(session_factory)
+    _run(box, "verify_patient", date_of_birth="1958-04-12")
+
+    listed = _run(box, "list_appointments")["appointments"]
+    assert len(listed) == 3
+    assert all(a["series"] and a["series"].startswith("Every week on") for a in listed)
+
+    cancelled = _run(
+        box,
+        "cancel_appointment",
+        "x1",
+        appointment_id=listed[0]["appointment_id"],
+        reason_code="patient_request",
+    )
+    assert "error" not in cancelled, cancelled
+    moved = _run(
+        box,
+        "reschedule_appointment",
+        "r1",
+        appointment_id=listed[1]["appointment_id"],
+        new_start=f"{(first + timedelta(days=7)).isoformat()}T14:00",
+    )
+    assert "error" not in moved, moved
+    with session_factory() as session:
+        visits = session.scalars(
+            select(Appointment)
+            .where(Appointment.series_id == series_id, Appointment.status == "scheduled")
+            .order_by(Appointment.start_at)
+        ).all()
+        assert [v.series_index for v in visits] == [1, 2]
+        assert visits[0].start_at.astimezone(ZoneInfo(NY)).hour == 14

@@ -9,7 +9,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, PathConverter, Rule
 from werkzeug.wrappers import Response as BaseResponse
 
-from webapp.api import appointments, calls, meta, nurses  # noqa: F401  (declare operations)
+from webapp.api import appointments, calls, meta, nurses, series  # noqa: F401  (declare operations)
 from webapp.api.problems import ApiProblem, problem_response
 from webapp.api.registry import REGISTRY, bp
 

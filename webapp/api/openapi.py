@@ -28,6 +28,7 @@ TAG_DESCRIPTIONS = {
     "nurses": "Nurses, who is available, and free slots.",
     "patients": "Patient lookups.",
     "appointments": "Book, move, cancel and close visits.",
+    "appointment series": "Recurring visits: book a series, read it, cancel visits of it.",
     "calls": "Call history, transcripts, booking from a call, outbound calls.",
     "transcripts": "Stored call transcripts.",
 }
@@ -39,7 +40,8 @@ STATUS_TEXT = {
     401: "Missing, unknown or revoked token",
     403: "The token's role may not do this",
     404: "Not found (or not visible to this token)",
-    409: "Conflict: the time is taken (with alternatives) or the record's state forbids it",
+    409: "Conflict: the time is taken (with alternatives), a series has refused visits, or "
+    "the record's state forbids it",
     413: "Body larger than 64 KiB",
     415: "Body is not JSON",
     422: "Invalid fields (see `errors`)",

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import request
 from sqlalchemy import Select
 
-from core.models import Appointment, Call, Nurse, Patient
+from core.models import Appointment, AppointmentSeries, Call, Nurse, Patient
 from core.services import access
 from core.timefmt import local_iso
 from webapp import db
@@ -66,6 +66,11 @@ def scoped_appointments(ctx: Context) -> Select[Appointment]:
 def visible_appointment(ctx: Context, appointment_id: int) -> Appointment:
     """The appointment, if the caller may see it; else 404."""
     return access.get_appointment(db.session(), viewer(ctx), appointment_id)
+
+
+def visible_series(ctx: Context, series_id: int) -> AppointmentSeries:
+    """The series, if the caller may see it; else 404."""
+    return access.get_series(db.session(), viewer(ctx), series_id)
 
 
 def scoped_calls(ctx: Context) -> Select[Call]:
@@ -173,6 +178,8 @@ def appointment_out(appointment: Appointment) -> AppointmentOut:
         cancelled_at=appointment.cancelled_at,
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
+        series_id=appointment.series_id,
+        series_index=appointment.series_index,
     )
 
 

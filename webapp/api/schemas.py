@@ -19,17 +19,26 @@ from pydantic import (
 )
 
 from core.limits import EARLIEST_YEAR, LATEST_YEAR
-from core.models import AppointmentKind, AppointmentStatus, CallDirection, CallStatus
+from core.models import (
+    AppointmentKind,
+    AppointmentStatus,
+    CallDirection,
+    CallStatus,
+    SeriesBookMode,
+    Weekday,
+)
 from core.operations import (
     INSTANT_EXAMPLE,
     INSTANT_PATTERN,
     INSTANT_RULES,
     NO_NUL,
+    CancelSeriesVisits,
     CancelVisit,
     Day,
     Id,
     Instant,
     Reschedule,
+    SeriesDetails,
     Text500,
     VisitDetails,
     VisitMinutes,
@@ -152,6 +161,20 @@ class CancelRequest(CancelVisit):
     """Cancel a visit with a reason and an optional note; the record is kept."""
 
 
+class SeriesCreate(SeriesDetails):
+    """Book recurring visits; every visit is checked as a single booking is."""
+
+    book: SeriesBookMode = Field(
+        SeriesBookMode.ALL,
+        description="`all` (default): book only if every visit is free, else answer 409 "
+        "listing the refused and the free; `free_only`: book the free visits, list the refused",
+    )
+
+
+class SeriesCancelRequest(CancelSeriesVisits):
+    """Cancel one visit of the series (`this`), or it and every later one (`following`)."""
+
+
 class OutboundCallCreate(Strict):
     patient_id: Id
 
@@ -171,6 +194,18 @@ class SlotOut(BaseModel):
     end: datetime
 
 
+class OccurrenceOut(BaseModel):
+    """One visit of a series as the booking engine judged it."""
+
+    index: int = Field(description="Which visit of the rule (0 = the first)")
+    start: datetime
+    end: datetime
+    reason: str | None = Field(description="Why it cannot be booked; null when free")
+    message: str = Field(description="The reason in words")
+    alternatives: list[SlotOut] = Field(description="Bookable times nearest to it")
+    escalate: bool = Field(description="No alternative found: a person must help")
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -184,6 +219,12 @@ class Problem(BaseModel):
     alternatives: list[SlotOut] | None = Field(None, description="Bookable times instead (409)")
     escalate: bool | None = Field(None, description="No alternative found: a person must help")
     allowed_methods: list[str] | None = None
+    refused: list[OccurrenceOut] | None = Field(
+        None, description="Visits of a series that cannot be booked (409)"
+    )
+    free: list[OccurrenceOut] | None = Field(
+        None, description="Visits of a series that could be booked (409)"
+    )
 
 
 class Health(BaseModel):
@@ -318,6 +359,30 @@ class AppointmentOut(BaseModel):
     cancelled_at: datetime | None
     created_at: datetime
     updated_at: datetime | None
+    series_id: int | None = Field(description="The recurring series this visit belongs to")
+    series_index: int | None = Field(description="Which visit of the series (0 = the first)")
+
+
+class SeriesOut(BaseModel):
+    """A recurring series, its visits (every status) and, when just booked, those refused."""
+
+    id: int
+    patient_id: int
+    nurse_id: int
+    weekdays: list[Weekday]
+    interval_weeks: int
+    start_date: Date = Field(description="The first visit's date in the nurse's zone")
+    time: str = Field(description="HH:MM wall-clock in `time_zone`, kept across DST changes")
+    time_zone: str
+    duration_minutes: int
+    count: int | None
+    until: Date | None
+    ends_on: Date | None = Field(description="Set when a visit and those after it were cancelled")
+    kind: AppointmentKind
+    reason: str
+    created_at: datetime
+    appointments: list[AppointmentOut]
+    refused: list[OccurrenceOut] = Field(description="Visits not booked (when just booked)")
 
 
 class CallOut(BaseModel):

@@ -28,6 +28,7 @@ from webapp.dashboard import (
     nurses,
     patients,
     schedule,
+    series,
     staff,
     time_off,
 )
@@ -44,6 +45,7 @@ def register(app: Flask) -> None:
         patients,
         appointments,
         schedule,
+        series,
         calls,
         staff,
         time_off,

@@ -1,0 +1,159 @@
+"""Recurring visits: book a series, read it, cancel one visit or it and the following."""
+
+from __future__ import annotations
+
+from core.models import AppointmentSeries, Weekday
+from core.services.series import (
+    OccurrencePlan,
+    SeriesRefused,
+    book_series,
+    cancel_occurrences,
+)
+from webapp import db
+from webapp.api.appointments import BOOKING_RULES, actor, own_nurse
+from webapp.api.problems import ApiProblem
+from webapp.api.queries import appointment_out, visible_patient, visible_series
+from webapp.api.registry import ID, Context, operation
+from webapp.api.schemas import (
+    OccurrenceOut,
+    SeriesCancelRequest,
+    SeriesCreate,
+    SeriesOut,
+    SlotOut,
+)
+
+TAG = "appointment series"
+SERIES_RULES = (
+    *BOOKING_RULES,
+    "the first visit (`start`, in the nurse's zone) does not fall on one of `weekdays`",
+    "`until` is before the first visit or more than 52 weeks after it",
+)
+
+
+def occurrence_out(plan: OccurrencePlan) -> OccurrenceOut:
+    """The API's view of one checked visit of a series."""
+    return OccurrenceOut(
+        index=plan.index,
+        start=plan.start,
+        end=plan.end,
+        reason=plan.refusal,
+        message=plan.message,
+        alternatives=[
+            SlotOut(nurse_id=s.nurse_id, start=s.start, end=s.end) for s in plan.alternatives
+        ],
+        escalate=plan.escalate,
+    )
+
+
+def series_out(series: AppointmentSeries, refused: list[OccurrencePlan] | None = None) -> SeriesOut:
+    """The API's view of a series with its visits."""
+    return SeriesOut(
+        id=series.id,
+        patient_id=series.patient_id,
+        nurse_id=series.nurse_id,
+        weekdays=[Weekday.numbered(n) for n in series.weekdays],
+        interval_weeks=series.interval_weeks,
+        start_date=series.start_date,
+        time=series.wall_time.strftime("%H:%M"),
+        time_zone=series.time_zone,
+        duration_minutes=series.duration_minutes,
+        count=series.count,
+        until=series.until,
+        ends_on=series.ends_on,
+        kind=series.kind,  # type: ignore[arg-type]
+        reason=series.reason,
+        created_at=series.created_at,
+        appointments=[appointment_out(a) for a in series.appointments],
+        refused=[occurrence_out(o) for o in refused or []],
+    )
+
+
+@operation(
+    "POST",
+    "/appointment-series",
+    summary="Book recurring visits",
+    tag=TAG,
+    body=SeriesCreate,
+    response=SeriesOut,
+    status=201,
+    idempotent_header=True,
+    errors=(404, 409),
+    rules=SERIES_RULES,
+)
+def create_series(
+    ctx: Context, body: SeriesCreate, idempotency_key: str | None
+) -> tuple[SeriesOut, int]:
+    """Book visits every `interval_weeks` weeks on `weekdays` at the wall-clock time of `start`
+    in the nurse's zone (kept across DST changes), for `count` visits or until `until`. Every
+    visit is checked as a single booking is. With `book` `all` (the default) nothing is booked
+    while any visit is refused: 409 `series_refused` lists the `refused` (reasons and
+    alternatives) and the `free`. With `free_only` the free visits are booked and the answer
+    lists the refused. Retrying with the same Idempotency-Key returns the first series (200)."""
+    visible_patient(ctx, body.patient_id)
+    details = body.model_copy(update={"nurse_id": own_nurse(ctx, body.nurse_id)})
+    try:
+        booked = book_series(
+            db.session(),
+            details,
+            actor=actor(ctx),
+            now=ctx.now,
+            mode=body.book,
+            idempotency_key=idempotency_key,
+        )
+    except SeriesRefused as refused:
+        raise ApiProblem(
+            "series_refused",
+            refused.message,
+            refused=[occurrence_out(o) for o in refused.plan.refused],
+            free=[occurrence_out(o) for o in refused.plan.free],
+        ) from refused
+    if ctx.nurse_id is not None and booked.series.nurse_id != ctx.nurse_id:
+        raise ApiProblem(
+            "invalid", "That Idempotency-Key was already used for another booking; use a new one."
+        )
+    db.session.flush()
+    db.session.refresh(booked.series)
+    return series_out(booked.series, booked.refused), 200 if booked.replayed else 201
+
+
+@operation(
+    "GET",
+    f"/appointment-series/<{ID}:series_id>",
+    summary="One series of recurring visits",
+    tag=TAG,
+    response=SeriesOut,
+    errors=(404,),
+)
+def get_series(ctx: Context, series_id: int) -> SeriesOut:
+    """A series' rule and every visit booked in it, cancelled and moved ones included (a
+    moved visit is cancelled and its successor, in the same series, is scheduled)."""
+    return series_out(visible_series(ctx, series_id))
+
+
+@operation(
+    "POST",
+    f"/appointment-series/<{ID}:series_id>/cancel",
+    summary="Cancel a visit of a series, or it and the following",
+    tag=TAG,
+    body=SeriesCancelRequest,
+    response=SeriesOut,
+    errors=(404, 409),
+)
+def cancel_series_visits(ctx: Context, series_id: int, body: SeriesCancelRequest) -> SeriesOut:
+    """Cancel the visit `appointment_id` of the series (`scope` `this`), or it and every
+    scheduled visit after it (`following`: the series then ends the day before). To move one
+    visit, reschedule it: it stays in its series."""
+    series = visible_series(ctx, series_id)
+    cancel_occurrences(
+        db.session(),
+        series.id,
+        body.appointment_id,
+        scope=body.scope,
+        actor=actor(ctx),
+        now=ctx.now,
+        reason_code=body.reason_code,
+        note=body.note,
+    )
+    db.session.flush()
+    db.session.refresh(series)
+    return series_out(series)
