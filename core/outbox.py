@@ -100,44 +100,16 @@ def queue_series_notifications(
         f"Recurring visits: {_series_text(event, appointments, nurse.time_zone)} "
         f"(appointments #{first.id} onwards)."
     )
-    rows: list[Notification] = []
-
-    def add(**fields: object) -> None:
-        rows.append(
-            Notification(
-                event=event.value,
-                subject=subject,
-                appointment_id=first.id,
-                status=NotificationStatus.QUEUED,
-                send_after=now,
-                created_at=now,
-                **fields,
-            )
-        )
-
-    if patient.sms_consent:
-        add(
-            recipient_kind=RecipientKind.PATIENT,
-            patient_id=patient.id,
-            channel=Channel.SMS,
-            body=patient_body,
-        )
-    if patient.email:
-        add(
-            recipient_kind=RecipientKind.PATIENT,
-            patient_id=patient.id,
-            channel=Channel.EMAIL,
-            body=patient_body,
-        )
-    if nurse.email:
-        add(
-            recipient_kind=RecipientKind.NURSE,
-            nurse_id=nurse.id,
-            channel=Channel.EMAIL,
-            body=nurse_body,
-        )
-    session.add_all(rows)
-    return rows
+    return _queue_messages(
+        session,
+        event=event,
+        subject=subject,
+        appointment=first,
+        patient_body=patient_body,
+        nurse_body=nurse_body,
+        now=now,
+        nurse_in_app=False,
+    )
 
 
 def queue_booking_notifications(
@@ -149,13 +121,37 @@ def queue_booking_notifications(
     previous: Appointment | None = None,
 ) -> list[Notification]:
     """Queue the messages a booking change owes the patient and the nurse."""
-    rows: list[Notification] = []
-    patient, nurse = appointment.patient, appointment.nurse
     subject = {
         BookingEvent.BOOKED: "Appointment confirmed",
         BookingEvent.RESCHEDULED: "Appointment moved",
         BookingEvent.CANCELLED: "Appointment cancelled",
     }[event]
+    return _queue_messages(
+        session,
+        event=event,
+        subject=subject,
+        appointment=appointment,
+        patient_body=_patient_text(event, appointment, previous),
+        nurse_body=_nurse_text(event, appointment, previous),
+        now=now,
+        nurse_in_app=True,
+    )
+
+
+def _queue_messages(
+    session: Session,
+    *,
+    event: BookingEvent,
+    subject: str,
+    appointment: Appointment,
+    patient_body: str,
+    nurse_body: str,
+    now: datetime,
+    nurse_in_app: bool,
+) -> list[Notification]:
+    """One message per channel the patient and the nurse can be reached on."""
+    rows: list[Notification] = []
+    patient, nurse = appointment.patient, appointment.nurse
 
     def add(**fields: object) -> None:
         rows.append(
@@ -170,7 +166,6 @@ def queue_booking_notifications(
             )
         )
 
-    patient_body = _patient_text(event, appointment, previous)
     if patient.sms_consent:
         add(
             recipient_kind=RecipientKind.PATIENT,
@@ -185,8 +180,6 @@ def queue_booking_notifications(
             channel=Channel.EMAIL,
             body=patient_body,
         )
-
-    nurse_body = _nurse_text(event, appointment, previous)
     if nurse.email:
         add(
             recipient_kind=RecipientKind.NURSE,
@@ -194,8 +187,10 @@ def queue_booking_notifications(
             channel=Channel.EMAIL,
             body=nurse_body,
         )
-    login_id = session.scalar(
-        select(User.id).where(User.nurse_id == nurse.id, User.role == Role.NURSE)
+    login_id = (
+        session.scalar(select(User.id).where(User.nurse_id == nurse.id, User.role == Role.NURSE))
+        if nurse_in_app
+        else None
     )
     if login_id is not None:
         add(
