@@ -33,6 +33,14 @@ class ValidationError(DomainError):
     code = "invalid"
 
 
+class NoSuchTime(ValidationError):
+    """A wall-clock time the clocks skip that day; `nearest` are existing times either side."""
+
+    def __init__(self, message: str, *, nearest: list[datetime], field: str = "start") -> None:
+        super().__init__(message, field=field, nearest=[instant.isoformat() for instant in nearest])
+        self.nearest = nearest
+
+
 class NotFound(DomainError):
     """The record does not exist (or is not visible to the caller)."""
 

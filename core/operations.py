@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Annotated, Any, TypeVar, get_args
 
 from annotated_types import Ge, Le
@@ -209,14 +209,11 @@ def written_as(
     return check
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
+# Kept with the offset as written: a booking checks it against the nurse's zone (a time the
+# clocks skip, written with that zone's offset, is refused rather than moved an hour).
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(written_as(_INSTANT, datetime.fromisoformat, INSTANT_EXAMPLE)),
-    AfterValidator(_utc),
     Field(
         description=f"{INSTANT_RULES}, e.g. {INSTANT_EXAMPLE}",
         json_schema_extra={"pattern": INSTANT_PATTERN},

@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.errors import ValidationError
+from core.errors import NoSuchTime, ValidationError
 
 Interval = tuple[datetime, datetime]
 """A half-open [start, end) pair of aware UTC instants."""
@@ -67,6 +67,81 @@ def wall_time_exists(day: date, minute_of_day: int, tz: ZoneInfo) -> bool:
     instant = local_to_utc(day, minute_of_day, tz)
     back = instant.astimezone(tz)
     return back.date() == day and back.hour * 60 + back.minute == minute_of_day
+
+
+# Times offered instead of a skipped one fall on this grid, as booking forms and slots do.
+NEAREST_STEP_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class SkippedTime:
+    """A wall-clock time the clocks skip on a local date, with the nearest times that exist."""
+
+    day: date
+    minute: int
+    time_zone: str
+    nearest: tuple[datetime, ...]  # aware, in the zone: the last before and the first after
+
+    def message(self) -> str:
+        """What to tell a person: the time does not exist, and which ones do."""
+        asked = f"{self.minute // 60:02d}:{self.minute % 60:02d}"
+        said = f"{asked} does not exist on {self.day:%a %-d %b %Y} in {self.time_zone}"
+        if not self.nearest:
+            return f"{said}: the clocks skip that whole day."
+        offered = " or ".join(f"{instant:%H:%M}" for instant in self.nearest)
+        return f"{said}: the clocks go forward then. Choose {offered} instead."
+
+    def error(self, field: str = "start") -> NoSuchTime:
+        """The refusal to raise, carrying the nearest existing times."""
+        return NoSuchTime(self.message(), nearest=list(self.nearest), field=field)
+
+
+def skipped_time(
+    day: date, minute: int, tz: ZoneInfo, step: int = NEAREST_STEP_MINUTES
+) -> SkippedTime | None:
+    """None when the wall time exists that day, else it with the nearest existing times on the
+    `step` grid: the last before the gap and the first after it."""
+    if wall_time_exists(day, minute, tz):
+        return None
+    before = next(
+        (m for m in range(minute - minute % step, -1, -step) if wall_time_exists(day, m, tz)),
+        None,
+    )
+    after = next(
+        (
+            m
+            for m in range(minute - minute % step + step, MINUTES_PER_DAY, step)
+            if wall_time_exists(day, m, tz)
+        ),
+        None,
+    )
+    nearest = tuple(
+        local_to_utc(day, m, tz).astimezone(tz) for m in (before, after) if m is not None
+    )
+    return SkippedTime(day, minute, tz.key, nearest)
+
+
+def repeated_time(day: date, minute: int, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """Both instants of a wall time the clocks show twice (fall back), first one first."""
+    wall = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=tz)
+    first, second = wall, wall.replace(fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return None
+    return first.astimezone(tz), second.astimezone(tz)
+
+
+def written_in_gap(written: datetime, tz: ZoneInfo) -> SkippedTime | None:
+    """The skipped time a client meant, when `written` carries one of the two offsets `tz` uses
+    around a spring-forward gap and its wall-clock reading falls inside that gap (an offset
+    worked out from the zone for a local time that does not exist); else None."""
+    if written.tzinfo is None:
+        return None
+    minute = written.hour * 60 + written.minute
+    wall = written.replace(tzinfo=tz)
+    offsets = {wall.utcoffset(), wall.replace(fold=1).utcoffset()}
+    if written.utcoffset() not in offsets:
+        return None
+    return skipped_time(written.date(), minute, tz)
 
 
 def _minutes(value: time) -> int:

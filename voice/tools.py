@@ -48,7 +48,14 @@ from core.models import (
     Patient,
 )
 from core.operations import CANCEL_REASON_CHOICE, MAX_VISIT_MINUTES, ChosenCancelReason
-from core.scheduling import PartOfDay, Preferences, local_to_utc, wall_time_exists, zone
+from core.scheduling import (
+    PartOfDay,
+    Preferences,
+    local_to_utc,
+    repeated_time,
+    skipped_time,
+    zone,
+)
 from core.services import booking, calls
 from core.services.assignments import active_assignment, auto_assign_best, patient_today
 from core.services.common import Actor
@@ -348,9 +355,33 @@ def _local_instant(day: date, clock: time, tz: str, field: str) -> datetime:
     it that day (the spring-forward hour)."""
     zone_info = zone(tz)
     minute = clock.hour * 60 + clock.minute
-    if not wall_time_exists(day, minute, zone_info):
-        raise ToolError("invalid_argument", "That clock time does not exist that day.", field=field)
+    skipped = skipped_time(day, minute, zone_info)
+    if skipped is not None:
+        # The agent offers the nearest times that exist; it never books an hour later unasked.
+        raise ToolError(
+            "no_such_time",
+            skipped.message(),
+            field=field,
+            nearest=[
+                {"start": instant.isoformat(), "spoken": spoken(instant, tz)}
+                for instant in skipped.nearest
+            ],
+        )
     return local_to_utc(day, minute, zone_info)
+
+
+def _clock_note(instant: datetime, tz: str) -> dict[str, str]:
+    """When the clocks go back that night and the time happens twice: which one it is."""
+    zone_info = zone(tz)
+    local = instant.astimezone(zone_info)
+    both = repeated_time(local.date(), local.hour * 60 + local.minute, zone_info)
+    if both is None:
+        return {}
+    which = "first" if local.utcoffset() == both[0].utcoffset() else "second"
+    return {
+        "clock_note": f"The clocks go back that night, so this time happens twice; this is the "
+        f"{which} one ({local.tzname()})."
+    }
 
 
 def _local_start_instant(start: datetime, tz: str, field: str) -> datetime:
@@ -643,6 +674,7 @@ class ToolBox:
                     "start": local_iso(answer.start, tz),
                     "end": local_iso(answer.end, tz),
                     "spoken": spoken(answer.start, tz),
+                    **_clock_note(answer.start, tz),
                 }
                 if not answer.available:
                     result.update(
@@ -697,6 +729,7 @@ class ToolBox:
                 "start": local_iso(appointment.start_at, tz),
                 "end": local_iso(appointment.end_at, tz),
                 "spoken": spoken(appointment.start_at, tz),
+                **_clock_note(appointment.start_at, tz),
                 "nurse_name": appointment.nurse.display_name,
                 "kind": appointment.kind,
             }
@@ -773,6 +806,7 @@ class ToolBox:
                 "start": local_iso(new.start_at, tz),
                 "end": local_iso(new.end_at, tz),
                 "spoken": spoken(new.start_at, tz),
+                **_clock_note(new.start_at, tz),
             }
 
     def tool_transfer_to_staff(

@@ -31,6 +31,7 @@ from core.scheduling import (
     refusal_for,
     require_aware,
     slot_starts,
+    written_in_gap,
     zone,
 )
 from core.services.assignments import active_assignment, is_assigned
@@ -84,6 +85,14 @@ def whole_minute(start: datetime) -> datetime:
     if start.second or start.microsecond:
         raise ValidationError("Appointments start on a whole minute.", field="start")
     return start
+
+
+def refuse_written_gap(written: datetime, nurse: Nurse) -> None:
+    """NoSuchTime when `written` names a wall time the clocks skip in the nurse's zone, with an
+    offset worked out from that zone: booked as given it would land an hour off."""
+    skipped = written_in_gap(written, zone(nurse.time_zone))
+    if skipped is not None:
+        raise skipped.error()
 
 
 def resolve_nurse(
@@ -220,9 +229,10 @@ def check_availability(
 ) -> AvailabilityAnswer:
     """Whether `start` is bookable with the patient's nurse; alternatives when it is not."""
     now = require_aware(now, "now")
-    start = whole_minute(start)
+    written, start = start, whole_minute(start)
     patient = get_or_raise(session, Patient, patient_id, "patient")
     nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
+    refuse_written_gap(written, nurse)
     length = visit_length(nurse, duration_minutes)
     end = start + length
     schedule = load_schedule(session, nurse, start, end)
@@ -329,7 +339,7 @@ def book_appointment(
 ) -> Appointment:
     """Book a visit, or raise SlotUnavailable with alternatives; a retried key returns the first."""
     now = require_aware(now, "now")
-    start = whole_minute(start)
+    written, start = start, whole_minute(start)
     key = check_key(idempotency_key)
     if kind not in {k.value for k in AppointmentKind}:
         raise ValidationError("The kind must be phone, video or home_visit.", field="kind")
@@ -342,6 +352,7 @@ def book_appointment(
     if kind == AppointmentKind.HOME_VISIT and not patient.has_address:
         raise ValidationError(HOME_VISIT_NEEDS_ADDRESS, field="kind")
     nurse = resolve_nurse(session, patient, nurse_id=nurse_id, start=start, now=now)
+    refuse_written_gap(written, nurse)
     length = visit_length(nurse, duration_minutes)
     end = start + length
 
@@ -426,7 +437,7 @@ def reschedule_appointment(
 ) -> Appointment:
     """Move a visit: the old one is cancelled and a linked new one booked, in one transaction."""
     now = require_aware(now, "now")
-    new_start = whole_minute(new_start)
+    written, new_start = new_start, whole_minute(new_start)
     key = check_key(idempotency_key)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         if existing.rescheduled_from_id != appointment_id:
@@ -441,6 +452,7 @@ def reschedule_appointment(
         return existing
     old = _scheduled(session, appointment_id)
     nurse, patient = old.nurse, old.patient
+    refuse_written_gap(written, nurse)
     if not is_assigned(
         session, patient.id, nurse.id, new_start.astimezone(zone(nurse.time_zone)).date()
     ):

@@ -138,6 +138,7 @@ def plan_series(
     if details.kind == AppointmentKind.HOME_VISIT and not patient.has_address:
         raise ValidationError(booking.HOME_VISIT_NEEDS_ADDRESS, field="kind")
     nurse = booking.resolve_nurse(session, patient, nurse_id=details.nurse_id, start=start, now=now)
+    booking.refuse_written_gap(details.start, nurse)
     length = booking.visit_length(nurse, details.duration_minutes)
     tz = zone(nurse.time_zone)
     local = start.astimezone(tz)

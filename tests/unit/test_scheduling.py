@@ -29,11 +29,14 @@ from core.scheduling import (
     free_intervals,
     local_to_utc,
     refusal_for,
+    repeated_time,
     require_aware,
+    skipped_time,
     slot_starts,
     spread_nearest,
     wall_time_exists,
     window_minutes,
+    written_in_gap,
     zone,
 )
 from core.timefmt import local_iso, spoken
@@ -1293,3 +1296,53 @@ def test_alternatives_equal_a_search_of_the_whole_bookable_window(
     assert alternatives(schedule, asked, now, **options) == _alternatives_over_the_whole_window(
         schedule, asked, now, **options
     )
+
+
+# ---------------------------------------------------------------- clock changes, said out loud
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def test_a_skipped_time_offers_the_nearest_quarter_hours_either_side_of_the_gap() -> None:
+    skipped = skipped_time(date(2027, 3, 14), 2 * 60 + 30, NEW_YORK)
+    assert skipped is not None
+    assert [f"{t:%H:%M %Z}" for t in skipped.nearest] == ["01:45 EST", "03:00 EDT"]
+    assert skipped.message() == (
+        "02:30 does not exist on Sun 14 Mar 2027 in America/New_York: the clocks go forward "
+        "then. Choose 01:45 or 03:00 instead."
+    )
+    assert skipped.error("start_local").to_dict()["nearest"] == [
+        "2027-03-14T01:45:00-05:00",
+        "2027-03-14T03:00:00-04:00",
+    ]
+    assert skipped_time(date(2027, 3, 14), 3 * 60, NEW_YORK) is None
+    assert skipped_time(date(2027, 3, 15), 2 * 60 + 30, NEW_YORK) is None
+
+
+def test_a_day_the_clocks_skip_entirely_offers_nothing_and_says_so() -> None:
+    skipped = skipped_time(date(2011, 12, 30), 10 * 60, ZoneInfo("Pacific/Apia"))
+    assert skipped is not None and skipped.nearest == ()
+    assert skipped.message().endswith("the clocks skip that whole day.")
+
+
+def test_a_repeated_time_gives_both_instants_first_one_first() -> None:
+    both = repeated_time(date(2027, 11, 7), 90, NEW_YORK)
+    assert both is not None
+    assert [t.astimezone(UTC).strftime("%H:%M") for t in both] == ["05:30", "06:30"]
+    assert repeated_time(date(2027, 11, 7), 3 * 60, NEW_YORK) is None
+
+
+@pytest.mark.parametrize(
+    ("written", "refused"),
+    [
+        ("2027-03-14T02:30:00-05:00", True),  # the offset before the change, read off the zone
+        ("2027-03-14T02:30:00-04:00", True),  # the offset after it
+        ("2027-03-14T02:30:00+00:00", False),  # a UTC time: 21:30 the evening before
+        ("2027-03-14T03:30:00-04:00", False),  # exists
+        ("2027-03-15T02:30:00-04:00", False),  # the next day: exists
+    ],
+)
+def test_a_time_written_with_the_zones_offset_inside_the_gap_is_caught(
+    written: str, refused: bool
+) -> None:
+    assert (written_in_gap(datetime.fromisoformat(written), NEW_YORK) is not None) is refused

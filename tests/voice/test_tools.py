@@ -141,7 +141,12 @@ def test_bad_arguments_return_recoverable_errors_and_write_nothing(
     assert _run(box, "list_appointments", surprise=1)["error"] == "invalid_argument"
     # 02:30 does not exist in New York on the spring-forward night.
     skipped = _run(box, "book_appointment", start="2027-03-14T02:30")
-    assert skipped["error"] == "invalid_argument"
+    assert skipped["error"] == "no_such_time"
+    assert [n["start"] for n in skipped["nearest"]] == [
+        "2027-03-14T01:45:00-05:00",
+        "2027-03-14T03:00:00-04:00",
+    ]
+    assert "01:45 or 03:00" in skipped["message"]
     assert _appointments(session_factory) == 0
 
 

@@ -7,7 +7,14 @@ from typing import Any
 from flask import Response
 from pydantic import ValidationError as PydanticValidationError
 
-from core.errors import DomainError, InvalidState, NotAssigned, NotFound, SlotUnavailable
+from core.errors import (
+    DomainError,
+    InvalidState,
+    NoSuchTime,
+    NotAssigned,
+    NotFound,
+    SlotUnavailable,
+)
 from webapp.api.schemas import FieldError, Problem, SlotOut
 
 PROBLEM_JSON = "application/problem+json"
@@ -85,6 +92,8 @@ def from_domain(error: DomainError) -> ApiProblem:
             alternatives=alternatives,
             escalate=error.escalate,
         )
+    if isinstance(error, NoSuchTime):
+        return ApiProblem("invalid", error.message, errors=errors, nearest=error.nearest)
     if isinstance(error, NotFound):
         return ApiProblem("not_found", error.message)
     if isinstance(error, NotAssigned):

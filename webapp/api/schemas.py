@@ -218,6 +218,9 @@ class Problem(BaseModel):
     reason: str | None = Field(None, description="Why a time cannot be booked (409)")
     alternatives: list[SlotOut] | None = Field(None, description="Bookable times instead (409)")
     escalate: bool | None = Field(None, description="No alternative found: a person must help")
+    nearest: list[datetime] | None = Field(
+        None, description="A time the clocks skip (422): the nearest times that exist"
+    )
     allowed_methods: list[str] | None = None
     refused: list[OccurrenceOut] | None = Field(
         None, description="Visits of a series that cannot be booked (409)"

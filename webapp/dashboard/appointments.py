@@ -63,6 +63,7 @@ from webapp.dashboard.common import (
     paginate,
     reads_only,
     render,
+    repeated_time_note,
     text,
     viewer,
     viewer_zone,
@@ -358,9 +359,10 @@ def book() -> Response:
             errors["patient_id"] = errors.pop("nurse_id")
         return _booking_form(patient=patient, errors=errors, status=422)
     db.session.commit()
-    return finish(
-        url_for("appointments.show", appointment_id=appointment.id), "Appointment booked."
+    told = "Appointment booked." + repeated_time_note(
+        appointment.start_at, typed_time_zone(patient, nurse)
     )
+    return finish(url_for("appointments.show", appointment_id=appointment.id), told)
 
 
 # ------------------------------------------------------------------ one appointment
@@ -579,4 +581,7 @@ def reschedule(appointment_id: int) -> Response:
         db.session.rollback()
         return _reschedule_form(appointment, errors=errors_of(exc), status=422)
     db.session.commit()
-    return finish(url_for("appointments.show", appointment_id=new.id), "Appointment moved.")
+    told = "Appointment moved." + repeated_time_note(
+        new.start_at, typed_time_zone(appointment.patient, appointment.nurse)
+    )
+    return finish(url_for("appointments.show", appointment_id=new.id), told)

@@ -25,7 +25,7 @@ from core.db import read_only_options
 from core.errors import DomainError, NotFound, ValidationError
 from core.limits import EARLIEST_YEAR, LATEST_YEAR, MAX_ID
 from core.models import Appointment, AppointmentKind, Choices, Role
-from core.scheduling import local_to_utc, require_aware, zone
+from core.scheduling import local_to_utc, repeated_time, require_aware, skipped_time, zone
 from core.services.access import Viewer
 from core.services.common import Actor
 from core.timefmt import short_date, short_local
@@ -377,7 +377,27 @@ def instant_field(name: str, label: str, tz_name: str) -> datetime:
     if parsed.tzinfo is not None:
         return parsed
     minutes = parsed.hour * 60 + parsed.minute
-    return local_to_utc(parsed.date(), minutes, zone(tz_name))
+    tz = zone(tz_name)
+    # A time the clocks skip is refused with the nearest that exist, never moved silently.
+    skipped = skipped_time(parsed.date(), minutes, tz)
+    if skipped is not None:
+        raise skipped.error(name)
+    return local_to_utc(parsed.date(), minutes, tz)
+
+
+def repeated_time_note(instant: datetime, tz_name: str) -> str:
+    """Which of two equal clock times a visit is at, when the clocks go back that night; else
+    an empty string."""
+    tz = zone(tz_name)
+    local = instant.astimezone(tz)
+    both = repeated_time(local.date(), local.hour * 60 + local.minute, tz)
+    if both is None:
+        return ""
+    which = "first" if local.utcoffset() == both[0].utcoffset() else "second"
+    return (
+        f" {local:%H:%M} happens twice on {local:%a %-d %b %Y} in {tz_name} (the clocks go "
+        f"back): this visit is at the {which} one, {local:%H:%M %Z} (UTC{local:%z})."
+    )
 
 
 def label(value: Any, choices: type[Choices] | None = None) -> str:

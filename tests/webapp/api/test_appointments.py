@@ -248,3 +248,33 @@ def test_two_simultaneous_bookings_of_one_slot_give_one_201_and_one_409(
 
     assert sorted(statuses) == [201, 409]
     assert api.count(Appointment) == 3
+
+
+def test_a_skipped_clock_time_written_with_the_zones_offset_is_422_with_the_nearest(
+    api: ApiWorld,
+) -> None:
+    """02:30 on 9 March 2025 does not exist in New York: booking it must not land at 03:30."""
+    before = api.count(Appointment)
+    for path, body in [
+        ("/appointments", {"patient_id": api.ids["patient"], "start": "2025-03-09T02:30:00-05:00"}),
+        (
+            f"/appointments/{api.ids['appointment']}/reschedule",
+            {"start": "2025-03-09T02:30:00-04:00"},
+        ),
+        (
+            "/appointment-series",
+            {
+                "patient_id": api.ids["patient"],
+                "start": "2025-03-09T02:30:00-05:00",
+                "weekdays": ["sun"],
+                "count": 2,
+            },
+        ),
+    ]:
+        response = api.post(path, "coordinator", body)
+        problem = response.get_json()
+        assert response.status_code == 422, (path, problem)
+        assert problem["nearest"] == ["2025-03-09T01:45:00-05:00", "2025-03-09T03:00:00-04:00"]
+        assert "01:45 or 03:00" in problem["detail"]
+        assert problem["errors"] == [{"field": "start", "message": problem["detail"]}]
+    assert api.count(Appointment) == before

@@ -348,3 +348,50 @@ def test_for_a_patient_whose_nurse_is_inactive_the_form_offers_the_backups_times
     assert booked.status_code == 303
     newest = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
     assert newest.nurse_id == chen.id
+
+
+def test_a_typed_time_the_clocks_skip_is_refused_with_the_nearest_and_books_nothing(
+    dash: Dashboard,
+) -> None:
+    before = dash.count(Appointment)
+    response = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": dash.ids["patient"], "start_local": "2027-03-14T02:30"},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    error = re.search(r'id="start_local-error"[^>]*>([^<]*)<', html)
+    assert error is not None
+    assert "02:30 does not exist on Sun 14 Mar 2027" in error.group(1)
+    assert "Choose 01:45 or 03:00 instead." in error.group(1)
+    assert dash.count(Appointment) == before
+
+
+def test_a_typed_time_the_clocks_repeat_books_the_first_and_says_which(dash: Dashboard) -> None:
+    engine = make_engine(dash.url)
+    with make_session_factory(engine)() as session:
+        session.execute(update(Nurse).where(Nurse.id == dash.ids["nurse"]).values(horizon_days=365))
+        add_override(
+            session,
+            dash.ids["nurse"],
+            kind="extra_hours",
+            start_date=datetime(2027, 11, 7).date(),
+            start_time=datetime(2027, 11, 7, 0, 0).time(),
+            end_time=datetime(2027, 11, 7, 4, 0).time(),
+            actor=Actor.system(),
+            now=datetime.now(UTC),
+        )
+        session.commit()
+    engine.dispose()
+    response = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": dash.ids["patient"], "start_local": "2027-11-07T01:30"},
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    booked = dash.scalar(select(Appointment.start_at).order_by(Appointment.id.desc()))
+    assert booked == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first one
+    page = dash.client("coordinator").get(response.headers["Location"]).get_data(as_text=True)
+    assert "01:30 happens twice on Sun 7 Nov 2027 in America/New_York" in page
+    assert "this visit is at the first one, 01:30 EDT (UTC-0400)" in page
