@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -488,6 +488,19 @@ REFUSAL_MESSAGES = {
     Refusal.CONFLICT: "That time is already taken.",
     Refusal.NO_SUCH_TIME: "The clocks go forward that day, so that time does not exist.",
 }
+
+
+# The rules a coordinator may waive for one booking, with a reason: they protect the nurse's
+# planning, not the visit itself. Hours, time off, caps and other visits are never waived.
+WAIVABLE = frozenset({Refusal.TOO_SOON, Refusal.BEYOND_HORIZON})
+
+
+def waiving_notice_and_horizon(
+    schedule: NurseSchedule, end: datetime, now: datetime
+) -> NurseSchedule:
+    """The schedule with no minimum notice and a horizon reaching `end` (past times stay past)."""
+    days = (require_aware(end, "end") - require_aware(now, "now")).days + 1
+    return replace(schedule, min_notice_minutes=0, horizon_days=max(schedule.horizon_days, days))
 
 
 def refusal_for(

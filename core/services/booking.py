@@ -25,12 +25,15 @@ from core.operations import CANCEL_REASON_CHOICE, MAX_VISIT_MINUTES
 from core.outbox import BookingEvent, queue_booking_notifications
 from core.scheduling import (
     REFUSAL_MESSAGES,
+    WAIVABLE,
+    NurseSchedule,
     Preferences,
     Refusal,
     alternatives,
     refusal_for,
     require_aware,
     slot_starts,
+    waiving_notice_and_horizon,
     written_in_gap,
     zone,
 )
@@ -85,6 +88,35 @@ def whole_minute(start: datetime) -> datetime:
     if start.second or start.microsecond:
         raise ValidationError("Appointments start on a whole minute.", field="start")
     return start
+
+
+def check_override_reason(reason: str | None) -> str | None:
+    """Why a coordinator waives minimum notice or the horizon: None when not waiving."""
+    if reason is None:
+        return None
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise ValidationError(
+            "Say why the booking rules are waived (1 to 500 characters).", field="override_reason"
+        )
+    return reason
+
+
+def judged(
+    schedule: NurseSchedule,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    ignore_booking_id: int | None,
+    override_reason: str | None,
+) -> tuple[Refusal | None, Refusal | None]:
+    """(refusal, waived): the engine's refusal of [start, end), unless a reason is given and the
+    only obstacle is minimum notice or the horizon; then (None, the rule waived)."""
+    refusal = refusal_for(schedule, start, end, now, ignore_booking_id)
+    if refusal not in WAIVABLE or override_reason is None:
+        return refusal, None
+    waived = waiving_notice_and_horizon(schedule, end, now)
+    return refusal_for(waived, start, end, now, ignore_booking_id), refusal
 
 
 def refuse_written_gap(written: datetime, nurse: Nurse) -> None:
@@ -336,9 +368,15 @@ def book_appointment(
     idempotency_key: str | None = None,
     call_id: int | None = None,
     preferences: Preferences | None = None,
+    override_reason: str | None = None,
 ) -> Appointment:
-    """Book a visit, or raise SlotUnavailable with alternatives; a retried key returns the first."""
+    """Book a visit, or raise SlotUnavailable with alternatives; a retried key returns the first.
+
+    With `override_reason` (staff only: the phone agent never passes one) minimum notice and
+    the horizon are waived for this visit, and the audit entry says which rule and why.
+    """
     now = require_aware(now, "now")
+    override_reason = check_override_reason(override_reason)
     written, start = start, whole_minute(start)
     key = check_key(idempotency_key)
     if kind not in {k.value for k in AppointmentKind}:
@@ -360,7 +398,7 @@ def book_appointment(
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)  # a retry that waited on the lock
     schedule = load_schedule(session, nurse, start, end)
-    refusal = refusal_for(schedule, start, end, now, None)
+    refusal, waived = judged(schedule, start, end, now, None, override_reason)
     if refusal is not None:
         raise _refuse(
             session,
@@ -397,12 +435,20 @@ def book_appointment(
         now=now,
         nurse_id=nurse.id,
         patient_id=patient.id,
+        **_waiver(waived, override_reason),
     )
     queue_booking_notifications(
         session, event=BookingEvent.BOOKED, appointment=appointment, now=now
     )
     sync_reminders(session, appointment, now, just_booked=True)
     return appointment
+
+
+def _waiver(waived: Refusal | None, reason: str | None) -> dict[str, str]:
+    """The audit details of a waived rule (none when nothing was waived)."""
+    if waived is None or reason is None:
+        return {}
+    return {"rule_waived": waived.value, "override_reason": reason}
 
 
 def _same_request(existing: Appointment, patient_id: int) -> Appointment:
@@ -434,9 +480,14 @@ def reschedule_appointment(
     duration_minutes: int | None = None,
     idempotency_key: str | None = None,
     preferences: Preferences | None = None,
+    override_reason: str | None = None,
 ) -> Appointment:
-    """Move a visit: the old one is cancelled and a linked new one booked, in one transaction."""
+    """Move a visit: the old one is cancelled and a linked new one booked, in one transaction.
+
+    `override_reason` waives minimum notice and the horizon as for a booking (staff only).
+    """
     now = require_aware(now, "now")
+    override_reason = check_override_reason(override_reason)
     written, new_start = new_start, whole_minute(new_start)
     key = check_key(idempotency_key)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
@@ -467,7 +518,7 @@ def reschedule_appointment(
     )
     new_end = new_start + length
     schedule = load_schedule(session, nurse, new_start, new_end)
-    refusal = refusal_for(schedule, new_start, new_end, now, old.id)
+    refusal, waived = judged(schedule, new_start, new_end, now, old.id, override_reason)
     if refusal is not None:
         raise _refuse(
             session,
@@ -501,6 +552,7 @@ def reschedule_appointment(
         previous_id=old.id,
         nurse_id=nurse.id,
         changes=field_changes({"start_at": old.start_at}, {"start_at": new.start_at}),
+        **_waiver(waived, override_reason),
     )
     queue_booking_notifications(
         session, event=BookingEvent.RESCHEDULED, appointment=new, now=now, previous=old

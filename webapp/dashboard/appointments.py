@@ -17,6 +17,7 @@ from core.models import (
     Appointment,
     AppointmentKind,
     AppointmentStatus,
+    AssignmentRole,
     CancelReason,
     Nurse,
     Patient,
@@ -32,10 +33,12 @@ from core.operations import (
     VisitNote,
     validate_form,
 )
-from core.services import access
+from core.scheduling import WAIVABLE
+from core.services import access, openings
 from core.services.booking import (
     book_appointment,
     cancel_appointment,
+    check_override_reason,
     free_slots,
     mark_completed,
     mark_no_show,
@@ -161,6 +164,9 @@ def index() -> Response:
 
 # ------------------------------------------------------------------ booking
 
+# How far the booking form looks for the nurse's next day with free time before it opens.
+FIRST_FREE_DAY_SEARCH = 14
+
 
 def _booking_nurse(patient: Patient) -> Nurse | None:
     """Whom a booking for the patient goes to: the primary, or the backup covering for an
@@ -195,13 +201,30 @@ def _slots_for(nurse: Nurse | None, day: date, length: int | None = None) -> lis
     )
 
 
-def _day_arg(source: Any) -> date:
-    """The day whose free slots a form shows: tomorrow when none (or a refused one) is given."""
+def _day_arg(source: Any, default: date | None = None) -> date:
+    """The day whose free slots a form shows: `default`, else tomorrow, when none (or a refused
+    one) is given."""
     try:
         day = date_field("day", "Day", required=False, source=source)
     except ValidationError:
         day = None
-    return day or local_day(now_utc(), viewer_zone()) + timedelta(days=1)
+    return day or default or local_day(now_utc(), viewer_zone()) + timedelta(days=1)
+
+
+def _first_free_day(nurse: Nurse | None, length: int | None = None) -> date | None:
+    """The first day (in the viewer's zone) the nurse has a free time, looking two weeks on."""
+    if nurse is None:
+        return None
+    now = now_utc()
+    found = free_slots(
+        db.session(),
+        nurse.id,
+        start=now,
+        end=now + timedelta(days=FIRST_FREE_DAY_SEARCH),
+        now=now,
+        duration_minutes=length,
+    )
+    return local_day(found[0].start, viewer_zone()) if found else None
 
 
 def _check_day(source: Any) -> None:
@@ -214,11 +237,12 @@ def _booking_form(
     patient: Patient | None,
     errors: dict[str, str],
     conflict: SlotUnavailable | None = None,
+    asked: datetime | None = None,
     status: int = 200,
 ) -> Response:
     source = request.form if request.method == "POST" else request.args
-    day = _day_arg(source)
     nurse = _booking_nurse(patient) if patient is not None else None
+    day = _day_arg(source, None if source.get("day") else _first_free_day(nurse))
     slots = _slots_for(nurse, day)
     patients = db.session.scalars(
         access.patients(viewer(), now_utc()).order_by(Patient.last_name, Patient.first_name)
@@ -245,17 +269,30 @@ def _booking_form(
         slots=slots,
         errors=errors,
         conflict=conflict,
+        asked=asked,
+        waivable=WAIVABLE,
         form=source,
         kinds=list(AppointmentKind),
         typed_zone=typed_time_zone(patient, nurse),
+        booking=True,
     )
 
 
 def _chosen_start(label: str, typed_zone: str) -> datetime:
-    """A slot button's instant (`start`), else the local time typed (`start_local`), read in
-    `typed_zone`."""
-    name = "start" if request.form.get("start") else "start_local"
+    """The refused time a coordinator books anyway (`override_start`), a slot button's instant
+    (`start`), else the local time typed (`start_local`), read in `typed_zone`."""
+    name = next((n for n in ("override_start", "start") if request.form.get(n)), "start_local")
     return instant_field(name, label, typed_zone)
+
+
+def _waiver() -> tuple[str | None, dict[str, str]]:
+    """The reason given with "Book anyway" (None without the button), and its error if blank."""
+    if not request.form.get("override_start"):
+        return None, {}
+    try:
+        return check_override_reason(request.form.get("override_reason", "")), {}
+    except ValidationError as exc:
+        return None, errors_of(exc)
 
 
 def _chosen_slot(label: str, typed_zone: str) -> tuple[int | None, datetime]:
@@ -303,8 +340,8 @@ def slots() -> Response:
     """The free slots of the patient's primary nurse on one day (a fragment of the form)."""
     patient = _patient_arg(request.args)
     _check_day(request.args)
-    day = _day_arg(request.args)
     nurse = _booking_nurse(patient) if patient is not None else None
+    day = _day_arg(request.args, _first_free_day(nurse))
     return render(
         "appointments/_slots_changed.html",
         "appointments/_slots_changed.html",
@@ -313,7 +350,33 @@ def slots() -> Response:
         day=day,
         slots=_slots_for(nurse, day),
         typed_zone=typed_time_zone(patient, nurse),
+        booking=True,
     )
+
+
+@bp.get("/next-available")
+@reads_only
+@roles_required(*STAFF)
+def next_available() -> Response:
+    """The patient's next free times with their care team and nurses who cover their needs."""
+    patient = _patient_arg(request.args)
+    if patient is None:
+        raise NotFound("No such patient.", field="patient_id")
+    return render(
+        "appointments/_next_available.html",
+        "appointments/_next_available.html",
+        patient=patient,
+        openings=openings.next_available(db.session(), patient.id, now=now_utc()),
+        relation_labels=RELATION_LABELS,
+    )
+
+
+# How the next-available list names each nurse's place in the patient's care.
+RELATION_LABELS = {
+    openings.Relation.PRIMARY: AssignmentRole.PRIMARY.label,
+    openings.Relation.BACKUP: AssignmentRole.BACKUP.label,
+    openings.Relation.MATCHING: "Covers their needs",
+}
 
 
 @bp.post("/new")
@@ -345,13 +408,21 @@ def book() -> Response:
         errors.update(time_errors)
     if visit is None or errors:
         return _booking_form(patient=patient, errors=errors, status=422)
+    # Without a reason the booking is judged by the rules, and the refusal asks for one again.
+    override_reason, waiver_errors = _waiver()
     try:
         appointment = book_appointment(
-            db.session(), **visit.model_dump(), actor=actor(), now=now_utc()
+            db.session(),
+            **visit.model_dump(),
+            actor=actor(),
+            now=now_utc(),
+            override_reason=override_reason,
         )
     except SlotUnavailable as exc:
         db.session.rollback()
-        return _booking_form(patient=patient, errors={}, conflict=exc, status=409)
+        return _booking_form(
+            patient=patient, errors=waiver_errors, conflict=exc, asked=visit.start, status=409
+        )
     except DomainError as exc:
         db.session.rollback()
         errors = errors_of(exc)
@@ -530,11 +601,20 @@ def _reschedule_form(
     *,
     errors: dict[str, str],
     conflict: SlotUnavailable | None = None,
+    asked: datetime | None = None,
     status: int = 200,
 ) -> Response:
     source = request.form if request.method == "POST" else request.args
-    day = _day_arg(source)
     length = appointment.duration_minutes
+    # A visit is usually moved a little: open on its own date while that is still ahead.
+    own_day = local_day(appointment.start_at, viewer_zone())
+    today = local_day(now_utc(), viewer_zone())
+    if source.get("day"):
+        day = _day_arg(source)
+    elif own_day >= today:
+        day = own_day
+    else:
+        day = _day_arg(source, _first_free_day(appointment.nurse, length))
     return render(
         "appointments/reschedule.html",
         "appointments/_reschedule_form.html",
@@ -544,6 +624,8 @@ def _reschedule_form(
         slots=_slots_for(appointment.nurse, day, length),
         errors=errors,
         conflict=conflict,
+        asked=asked,
+        waivable=WAIVABLE,
         form=source,
         typed_zone=typed_time_zone(appointment.patient, appointment.nurse),
     )
@@ -565,6 +647,7 @@ def reschedule(appointment_id: int) -> Response:
     move, errors = validate_form(Reschedule, {}, start=start.isoformat())
     if move is None:
         return _reschedule_form(appointment, errors=errors, status=422)
+    override_reason, waiver_errors = _waiver()
     try:
         new = reschedule_appointment(
             db.session(),
@@ -573,10 +656,13 @@ def reschedule(appointment_id: int) -> Response:
             duration_minutes=move.duration_minutes,
             actor=actor(),
             now=now_utc(),
+            override_reason=override_reason,
         )
     except SlotUnavailable as exc:
         db.session.rollback()
-        return _reschedule_form(appointment, errors={}, conflict=exc, status=409)
+        return _reschedule_form(
+            appointment, errors=waiver_errors, conflict=exc, asked=move.start, status=409
+        )
     except DomainError as exc:
         db.session.rollback()
         return _reschedule_form(appointment, errors=errors_of(exc), status=422)
