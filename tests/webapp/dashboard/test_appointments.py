@@ -395,3 +395,113 @@ def test_a_typed_time_the_clocks_repeat_books_the_first_and_says_which(dash: Das
     page = dash.client("coordinator").get(response.headers["Location"]).get_data(as_text=True)
     assert "01:30 happens twice on Sun 7 Nov 2027 in America/New_York" in page
     assert "this visit is at the first one, 01:30 EDT (UTC-0400)" in page
+
+
+def _set_nurse(dash: Dashboard, **values: object) -> None:
+    engine = make_engine(dash.url)
+    with engine.begin() as connection:
+        connection.execute(update(Nurse).where(Nurse.id == dash.ids["nurse"]).values(**values))
+    engine.dispose()
+
+
+def test_a_coordinator_books_inside_the_notice_only_with_a_reason_the_audit_keeps(
+    dash: Dashboard,
+) -> None:
+    john = dash.ids["patient"]
+    start = _free_starts(dash, john)[0]
+    _set_nurse(dash, min_notice_minutes=10 * 24 * 60)  # now that time is too soon
+    before = dash.count(Appointment)
+
+    refused = dash.post("coordinator", "/appointments/new", {"patient_id": john, "start": start})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "Book anyway at" in html
+    assert f'name="override_start" value="{start}"' in html
+    blank = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": john, "override_start": start, "override_reason": "  "},
+    )
+    blank_html = blank.get_data(as_text=True)
+    assert blank.status_code == 409 and 'id="override_reason-error"' in blank_html
+    assert dash.count(Appointment) == before
+
+    booked = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": john, "override_start": start, "override_reason": "Discharged today"},
+    )
+    assert booked.status_code == 303
+    visit = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
+    assert visit.start_at == datetime.fromisoformat(start)
+    event = dash.scalar(
+        select(AuditEvent).where(
+            AuditEvent.action == "appointment.booked", AuditEvent.entity_id == visit.id
+        )
+    )
+    assert event.details["rule_waived"] == "too_soon"
+    assert event.details["override_reason"] == "Discharged today"
+
+
+def test_hours_are_never_waived_even_with_a_reason(dash: Dashboard) -> None:
+    john = dash.ids["patient"]
+    start = _free_starts(dash, john)[0]
+    _set_nurse(dash, min_notice_minutes=10 * 24 * 60)
+    night = datetime.fromisoformat(start).replace(hour=3, minute=0)  # outside her hours
+    before = dash.count(Appointment)
+    refused = dash.post(
+        "coordinator",
+        "/appointments/new",
+        {"patient_id": john, "override_start": night.isoformat(), "override_reason": "Urgent"},
+    )
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "Book anyway" not in html
+    assert dash.count(Appointment) == before
+
+
+def test_the_form_opens_on_the_nurses_first_day_with_free_time(dash: Dashboard) -> None:
+    engine = make_engine(dash.url)
+    today = datetime.now(UTC).date()
+    with make_session_factory(engine)() as session:
+        add_override(
+            session,
+            dash.ids["nurse"],
+            kind="time_off",
+            start_date=today,
+            end_date=today + timedelta(days=6),
+            actor=Actor.system(),
+            now=datetime.now(UTC),
+        )
+        session.commit()
+    engine.dispose()
+    html = (
+        dash.client("coordinator")
+        .get(f"/appointments/new?patient_id={dash.ids['patient']}")
+        .get_data(as_text=True)
+    )
+    shown = re.search(r"Free times with Dr\. Alice Wilson on (\w{3} \d+ \w{3})", html)
+    assert shown is not None
+    candidates = {(today + timedelta(days=n)).strftime("%a %-d %b"): n for n in range(0, 30)}
+    assert candidates[shown.group(1)] > 6  # after her week away, not tomorrow
+    assert SLOT.findall(html.split('id="slots"')[1])  # and it has times to pick
+
+
+def test_next_available_lists_the_care_team_and_books_with_the_backup(dash: Dashboard) -> None:
+    john = dash.ids["patient"]  # primary Dr. Alice Wilson, backup Dr. Chen
+    chen = dash.scalar(select(Nurse).where(Nurse.last_name == "Chen"))
+    page = dash.client("coordinator").get(
+        f"/appointments/next-available?patient_id={john}", headers={"HX-Request": "true"}
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Dr. Alice Wilson" in html and chen.display_name in html
+    offered = re.findall(r'name="start_with" value="([^"]+)"', html)
+    with_chen = [value for value in offered if value.startswith(f"{chen.id}/")]
+    assert with_chen
+    booked = dash.post(
+        "coordinator", "/appointments/new", {"patient_id": john, "start_with": with_chen[0]}
+    )
+    assert booked.status_code == 303
+    newest = dash.scalar(select(Appointment).order_by(Appointment.id.desc()))
+    assert newest.nurse_id == chen.id
+    missing = dash.client("coordinator").get("/appointments/next-available?patient_id=999999")
+    assert missing.status_code == 404
