@@ -337,13 +337,14 @@ OVERLAP_MARKERS = (
 )
 
 
-def insert_appointment(session: Session, appointment: Appointment) -> None:
-    """Flush a new appointment; the database backstop's refusal becomes a clean conflict.
+def insert_appointment(session: Session, *appointments: Appointment) -> None:
+    """Flush new appointments (a series' in one batch); the database backstop's refusal
+    becomes a clean conflict.
 
     No savepoint: on a refusal the whole unit of work is abandoned anyway, and the two extra
     round trips are measurable on every booking. Callers that must survive it nest their own.
     """
-    session.add(appointment)
+    session.add_all(appointments)
     try:
         session.flush()
     except IntegrityError as exc:

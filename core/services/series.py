@@ -269,9 +269,8 @@ def book_series(
     )
     session.add(series)
     session.flush()
-    booked: list[Appointment] = []
-    for occurrence in plan.free:
-        appointment = Appointment(
+    booked = [
+        Appointment(
             nurse_id=plan.nurse.id,
             patient_id=plan.patient.id,
             start_at=occurrence.start,
@@ -286,8 +285,11 @@ def book_series(
             series_id=series.id,
             series_index=occurrence.index,
         )
-        booking.insert_appointment(session, appointment)  # the database backstop has the last word
-        booked.append(appointment)
+        for occurrence in plan.free
+    ]
+    # One batch of inserts, not a round trip per visit; the database backstop has the last word.
+    booking.insert_appointment(session, *booked)
+    for appointment in booked:
         audit(
             session,
             actor=actor,
