@@ -593,6 +593,17 @@ class CancelSeriesVisits(Operation):
     note: Text500 = Field("", title="Note")
 
 
+class MoveSeriesVisits(Operation):
+    """Move one visit of a series, or it and every later one by the same change of date and
+    wall-clock time (they then continue as a new series)."""
+
+    appointment_id: Annotated[Id, Choice("a visit of the series")] = Field(title="Visit")
+    scope: Annotated[SeriesScope, Choice("which visits", tuple(SeriesScope))] = Field(
+        SeriesScope.THIS, title="Which visits"
+    )
+    start: Instant = Field(title="New start", description="The chosen visit's new start")
+
+
 class Reschedule(Operation):
     """Move a visit to another time with the same nurse."""
 

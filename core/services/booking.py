@@ -541,7 +541,7 @@ def reschedule_appointment(
         old.updated_at = now
         old.sequence += 1
         session.flush()  # free the old time first, so the backstop allows overlapping itself
-        new = _successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
+        new = successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
         insert_appointment(session, new)
     audit(
         session,
@@ -776,7 +776,7 @@ def move_to_nurse(
     old.cancelled_at = now
     old.updated_at = now
     old.sequence += 1
-    new = _successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
+    new = successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
     insert_appointment(session, new)
     audit(
         session,
@@ -798,7 +798,7 @@ def move_to_nurse(
     return new
 
 
-def _successor(
+def successor(
     old: Appointment,
     nurse_id: int,
     start_at: datetime,

@@ -4,7 +4,7 @@ lock a single booking takes, and cancel or move occurrences."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from core.models import (
     AppointmentKind,
     AppointmentSeries,
     AppointmentStatus,
+    CancelReason,
     Nurse,
     Patient,
     PatientNurseAssignment,
@@ -27,7 +28,14 @@ from core.notifications.reminders import sync_reminders
 from core.operations import SeriesDetails
 from core.outbox import BookingEvent, queue_series_notifications
 from core.recurrence import SeriesRule, check_occurrences, expand
-from core.scheduling import REFUSAL_MESSAGES, alternatives, require_aware, zone
+from core.scheduling import (
+    REFUSAL_MESSAGES,
+    alternatives,
+    local_to_utc,
+    require_aware,
+    skipped_time,
+    zone,
+)
 from core.services import booking
 from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedule
@@ -174,10 +182,31 @@ def plan_series(
         plans.append(plan)
         candidates.append((begin, chosen is not None or occurrence.exists))
 
-    last_end = max((p.end for p in plans), default=start + length)
+    _judge(session, nurse, plans, candidates, length, now=now, since=start)
+    return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
+
+
+def _judge(
+    session: Session,
+    nurse: Nurse,
+    plans: list[OccurrencePlan],
+    candidates: list[tuple[datetime, bool]],
+    length: timedelta,
+    *,
+    now: datetime,
+    since: datetime,
+    moving: Collection[int] = (),
+) -> None:
+    """Judge the occurrences not already refused, in order, as single bookings would be (the
+    visits in `moving` are being replaced, so they block nothing); alternatives for the
+    refused, searched with the free ones in the schedule so none collides with a sibling."""
+    last_end = max((p.end for p in plans), default=since + length)
     schedule = load_schedule(
-        session, nurse, min(now, start), max(now + timedelta(days=nurse.horizon_days), last_end)
+        session, nurse, min(now, since), max(now + timedelta(days=nurse.horizon_days), last_end)
     )
+    if moving:
+        kept = tuple(b for b in schedule.bookings if b.id not in moving)
+        schedule = replace(schedule, bookings=kept)
     assigned = [i for i, p in enumerate(plans) if p.refusal is None]
     refusals, planned = check_occurrences(schedule, [candidates[i] for i in assigned], length, now)
     minutes = int(length.total_seconds() // 60)
@@ -188,12 +217,9 @@ def plan_series(
     for plan in plans:
         if plan.free:
             continue
-        # Searched in the schedule with this series' free occurrences in it, so no
-        # alternative collides with a sibling.
         found = alternatives(planned, plan.start, now, duration_minutes=minutes)
         plan.alternatives = [Slot(nurse.id, s, s + length) for s in found]
         plan.escalate = not found
-    return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
 
 
 def _existing_series(session: Session, key: str) -> AppointmentSeries | None:
@@ -411,6 +437,173 @@ def move_occurrence(
         now=now,
         idempotency_key=idempotency_key,
     )
+
+
+class MoveRefused(DomainError):
+    """Some of the visits a "this and following" move takes cannot go to their new times."""
+
+    code = "series_move_refused"
+
+    def __init__(
+        self, message: str, *, refused: list[OccurrencePlan], free: list[OccurrencePlan]
+    ) -> None:
+        super().__init__(message)
+        self.refused = refused
+        self.free = free
+
+
+@dataclass
+class SeriesMove:
+    """Visits moved together: the series they left (ending the day before) and their new one."""
+
+    previous: AppointmentSeries
+    series: AppointmentSeries
+    moved: list[Appointment]
+
+
+def _visits_from(
+    series: AppointmentSeries, chosen: Appointment, appointment_id: int
+) -> list[Appointment]:
+    """The chosen scheduled visit and every later scheduled one of the series with its nurse."""
+    if chosen.status != AppointmentStatus.SCHEDULED:
+        raise InvalidState(
+            f"Appointment {appointment_id} is {chosen.status.replace('_', ' ')}, not scheduled.",
+            field="appointment_id",
+        )
+    return [
+        a
+        for a in series.appointments
+        if a.status == AppointmentStatus.SCHEDULED
+        and a.start_at >= chosen.start_at
+        and a.nurse_id == chosen.nurse_id
+    ]
+
+
+def move_following(
+    session: Session,
+    series_id: int,
+    appointment_id: int,
+    *,
+    new_start: datetime,
+    actor: Actor,
+    now: datetime,
+) -> SeriesMove:
+    """Move a visit and every later one of its series by the same change of date and
+    wall-clock time, all or nothing (MoveRefused lists why not); they continue as a new series
+    with the new rule, and the old one ends the day before the first moved visit."""
+    now = require_aware(now, "now")
+    series = get_or_raise(session, AppointmentSeries, series_id, "series")
+    chosen = _occurrence(session, series_id, appointment_id)
+    booking.lock_nurse_row(session, chosen.nurse_id)
+    session.refresh(chosen)
+    session.refresh(series)
+    following = _visits_from(series, chosen, appointment_id)
+    nurse = chosen.nurse
+    booking.refuse_written_gap(new_start, nurse)
+    tz = zone(nurse.time_zone)
+    target = booking.whole_minute(new_start).astimezone(tz)
+    shift = target.date() - chosen.start_at.astimezone(tz).date()
+    minute = target.hour * 60 + target.minute
+    length = chosen.end_at - chosen.start_at
+    assignments = _assigned_days(session, chosen.patient_id, nurse.id)
+    plans: list[OccurrencePlan] = []
+    candidates: list[tuple[datetime, bool]] = []
+    for visit in following:
+        day = visit.start_at.astimezone(tz).date() + shift
+        begin = local_to_utc(day, minute, tz)
+        index = visit.series_index or 0
+        plan = OccurrencePlan(index, begin, begin + length, replaces=visit.start_at)
+        if not any(a.is_active_on(day) for a in assignments):
+            plan.refusal = NOT_ASSIGNED
+            plan.message = f"{nurse.display_name} is not assigned to this patient on that date."
+        plans.append(plan)
+        candidates.append((begin, skipped_time(day, minute, tz) is None))
+    _judge(
+        session,
+        nurse,
+        plans,
+        candidates,
+        length,
+        now=now,
+        since=min(plans[0].start, chosen.start_at),
+        moving={v.id for v in following},
+    )
+    refused = [p for p in plans if not p.free]
+    if refused:
+        raise MoveRefused(
+            f"{len(refused)} of the {len(plans)} visits cannot move to their new times;"
+            " nothing was moved. Move them one at a time, or choose another time.",
+            refused=refused,
+            free=[p for p in plans if p.free],
+        )
+    last = series_ends(series)
+    continued = AppointmentSeries(
+        patient_id=series.patient_id,
+        nurse_id=nurse.id,
+        weekdays=sorted({(day + shift.days) % 7 for day in series.weekdays}),
+        interval_weeks=series.interval_weeks,
+        start_date=target.date(),
+        wall_time=target.time().replace(tzinfo=None),
+        time_zone=nurse.time_zone,
+        duration_minutes=int(length.total_seconds() // 60),
+        count=len(following) if series.count is not None else None,
+        until=last + shift if series.count is None and last is not None else None,
+        kind=series.kind,
+        reason=series.reason,
+        source=actor.source,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    session.add(continued)
+    before = series.ends_on
+    series.ends_on = chosen.start_at.astimezone(tz).date() - timedelta(days=1)
+    series.updated_at = now
+    for old in following:
+        old.status = AppointmentStatus.CANCELLED
+        old.cancel_reason = CancelReason.RESCHEDULED
+        old.cancelled_by = actor.name
+        old.cancelled_at = now
+        old.updated_at = now
+        old.sequence += 1
+    session.flush()  # free the old times first, so the backstop allows overlapping them
+    moved = [
+        booking.successor(old, nurse.id, plan.start, plan.end, actor=actor, now=now)
+        for old, plan in zip(following, plans, strict=True)
+    ]
+    for index, visit in enumerate(moved):
+        visit.series_id, visit.series_index = continued.id, index
+    booking.insert_appointment(session, *moved)
+    for old, new in zip(following, moved, strict=True):
+        audit(
+            session,
+            actor=actor,
+            action="appointment.rescheduled",
+            entity_type="appointment",
+            entity_id=new.id,
+            now=now,
+            previous_id=old.id,
+            nurse_id=nurse.id,
+            series_id=continued.id,
+            changes=field_changes({"start_at": old.start_at}, {"start_at": new.start_at}),
+        )
+        sync_reminders(session, old, now)
+        sync_reminders(session, new, now, just_booked=True)
+    audit(
+        session,
+        actor=actor,
+        action="series.moved_following",
+        entity_type="appointment_series",
+        entity_id=series.id,
+        now=now,
+        new_series_id=continued.id,
+        appointment_ids=[a.id for a in moved],
+        changes=field_changes({"ends_on": before}, {"ends_on": series.ends_on}),
+    )
+    queue_series_notifications(
+        session, event=BookingEvent.SERIES_MOVED, appointments=moved, now=now
+    )
+    return SeriesMove(series, continued, moved)
 
 
 def series_in_words(series: AppointmentSeries) -> str:

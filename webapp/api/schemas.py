@@ -37,6 +37,7 @@ from core.operations import (
     Day,
     Id,
     Instant,
+    MoveSeriesVisits,
     Reschedule,
     SeriesDetails,
     Text500,
@@ -173,6 +174,10 @@ class SeriesCreate(SeriesDetails):
 
 class SeriesCancelRequest(CancelSeriesVisits):
     """Cancel one visit of the series (`this`), or it and every later one (`following`)."""
+
+
+class SeriesMoveRequest(MoveSeriesVisits):
+    """Move one visit of the series (`this`), or it and every later one (`following`)."""
 
 
 class OutboundCallCreate(Strict):

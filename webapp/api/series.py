@@ -1,13 +1,16 @@
-"""Recurring visits: book a series, read it, cancel one visit or it and the following."""
+"""Recurring visits: book a series, read it, move or cancel one visit or it and the following."""
 
 from __future__ import annotations
 
-from core.models import AppointmentSeries, Weekday
+from core.models import AppointmentSeries, SeriesScope, Weekday
 from core.services.series import (
+    MoveRefused,
     OccurrencePlan,
     SeriesRefused,
     book_series,
     cancel_occurrences,
+    move_following,
+    move_occurrence,
 )
 from webapp import db
 from webapp.api.appointments import BOOKING_RULES, actor, own_nurse
@@ -18,6 +21,7 @@ from webapp.api.schemas import (
     OccurrenceOut,
     SeriesCancelRequest,
     SeriesCreate,
+    SeriesMoveRequest,
     SeriesOut,
     SlotOut,
 )
@@ -154,6 +158,54 @@ def cancel_series_visits(ctx: Context, series_id: int, body: SeriesCancelRequest
         reason_code=body.reason_code,
         note=body.note,
     )
+    db.session.flush()
+    db.session.refresh(series)
+    return series_out(series)
+
+
+@operation(
+    "POST",
+    f"/appointment-series/<{ID}:series_id>/move",
+    summary="Move a visit of a series, or it and the following",
+    tag=TAG,
+    body=SeriesMoveRequest,
+    response=SeriesOut,
+    errors=(404, 409),
+    rules=BOOKING_RULES,
+)
+def move_series_visits(ctx: Context, series_id: int, body: SeriesMoveRequest) -> SeriesOut:
+    """Move the visit `appointment_id` to `start` (`scope` `this`: it stays in the series; 409
+    `slot_unavailable` with alternatives when the time is taken), or move it and every later
+    scheduled visit by the same change of date and wall-clock time (`following`): all or
+    nothing, 409 `series_move_refused` lists the `refused` and the `free`. Moved together, the
+    visits continue as a new series, which is returned; the old one ends the day before."""
+    series = visible_series(ctx, series_id)
+    if body.scope == SeriesScope.THIS:
+        move_occurrence(
+            db.session(),
+            series.id,
+            body.appointment_id,
+            new_start=body.start,
+            actor=actor(ctx),
+            now=ctx.now,
+        )
+    else:
+        try:
+            series = move_following(
+                db.session(),
+                series.id,
+                body.appointment_id,
+                new_start=body.start,
+                actor=actor(ctx),
+                now=ctx.now,
+            ).series
+        except MoveRefused as refused:
+            raise ApiProblem(
+                "series_move_refused",
+                refused.message,
+                refused=[occurrence_out(o) for o in refused.refused],
+                free=[occurrence_out(o) for o in refused.free],
+            ) from refused
     db.session.flush()
     db.session.refresh(series)
     return series_out(series)
