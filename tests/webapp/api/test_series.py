@@ -228,7 +228,7 @@ def test_moving_one_visit_then_this_and_following(api_any_db: ApiWorld) -> None:
     )
     assert one.status_code == 200, one.get_json()
     kept = [a for a in one.get_json()["appointments"] if a["status"] == "scheduled"]
-    assert [a["start_local"] for a in kept][0] == "2025-03-04T14:00:00-05:00"
+    assert kept[0]["start_local"] == "2025-03-04T14:00:00-05:00"
     assert {a["series_id"] for a in kept} == {series["id"]}
 
     # Thursday 6 March and after, a day later at 09:30: Thursdays become Fridays, Tuesdays
