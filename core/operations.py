@@ -166,6 +166,8 @@ Text5000 = Annotated[str, BeforeValidator(_text_or_empty), StringConstraints(max
 # The API's free text: taken as sent, NUL refused (PostgreSQL cannot store it).
 Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
+# Which visit of a series (0 = the first), as a 409 and the series' appointments number them.
+VisitIndex = Annotated[int, Field(ge=0, le=103), BeforeValidator(_whole_number)]
 Phone = Annotated[str, AfterValidator(_service_check(normalise_phone))]
 Email = Annotated[str, AfterValidator(_service_check(normalise_email))]
 Password = Annotated[str, AfterValidator(_service_check(check_password))]  # taken as typed

@@ -42,6 +42,7 @@ from core.operations import (
     SeriesDetails,
     Text500,
     VisitDetails,
+    VisitIndex,
     VisitMinutes,
     written_as,
 )
@@ -162,6 +163,13 @@ class CancelRequest(CancelVisit):
     """Cancel a visit with a reason and an optional note; the record is kept."""
 
 
+class OccurrenceMove(Strict):
+    """Another start for one visit of a series, such as an alternative a 409 offered."""
+
+    index: VisitIndex = Field(description="Which visit (0 = the first)")
+    start: Instant = Field(description="Its start instead of the rule's")
+
+
 class SeriesCreate(SeriesDetails):
     """Book recurring visits; every visit is checked as a single booking is."""
 
@@ -169,6 +177,14 @@ class SeriesCreate(SeriesDetails):
         SeriesBookMode.ALL,
         description="`all` (default): book only if every visit is free, else answer 409 "
         "listing the refused and the free; `free_only`: book the free visits, list the refused",
+    )
+    moves: Annotated[list[OccurrenceMove], Field(max_length=104)] = Field(
+        [],
+        description="Other starts for some visits (each checked like the rest, each visit at "
+        "most once), such as the alternatives a 409 `series_refused` offered",
+    )
+    skip: Annotated[list[VisitIndex], Field(max_length=104)] = Field(
+        [], description="Visits (by `index`) to leave out"
     )
 
 

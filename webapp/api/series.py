@@ -18,6 +18,7 @@ from webapp.api.problems import ApiProblem
 from webapp.api.queries import appointment_out, visible_patient, visible_series
 from webapp.api.registry import ID, Context, operation
 from webapp.api.schemas import (
+    FieldError,
     OccurrenceOut,
     SeriesCancelRequest,
     SeriesCreate,
@@ -92,8 +93,17 @@ def create_series(
     visit is checked as a single booking is. With `book` `all` (the default) nothing is booked
     while any visit is refused: 409 `series_refused` lists the `refused` (reasons and
     alternatives) and the `free`. With `free_only` the free visits are booked and the answer
-    lists the refused. Retrying with the same Idempotency-Key returns the first series (200)."""
+    lists the refused. `moves` give other starts for some visits (an offered alternative, say)
+    and `skip` leaves some out; both name visits by `index`, as a 409 does. Retrying with the
+    same Idempotency-Key returns the first series (200)."""
     visible_patient(ctx, body.patient_id)
+    moves = {move.index: move.start for move in body.moves}
+    if len(moves) != len(body.moves):
+        raise ApiProblem(
+            "invalid",
+            "Each visit can be moved once.",
+            errors=[FieldError(field="moves", message="Each visit can be moved once.")],
+        )
     details = body.model_copy(update={"nurse_id": own_nurse(ctx, body.nurse_id)})
     try:
         booked = book_series(
@@ -102,6 +112,8 @@ def create_series(
             actor=actor(ctx),
             now=ctx.now,
             mode=body.book,
+            replacements=moves,
+            skip=set(body.skip),
             idempotency_key=idempotency_key,
         )
     except SeriesRefused as refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -274,3 +275,35 @@ def test_moving_following_onto_a_taken_time_is_409_and_moves_nothing(api: ApiWor
         {"appointment_id": first, "scope": "all", "start": "2025-03-04T10:00:00-05:00"},
     )
     assert bad.status_code == 422 and api.counts() == before
+
+
+def test_an_offered_alternative_or_a_skip_books_the_series_whole(api_any_db: ApiWorld) -> None:
+    api = api_any_db
+    refused = api.post("/appointment-series", "coordinator", rule(api, start=TAKEN)).get_json()
+    alternative = refused["refused"][0]["alternatives"][0]["start"]
+    before = api.count(Appointment)
+
+    for bad in (
+        {"moves": [{"index": 7, "start": alternative}]},
+        {"moves": [{"index": 0, "start": alternative}, {"index": 0, "start": alternative}]},
+        {"skip": [-1]},
+        {"skip": [4]},
+    ):
+        response = api.post("/appointment-series", "coordinator", rule(api, start=TAKEN, **bad))
+        assert response.status_code == 422, (bad, response.get_json())
+    assert api.count(Appointment) == before
+
+    moved = api.post(
+        "/appointment-series",
+        "coordinator",
+        rule(api, start=TAKEN, moves=[{"index": 0, "start": alternative}]),
+    )
+    assert moved.status_code == 201, moved.get_json()
+    starts = [datetime.fromisoformat(a["start"]) for a in moved.get_json()["appointments"]]
+    assert len(starts) == 4 and starts[0] == datetime.fromisoformat(alternative)
+
+    skipped = api.post(
+        "/appointment-series", "coordinator", rule(api, start=TAKEN, count=5, skip=[0, 1, 2, 3])
+    )
+    assert skipped.status_code == 201, skipped.get_json()
+    assert [a["series_index"] for a in skipped.get_json()["appointments"]] == [4]
