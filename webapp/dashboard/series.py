@@ -10,15 +10,18 @@ from typing import Any
 from flask import abort, request, url_for
 from flask_login import current_user
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound
 from core.limits import MAX_ID
 from core.models import (
+    Appointment,
     AppointmentKind,
     AppointmentSeries,
     AppointmentStatus,
     AssignmentRole,
+    CancelReason,
     Patient,
     Role,
     SeriesScope,
@@ -311,9 +314,22 @@ def _series(series_id: int) -> AppointmentSeries:
 def show(series_id: int) -> Response:
     """A series: its rule and every visit booked in it."""
     series = _series(series_id)
+    moved = [a.id for a in series.appointments if a.cancel_reason == CancelReason.RESCHEDULED]
+    # Where each moved visit went: the same series, or the one "this and following" began.
+    moved_to = (
+        {
+            a.rescheduled_from_id: a
+            for a in db.session.scalars(
+                select(Appointment).where(Appointment.rescheduled_from_id.in_(moved))
+            )
+        }
+        if moved
+        else {}
+    )
     return render(
         "series/show.html",
         series=series,
+        moved_to=moved_to,
         can_manage=current_user.role in STAFF,
         scheduled=AppointmentStatus.SCHEDULED,
     )

@@ -222,3 +222,6 @@ def test_moving_this_and_following_from_the_appointment_page(dash: Dashboard) ->
     assert hours == [16, 15, 15, 15]
     shown = dash.client("coordinator").get(moved.headers["Location"]).get_data(as_text=True)
     assert "3 visits moved" in shown
+    old_page = dash.client("coordinator").get(f"/series/{series.id}").get_data(as_text=True)
+    assert old_page.count("moved to") == 3
+    assert f'href="/series/{continued.id}">continued as another series' in old_page
