@@ -56,6 +56,8 @@ class OccurrencePlan:
     escalate: bool = False
     # The rule's own start when the coordinator chose another time for this occurrence.
     replaces: datetime | None = None
+    # The booking rule (minimum notice or the horizon) a coordinator waived for this visit.
+    waived: str | None = None
 
     @property
     def free(self) -> bool:
@@ -133,12 +135,14 @@ def plan_series(
     now: datetime,
     replacements: Mapping[int, datetime] | None = None,
     skip: Collection[int] = (),
+    waive: Collection[int] | bool = (),
 ) -> SeriesPlan:
     """Expand the rule and judge every occurrence as a single booking would be judged, in
     order (earlier ones count against buffers and daily caps); alternatives for the refused.
 
     `replacements` give another start for some occurrences (by index, an alternative the
-    coordinator chose); `skip` leaves occurrences out.
+    coordinator chose); `skip` leaves occurrences out; `waive` (indexes, or True for every
+    visit) judges some without minimum notice and the horizon, as a coordinator may.
     """
     now = require_aware(now, "now")
     start = booking.whole_minute(details.start)
@@ -162,6 +166,8 @@ def plan_series(
     occurrences = expand(rule)
     _check_indexes(replacements or {}, len(occurrences), "move")
     _check_indexes(skip, len(occurrences), "skip")
+    if not isinstance(waive, bool):
+        _check_indexes(waive, len(occurrences), "book anyway")
     moved = {i: booking.whole_minute(s) for i, s in (replacements or {}).items()}
 
     assignments = _assigned_days(session, patient.id, nurse.id)
@@ -182,7 +188,7 @@ def plan_series(
         plans.append(plan)
         candidates.append((begin, chosen is not None or occurrence.exists))
 
-    _judge(session, nurse, plans, candidates, length, now=now, since=start)
+    _judge(session, nurse, plans, candidates, length, now=now, since=start, waive=waive)
     return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
 
 
@@ -196,6 +202,7 @@ def _judge(
     now: datetime,
     since: datetime,
     moving: Collection[int] = (),
+    waive: Collection[int] | bool = (),
 ) -> None:
     """Judge the occurrences not already refused, in order, as single bookings would be (the
     visits in `moving` are being replaced, so they block nothing); alternatives for the
@@ -208,12 +215,21 @@ def _judge(
         kept = tuple(b for b in schedule.bookings if b.id not in moving)
         schedule = replace(schedule, bookings=kept)
     assigned = [i for i, p in enumerate(plans) if p.refusal is None]
-    refusals, planned = check_occurrences(schedule, [candidates[i] for i in assigned], length, now)
+    lenient = [
+        position
+        for position, i in enumerate(assigned)
+        if waive is True or (waive is not False and plans[i].index in waive)
+    ]
+    refusals, planned, waived = check_occurrences(
+        schedule, [candidates[i] for i in assigned], length, now, waive=lenient
+    )
     minutes = int(length.total_seconds() // 60)
-    for i, refusal in zip(assigned, refusals, strict=True):
+    for position, (i, refusal) in enumerate(zip(assigned, refusals, strict=True)):
         if refusal is not None:
             plans[i].refusal = refusal.value
             plans[i].message = REFUSAL_MESSAGES[refusal]
+        elif position in waived:
+            plans[i].waived = waived[position].value
     for plan in plans:
         if plan.free:
             continue
@@ -244,11 +260,22 @@ def book_series(
     mode: SeriesBookMode = SeriesBookMode.ALL,
     replacements: Mapping[int, datetime] | None = None,
     skip: Collection[int] = (),
+    waive: Collection[int] | bool = (),
+    override_reason: str | None = None,
     idempotency_key: str | None = None,
 ) -> SeriesBooking:
     """Book a series in one transaction: every occurrence (or raise SeriesRefused listing
-    the refused and the free), or with `free_only` the free ones; a retried key replays."""
+    the refused and the free), or with `free_only` the free ones; a retried key replays.
+
+    The visits in `waive` (True: every one) may be inside minimum notice or past the horizon
+    when a coordinator gives `override_reason`, which the audit keeps (staff only).
+    """
     now = require_aware(now, "now")
+    override_reason = booking.check_override_reason(override_reason)
+    if waive and override_reason is None:
+        raise ValidationError(
+            "Say why the booking rules are waived for these visits.", field="override_reason"
+        )
     key = booking.check_key(idempotency_key)
     if key is not None and (existing := _existing_series(session, key)) is not None:
         return _replay(existing, details.patient_id)
@@ -260,7 +287,7 @@ def book_series(
     booking.lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_series(session, key)) is not None:
         return _replay(existing, details.patient_id)  # a retry that waited on the lock
-    plan = plan_series(session, details, now=now, replacements=replacements, skip=skip)
+    plan = plan_series(session, details, now=now, replacements=replacements, skip=skip, waive=waive)
     if plan.refused and mode == SeriesBookMode.ALL:
         raise SeriesRefused(
             f"{len(plan.refused)} of the {len(plan.occurrences)} visits cannot be booked;"
@@ -341,12 +368,25 @@ def book_series(
         refused=[o.index for o in plan.refused] or None,
         skipped=plan.skipped or None,
         moved=sorted(replacements) if replacements else None,
+        **_waivers(plan, override_reason),
     )
     # One message for the series, not one per visit: nobody wants fifty texts at once.
     queue_series_notifications(
         session, event=BookingEvent.SERIES_BOOKED, appointments=booked, now=now
     )
     return SeriesBooking(series, booked, plan.refused)
+
+
+def _waivers(plan: SeriesPlan, reason: str | None) -> dict[str, object]:
+    """The audit details of the rules waived for some visits (none when nothing was)."""
+    waived = {o.index: o.waived for o in plan.free if o.waived}
+    if not waived or reason is None:
+        return {}
+    return {
+        "rule_waived": sorted(set(waived.values())),
+        "waived_visits": sorted(waived),
+        "override_reason": reason,
+    }
 
 
 def _occurrence(session: Session, series_id: int, appointment_id: int) -> Appointment:
