@@ -14,6 +14,8 @@ from core.models import (
     Appointment,
     AppointmentSeries,
     AppointmentStatus,
+    AuditEvent,
+    Nurse,
     NurseAvailabilityOverride,
 )
 from core.services.availability import add_override
@@ -225,3 +227,32 @@ def test_moving_this_and_following_from_the_appointment_page(dash: Dashboard) ->
     old_page = dash.client("coordinator").get(f"/series/{series.id}").get_data(as_text=True)
     assert old_page.count("moved to") == 3
     assert f'href="/series/{continued.id}">continued as another series' in old_page
+
+
+def test_visits_past_the_horizon_are_booked_anyway_only_with_a_reason(dash: Dashboard) -> None:
+    with transaction(make_session_factory(make_engine(dash.url))) as session:
+        nurse = session.get(Nurse, dash.ids["nurse"])
+        assert nurse is not None
+        nurse.horizon_days = (first_tuesday() - datetime.now(UTC).date()).days + 5
+    preview = dash.post("coordinator", "/series/preview", rule(dash))
+    html = preview.get_data(as_text=True)
+    refused = re.findall(r'name="choice-(\d+)" value="waive"', html)
+    assert refused == ["2", "3"] and 'id="series-override"' in html
+    before = dash.count(Appointment)
+
+    waive = {f"choice-{index}": "waive" for index in refused}
+    unexplained = dash.post("coordinator", "/series/new", {**rule(dash), **waive})
+    page = unexplained.get_data(as_text=True)
+    assert unexplained.status_code == 422 and 'id="override_reason-error"' in page
+    assert 'id="series-preview"' in page and dash.count(Appointment) == before
+
+    booked = dash.post(
+        "coordinator",
+        "/series/new",
+        {**rule(dash), **waive, "override_reason": "Weekly dressing changes ordered"},
+    )
+    assert booked.status_code == 303
+    assert dash.count(Appointment) == before + 4
+    event = dash.scalar(select(AuditEvent).where(AuditEvent.action == "series.booked"))
+    assert event.details["waived_visits"] == [2, 3]
+    assert event.details["override_reason"] == "Weekly dressing changes ordered"
