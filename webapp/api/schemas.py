@@ -143,7 +143,25 @@ class TranscriptListQuery(PageQuery):
 # operations (core/operations.py); the API names them as its document always has.
 
 
-class AppointmentCreate(VisitDetails):
+OVERRIDE_REASON_DESCRIPTION = (
+    "Coordinators and admins only: why the nurse's minimum notice or booking horizon is waived "
+    "(kept in the audit log). Hours, time off and other visits still apply."
+)
+
+
+# Some text that is not only spaces, and no NUL (PostgreSQL cannot store one).
+SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class Waiver(Strict):
+    """A coordinator's reason to book inside minimum notice or past the horizon."""
+
+    override_reason: Annotated[str, StringConstraints(max_length=500, pattern=SOME_TEXT)] | None = (
+        Field(None, description=OVERRIDE_REASON_DESCRIPTION)
+    )
+
+
+class AppointmentCreate(VisitDetails, Waiver):
     """Book a visit for a patient, by default with their primary nurse."""
 
 
@@ -155,7 +173,7 @@ class CallScheduleCreate(Strict):
     reason: Text500 = ""
 
 
-class RescheduleRequest(Reschedule):
+class RescheduleRequest(Reschedule, Waiver):
     """Move a visit to another time with the same nurse."""
 
 
@@ -170,7 +188,7 @@ class OccurrenceMove(Strict):
     start: Instant = Field(description="Its start instead of the rule's")
 
 
-class SeriesCreate(SeriesDetails):
+class SeriesCreate(SeriesDetails, Waiver):
     """Book recurring visits; every visit is checked as a single booking is."""
 
     book: SeriesBookMode = Field(

@@ -13,7 +13,7 @@ from core.services.series import (
     move_occurrence,
 )
 from webapp import db
-from webapp.api.appointments import BOOKING_RULES, actor, own_nurse
+from webapp.api.appointments import BOOKING_RULES, actor, own_nurse, refuse_nurse_waiver
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import appointment_out, visible_patient, visible_series
 from webapp.api.registry import ID, Context, operation
@@ -97,6 +97,7 @@ def create_series(
     and `skip` leaves some out; both name visits by `index`, as a 409 does. Retrying with the
     same Idempotency-Key returns the first series (200)."""
     visible_patient(ctx, body.patient_id)
+    refuse_nurse_waiver(ctx, body.override_reason)
     moves = {move.index: move.start for move in body.moves}
     if len(moves) != len(body.moves):
         raise ApiProblem(
@@ -114,6 +115,8 @@ def create_series(
             mode=body.book,
             replacements=moves,
             skip=set(body.skip),
+            waive=body.override_reason is not None,
+            override_reason=body.override_reason,
             idempotency_key=idempotency_key,
         )
     except SeriesRefused as refused:

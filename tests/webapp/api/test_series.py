@@ -307,3 +307,15 @@ def test_an_offered_alternative_or_a_skip_books_the_series_whole(api_any_db: Api
     )
     assert skipped.status_code == 201, skipped.get_json()
     assert [a["series_index"] for a in skipped.get_json()["appointments"]] == [4]
+
+
+def test_a_series_past_the_horizon_books_whole_with_a_reason(api: ApiWorld) -> None:
+    long = rule(api, count=20)  # ten weeks: the last visits are past the 60-day horizon
+    refused = api.post("/appointment-series", "coordinator", long)
+    assert refused.status_code == 409
+    assert {o["reason"] for o in refused.get_json()["refused"]} == {"beyond_horizon"}
+    nurse = api.post("/appointment-series", "nurse", {**long, "override_reason": "Care plan"})
+    assert nurse.status_code == 403
+    booked = api.post("/appointment-series", "coordinator", {**long, "override_reason": "Plan"})
+    assert booked.status_code == 201, booked.get_json()
+    assert len(booked.get_json()["appointments"]) == 20
