@@ -91,3 +91,13 @@ def test_a_series_visit_is_moved_from_the_grid_and_drawn_at_its_new_time(
     new_block = page.locator(f"#grid-visit-{moved_id}")
     expect(new_block).to_contain_text("11:00")
     expect(new_block).to_have_class(f"gr-visit scheduled gr-c3 gr-r{_line_of(page, '11:00')} gr-s2")
+
+    # The team board shows it too, in Wilson's column; a free time there opens the booking form.
+    page.goto(f"/team-day?day={tuesday.isoformat()}")
+    expect(page.locator(f"#grid-visit-{moved_id}")).to_contain_text("John Smith")
+    shot(page, "team-day")
+    page.locator(".gr-free", has_text="Book 13:00").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/appointments/new?*")
+    expect(page.locator("#chosen-time")).to_contain_text("with")
+    shot(page, "book-from-grid")
