@@ -71,3 +71,9 @@ document.addEventListener("click", function (event) {
     fallback();
   }
 });
+
+// A button marked data-print prints the page (the route sheet); print CSS hides the rest.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-print]") : null;
+  if (button) window.print();
+});

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -234,6 +235,36 @@ def _check_day(source: Any) -> None:
     date_field("day", "Day", required=False, source=source)
 
 
+@dataclass(frozen=True, slots=True)
+class ChosenTime:
+    """A nurse and a start picked on a time grid, which the booking form offers to book."""
+
+    nurse: Nurse
+    start: datetime
+
+
+def _chosen_on_grid(source: Any) -> ChosenTime | None:
+    """The grid's prefill (`nurse_id` and `at`, an ISO instant with its offset), or None when
+    neither is given; a ValidationError (or NotFound) for anything else."""
+    raw_at = (source.get("at") or "").strip()
+    nurse_id = id_field("nurse_id", "Nurse", required=False, source=source)
+    if nurse_id is None and not raw_at:
+        return None
+    if nurse_id is None or not raw_at:
+        raise ValidationError("A time chosen on the grid needs both the nurse and the start.")
+    try:
+        start = datetime.fromisoformat(raw_at)
+    except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:
+        raise ValidationError("The chosen start must be a date and time with its offset.")
+    check_year(start, "The chosen start", "at")
+    nurse = db.session.scalar(access.nurses(viewer()).where(Nurse.id == nurse_id))
+    if nurse is None:
+        raise access.not_found(Nurse, nurse_id)
+    return ChosenTime(nurse, start)
+
+
 def _booking_form(
     *,
     patient: Patient | None,
@@ -243,6 +274,10 @@ def _booking_form(
     status: int = 200,
 ) -> Response:
     source = request.form if request.method == "POST" else request.args
+    try:
+        chosen = _chosen_on_grid(source)
+    except (ValidationError, NotFound):
+        chosen = None  # a form sent back keeps its own errors; GET /new refused it already
     nurse = _booking_nurse(patient) if patient is not None else None
     day = _day_arg(source, None if source.get("day") else _first_free_day(nurse))
     slots = _slots_for(nurse, day)
@@ -277,6 +312,7 @@ def _booking_form(
         kinds=list(AppointmentKind),
         typed_zone=typed_time_zone(patient, nurse),
         booking=True,
+        chosen=chosen,
     )
 
 
@@ -331,8 +367,10 @@ def _patient_arg(source: Any) -> Patient | None:
 @bp.get("/new")
 @roles_required(*STAFF)
 def new() -> Response:
-    """The booking form: pick a patient, then one of their nurse's free slots."""
+    """The booking form: pick a patient, then one of their nurse's free slots (or book the
+    nurse and time chosen on a time grid: `nurse_id` and `at`)."""
     _check_day(request.args)
+    _chosen_on_grid(request.args)  # a bad prefill is refused (400) rather than ignored
     return _booking_form(patient=_patient_arg(request.args), errors={})
 
 
