@@ -58,3 +58,18 @@ def test_main_pages_fit_a_phone_and_the_feed_link_copies(page, live_server: Live
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == link.input_value() and "/calendar/" in copied and copied.endswith(".ics")
     _no_sideways_scroll(page, "/my-schedule")
+
+
+def test_the_header_stays_one_line_on_a_laptop_with_the_longest_menu(  # type: ignore[no-untyped-def]
+    page, live_server: LiveServer
+) -> None:
+    """The admin's menu is the longest; on a 1280 px screen it must not push pages down."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, "admin@carematix.local")
+    # Centres, not tops: the menu and the account links differ in size but share one row.
+    centres = page.evaluate(
+        """() => [...document.querySelectorAll("header.top nav a, header.top .who > *")]
+              .map((el) => el.getBoundingClientRect())
+              .map((box) => (box.top + box.bottom) / 2)"""
+    )
+    assert len(centres) > 10 and max(centres) - min(centres) < 8, centres
