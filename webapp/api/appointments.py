@@ -31,6 +31,7 @@ from webapp.api.schemas import (
     AppointmentOut,
     CallScheduleCreate,
     CancelRequest,
+    CloseRequest,
     Page,
     RescheduleRequest,
 )
@@ -237,14 +238,15 @@ def cancel(ctx: Context, appointment_id: int, body: CancelRequest) -> Appointmen
     f"/appointments/<{ID}:appointment_id>/complete",
     summary="Mark an appointment completed",
     tag=TAG,
+    body=CloseRequest,
     response=AppointmentOut,
     errors=(404, 409),
 )
-def complete(ctx: Context, appointment_id: int) -> AppointmentOut:
-    """Record that a visit that has started took place."""
+def complete(ctx: Context, appointment_id: int, body: CloseRequest) -> AppointmentOut:
+    """Record that a visit that has started took place, with an optional `note`."""
     visible_appointment(ctx, appointment_id)
     return appointment_out(
-        mark_completed(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
+        mark_completed(db.session(), appointment_id, actor=actor(ctx), now=ctx.now, note=body.note)
     )
 
 
@@ -253,14 +255,16 @@ def complete(ctx: Context, appointment_id: int) -> AppointmentOut:
     f"/appointments/<{ID}:appointment_id>/no-show",
     summary="Mark an appointment as a no-show",
     tag=TAG,
+    body=CloseRequest,
     response=AppointmentOut,
     errors=(404, 409),
 )
-def no_show(ctx: Context, appointment_id: int) -> AppointmentOut:
-    """Record that the patient did not attend a visit that has started."""
+def no_show(ctx: Context, appointment_id: int, body: CloseRequest) -> AppointmentOut:
+    """Record that the patient did not attend a visit that has started, with an optional
+    `note`."""
     visible_appointment(ctx, appointment_id)
     return appointment_out(
-        mark_no_show(db.session(), appointment_id, actor=actor(ctx), now=ctx.now)
+        mark_no_show(db.session(), appointment_id, actor=actor(ctx), now=ctx.now, note=body.note)
     )
 
 

@@ -199,7 +199,8 @@ def openapi_document() -> dict[str, Any]:
             entry["parameters"] = parameters
         if op.body is not None:
             entry["requestBody"] = {
-                "required": True,
+                # A body whose every field is optional may be left out (it reads as {}).
+                "required": any(f.is_required() for f in op.body.model_fields.values()),
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
         if not op.auth:

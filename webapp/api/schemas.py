@@ -44,6 +44,7 @@ from core.operations import (
     VisitDetails,
     VisitIndex,
     VisitMinutes,
+    VisitNote,
     written_as,
 )
 
@@ -175,6 +176,10 @@ class CallScheduleCreate(Strict):
 
 class RescheduleRequest(Reschedule, Waiver):
     """Move a visit to another time with the same nurse."""
+
+
+class CloseRequest(VisitNote):
+    """Mark a started visit completed or a no-show; the body, with its note, may be left out."""
 
 
 class CancelRequest(CancelVisit):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core.models import Appointment, AuditEvent
+from core.models import Appointment, AuditEvent, StatusChange
 from tests.webapp.api.conftest import ApiWorld
 from webapp import db
 
@@ -204,10 +204,17 @@ def test_closing_a_visit_after_it_started(api: ApiWorld, action: str, status: st
     assert api.post(path).status_code == 409  # not started yet
 
     api.app.config["API_CLOCK"] = lambda: api.now + timedelta(days=2)
-    response = api.post(path)
+    too_long = api.post(path, json={"note": "x" * 501})
+    assert too_long.status_code == 422
+    response = api.post(path, json={"note": "Seen at home; daughter present"})
 
     assert response.status_code == 200
     assert response.get_json()["status"] == status
+    with api.app.app_context():
+        change = db.session.scalar(
+            select(StatusChange).where(StatusChange.appointment_id == api.ids["appointment"])
+        )
+        assert change is not None and change.note == "Seen at home; daughter present"
 
 
 def test_a_status_change_can_be_undone_once_within_the_window(api: ApiWorld) -> None:
