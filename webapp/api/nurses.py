@@ -165,7 +165,7 @@ def nurse_slots(ctx: Context, nurse_id: int, query: SlotsQuery) -> NurseSlots:
         start=query.start,
         end=query.end,
         duration_minutes=query.duration_minutes or nurse.visit_minutes,
-        items=[SlotOut(nurse_id=s.nurse_id, start=s.start, end=s.end) for s in slots],
+        items=[SlotOut.model_validate(s) for s in slots],
     )
 
 

@@ -83,9 +83,7 @@ def from_domain(error: DomainError) -> ApiProblem:
     """The problem matching a core service's error."""
     errors = [FieldError(field=error.field, message=error.message)] if error.field else None
     if isinstance(error, SlotUnavailable):
-        alternatives = [
-            SlotOut(nurse_id=s.nurse_id, start=s.start, end=s.end) for s in error.alternatives
-        ]
+        alternatives = [SlotOut.model_validate(s) for s in error.alternatives]
         return ApiProblem(
             "slot_unavailable",
             error.message,

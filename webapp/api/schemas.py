@@ -233,6 +233,10 @@ class FieldError(BaseModel):
 
 
 class SlotOut(BaseModel):
+    """A free time with a nurse; read straight from the engine's slots."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     nurse_id: int
     start: datetime
     end: datetime

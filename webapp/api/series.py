@@ -43,9 +43,7 @@ def occurrence_out(plan: OccurrencePlan) -> OccurrenceOut:
         end=plan.end,
         reason=plan.refusal,
         message=plan.message,
-        alternatives=[
-            SlotOut(nurse_id=s.nurse_id, start=s.start, end=s.end) for s in plan.alternatives
-        ],
+        alternatives=[SlotOut.model_validate(s) for s in plan.alternatives],
         escalate=plan.escalate,
     )
 
