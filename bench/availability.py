@@ -5,7 +5,10 @@ and the next 60 days) into a dedicated database with COPY, then times the two ca
 scheduling conversation makes, from a single client, as a web request would run them:
 
 * free slots: `free_slots` for one nurse over the next 14 days, in its own transaction;
-* book: `book_appointment` for a patient at a free slot of the assigned nurse, commit included.
+* book: `book_appointment` for a patient at a free slot of the assigned nurse, commit included;
+* series: `book_series` for a weekly visit over 52 weeks (every occurrence checked by the
+  engine, the free ones booked, commit included). Only this scenario lets nurses take bookings
+  a year ahead (the loaded horizon is 60 days); the change is put back with the bookings.
 
 `now` is frozen at the data's reference time, so every run sees the same data. The database
 is left loaded; `--keep` reuses it when it already holds exactly this data set. Bookings made
@@ -58,9 +61,12 @@ from core.config import resolve_database_url  # noqa: E402
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.errors import SlotUnavailable  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
+from core.models import SeriesBookMode, Weekday  # noqa: E402
+from core.operations import SeriesDetails  # noqa: E402
 from core.scheduling import local_to_utc, zone  # noqa: E402
 from core.services.booking import book_appointment, free_slots  # noqa: E402
 from core.services.common import Actor  # noqa: E402
+from core.services.series import book_series  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/carematix_bench"
 
@@ -80,6 +86,10 @@ RUN_LOCK_KEY = 0x63617265_6D617478
 
 TARGET_FREE_SLOTS_P99_MS = 20.0
 TARGET_BOOK_P99_MS = 30.0
+TARGET_SERIES_P99_MS = 150.0
+SERIES_WEEKS = 52
+LOADED_HORIZON_DAYS = 60
+SERIES_HORIZON_DAYS = 400
 
 ZONES = (
     "America/New_York",
@@ -390,7 +400,7 @@ class Generator:
                 0,  # buffer_before_minutes
                 10 if n % 5 == 0 else 0,  # buffer_after_minutes
                 120,  # min_notice_minutes
-                60,  # horizon_days
+                LOADED_HORIZON_DAYS,  # horizon_days
                 8 if n % 10 == 3 else None,  # daily_cap
                 15,  # slot_step_minutes
                 True,
@@ -895,6 +905,11 @@ def remove_bench_writes(url: str, sizes: Sizes) -> int:
         deleted = conn.execute(
             "DELETE FROM appointments WHERE id > %s", (sizes.appointments,)
         ).rowcount
+        conn.execute("DELETE FROM appointment_series")
+        conn.execute(
+            "UPDATE nurses SET horizon_days = %s WHERE horizon_days <> %s",
+            (LOADED_HORIZON_DAYS, LOADED_HORIZON_DAYS),
+        )
         conn.commit()
     return deleted
 
@@ -1144,6 +1159,72 @@ def booking_call(
     return scenario, one_call
 
 
+def series_call(
+    factory: sessionmaker[Session],
+    meter: SqlMeter,
+    sizes: Sizes,
+    rng: random.Random,
+    run_token: str,
+) -> tuple[Scenario, Callable[[], Sample | None]]:
+    """The series scenario: a random patient, weekly at one of the nurse's free times, 52
+    visits, the free ones booked (visits already in the first 60 days refuse some)."""
+    scenario = Scenario(f"book a {SERIES_WEEKS}-week weekly series", TARGET_SERIES_P99_MS)
+    scenario.extra.update(booked_per_series=0.0, refused_per_series=0.0, no_free_slot=0)
+    actor = Actor.cli()
+    booked: list[int] = []
+    refused: list[int] = []
+    attempts = 0
+
+    def one_call() -> Sample | None:
+        nonlocal attempts
+        attempts += 1
+        patient_id = rng.randint(1, sizes.patients)
+        nurse_id = sizes.primary_nurse(patient_id)
+        slots = list_slots(factory, nurse_id)  # untimed, as for a single booking
+        if not slots:
+            scenario.extra["no_free_slot"] += 1
+            return None
+        first = rng.choice(slots).start
+        local = first.astimezone(zone(sizes.zone_of(nurse_id)))
+        weekday = list(Weekday)[local.weekday()]
+        details = SeriesDetails.model_validate(
+            {
+                "patient_id": patient_id,
+                "start": local.isoformat(),
+                "weekdays": [weekday.value],
+                "count": SERIES_WEEKS,
+                "reason": "Benchmark series",
+            }
+        )
+
+        def book() -> Any:
+            with transaction(factory) as session:
+                return book_series(
+                    session,
+                    details,
+                    actor=actor,
+                    now=REFERENCE_NOW,
+                    mode=SeriesBookMode.FREE_ONLY,
+                    idempotency_key=f"bench-series:{run_token}:{attempts}",
+                )
+
+        sample, result = timed(meter, book)
+        booked.append(len(result.booked))
+        refused.append(len(result.refused))
+        scenario.extra["booked_per_series"] = round(sum(booked) / len(booked), 1)
+        scenario.extra["refused_per_series"] = round(sum(refused) / len(refused), 1)
+        return sample
+
+    return scenario, one_call
+
+
+def allow_series_horizon(url: str) -> None:
+    """Let every nurse take bookings a year ahead (put back by `remove_bench_writes`)."""
+    with psycopg.connect(conninfo(url)) as conn:
+        conn.execute("UPDATE nurses SET horizon_days = %s", (SERIES_HORIZON_DAYS,))
+        conn.commit()
+
+
 def round_trip(factory: sessionmaker[Session], samples: int = 200) -> Summary:
     """`SELECT 1` in its own transaction: the floor under every statement."""
     durations = []
@@ -1193,6 +1274,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--appointments", type=int, default=1_000_000)
     parser.add_argument("--iterations", type=int, default=500, help="measured calls per scenario")
+    parser.add_argument(
+        "--series-iterations",
+        type=int,
+        default=200,
+        help="measured series bookings (each books up to 52 visits)",
+    )
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured calls first")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument(
@@ -1283,15 +1370,24 @@ def _run(
         rtt = round_trip(factory)
         free, free_one = free_slots_call(factory, meter, sizes, rng)
         book, book_one = booking_call(factory, meter, sizes, rng, run_token)
-        for scenario, one_call, after_chunk in (
-            (free, free_one, None),
-            (book, book_one, lambda: remove_bench_writes(url, sizes)),
+        series, series_one = series_call(factory, meter, sizes, rng, run_token)
+
+        def put_back_for_series() -> None:
+            remove_bench_writes(url, sizes)
+            allow_series_horizon(url)
+
+        for scenario, one_call, after_chunk, iterations in (
+            (free, free_one, None, args.iterations),
+            (book, book_one, lambda: remove_bench_writes(url, sizes), args.iterations),
+            (series, series_one, put_back_for_series, args.series_iterations),
         ):
+            if scenario is series:
+                allow_series_horizon(url)
             run_scenario(
                 scenario,
                 one_call,
-                iterations=args.iterations,
-                warmup=args.warmup,
+                iterations=iterations,
+                warmup=min(args.warmup, iterations),
                 watch=watch,
                 patience=args.patience,
                 after_chunk=after_chunk,
@@ -1304,6 +1400,10 @@ def _run(
                     "booking (with the untimed free-slot lookup that picks each slot)",
                     booking_call(factory, meter, sizes, profile_rng, run_token + "-profile")[1],
                 ),
+                (
+                    "series (with the untimed free-slot lookup that picks the first visit)",
+                    series_call(factory, meter, sizes, profile_rng, run_token + "-profile")[1],
+                ),
             ]
             for label, one_call in calls:
                 profile(label, _repeat(one_call, args.profile), 30)
@@ -1315,12 +1415,13 @@ def _run(
 
     print()
     print(
-        f"{args.iterations} measured calls per scenario after {args.warmup} warm-up calls, "
+        f"{args.iterations} measured calls per scenario ({args.series_iterations} series) after "
+        f"{args.warmup} warm-up calls, "
         f"one client, now={REFERENCE_NOW.isoformat()}; SELECT 1 round trip "
         f"p50 {rtt.p50:.2f} ms, p99 {rtt.p99:.2f} ms"
     )
     rows = []
-    for scenario in (free, book):
+    for scenario in (free, book, series):
         s = scenario.summary()
         rows.append(
             [
@@ -1355,7 +1456,7 @@ def _run(
                 *scenario.per_call(),
                 ", ".join(f"{k}={v}" for k, v in scenario.extra.items()),
             ]
-            for scenario in (free, book)
+            for scenario in (free, book, series)
         ],
     )
     print(
@@ -1363,7 +1464,7 @@ def _run(
         "code; the rest of the wall time is waiting on PostgreSQL)"
     )
     print()
-    for scenario in (free, book):
+    for scenario in (free, book, series):
         print(f"CPU used by other work during {scenario.name}: {scenario.other_work()}")
         if scenario.disturbed_kept:
             print("warning: part of these figures was taken on a busy machine; tails are inflated")
@@ -1407,7 +1508,7 @@ def _run(
                     "disturbed_calls_kept": scenario.disturbed_kept,
                     **scenario.extra,
                 }
-                for scenario in (free, book)
+                for scenario in (free, book, series)
             },
         }
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

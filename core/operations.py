@@ -166,6 +166,8 @@ Text5000 = Annotated[str, BeforeValidator(_text_or_empty), StringConstraints(max
 # The API's free text: taken as sent, NUL refused (PostgreSQL cannot store it).
 Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
+# Which visit of a series (0 = the first), as a 409 and the series' appointments number them.
+VisitIndex = Annotated[int, Field(ge=0, le=103), BeforeValidator(_whole_number)]
 Phone = Annotated[str, AfterValidator(_service_check(normalise_phone))]
 Email = Annotated[str, AfterValidator(_service_check(normalise_email))]
 Password = Annotated[str, AfterValidator(_service_check(check_password))]  # taken as typed
@@ -591,6 +593,17 @@ class CancelSeriesVisits(Operation):
     )
     reason_code: ChosenCancelReason = Field(title="Cancellation reason")
     note: Text500 = Field("", title="Note")
+
+
+class MoveSeriesVisits(Operation):
+    """Move one visit of a series, or it and every later one by the same change of date and
+    wall-clock time (they then continue as a new series)."""
+
+    appointment_id: Annotated[Id, Choice("a visit of the series")] = Field(title="Visit")
+    scope: Annotated[SeriesScope, Choice("which visits", tuple(SeriesScope))] = Field(
+        SeriesScope.THIS, title="Which visits"
+    )
+    start: Instant = Field(title="New start", description="The chosen visit's new start")
 
 
 class Reschedule(Operation):

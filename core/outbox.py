@@ -37,6 +37,7 @@ class BookingEvent(StrEnum):
     CANCELLED = "appointment_cancelled"
     SERIES_BOOKED = "series_booked"
     SERIES_CANCELLED = "series_cancelled"
+    SERIES_MOVED = "series_moved"
 
 
 def _patient_text(
@@ -74,25 +75,34 @@ def _series_text(event: BookingEvent, visits: list[Appointment], zone_name: str)
     when = spoken(first.start_at, zone_name)
     if event == BookingEvent.SERIES_BOOKED:
         return f"{count} booked, the first on {when}."
+    if event == BookingEvent.SERIES_MOVED:
+        return f"{count} moved, the first now on {when}."
     return f"{count} cancelled, from {when} on."
+
+
+SERIES_SUBJECTS = {
+    BookingEvent.SERIES_BOOKED: "Visits booked",
+    BookingEvent.SERIES_MOVED: "Visits moved",
+    BookingEvent.SERIES_CANCELLED: "Visits cancelled",
+}
 
 
 def queue_series_notifications(
     session: Session, *, event: BookingEvent, appointments: list[Appointment], now: datetime
 ) -> list[Notification]:
-    """One message for several visits of a series booked or cancelled together, where one
+    """One message for several visits of a series booked, moved or cancelled together, where one
     per visit would flood the patient; each visit's reminders still come on their own."""
     if not appointments:
         return []
     first = appointments[0]
     patient, nurse = first.patient, first.nurse
-    subject = "Visits booked" if event == BookingEvent.SERIES_BOOKED else "Visits cancelled"
+    subject = SERIES_SUBJECTS[event]
     patient_body = (
         f"Carematix: your recurring visits with nurse {nurse.first_name}: "
         f"{_series_text(event, appointments, patient.time_zone)} "
         + (
             "To change one, call us back or reply to this message."
-            if event == BookingEvent.SERIES_BOOKED
+            if event != BookingEvent.SERIES_CANCELLED
             else "To book again, call us."
         )
     )

@@ -3,17 +3,19 @@ occurrence judged by the same rules a single booking is (no session, no clock)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from core.errors import ValidationError
 from core.scheduling import (
+    WAIVABLE,
     Booking,
     NurseSchedule,
     Refusal,
     refusal_for,
     require_aware,
+    waiving_notice_and_horizon,
     wall_time_exists,
     zone,
 )
@@ -128,24 +130,29 @@ def check_occurrences(
     starts: Sequence[tuple[datetime, bool]],
     length: timedelta,
     now: datetime,
-) -> tuple[list[Refusal | None], NurseSchedule]:
+    waive: Collection[int] = (),
+) -> tuple[list[Refusal | None], NurseSchedule, dict[int, Refusal]]:
     """Why each (start, wall time exists) cannot be booked, or None when it can, judged in
     order as if the free ones before it were booked (buffers and daily caps count them).
+    Positions in `waive` are judged without minimum notice and the horizon.
 
-    Returns the refusals and the schedule with the free ones added as bookings.
+    Returns the refusals, the schedule with the free ones added as bookings, and for each
+    position booked only thanks to `waive`, the rule it waived.
     """
     now = require_aware(now, "now")
     refusals: list[Refusal | None] = []
-    for start, exists in starts:
+    waived: dict[int, Refusal] = {}
+    for position, (start, exists) in enumerate(starts):
         start = require_aware(start, "start")
-        refusal = (
-            Refusal.NO_SUCH_TIME
-            if not exists
-            else refusal_for(schedule, start, start + length, now, None)
-        )
+        end = start + length
+        refusal = Refusal.NO_SUCH_TIME if not exists else refusal_for(schedule, start, end, now)
+        if refusal in WAIVABLE and position in waive:
+            # As for a single booking: what else stands in the way is reported instead.
+            rule = refusal
+            refusal = refusal_for(waiving_notice_and_horizon(schedule, end, now), start, end, now)
+            if refusal is None:
+                waived[position] = rule
         refusals.append(refusal)
         if refusal is None:
-            schedule = replace(
-                schedule, bookings=(*schedule.bookings, Booking(start, start + length))
-            )
-    return refusals, schedule
+            schedule = replace(schedule, bookings=(*schedule.bookings, Booking(start, end)))
+    return refusals, schedule, waived

@@ -337,13 +337,14 @@ OVERLAP_MARKERS = (
 )
 
 
-def insert_appointment(session: Session, appointment: Appointment) -> None:
-    """Flush a new appointment; the database backstop's refusal becomes a clean conflict.
+def insert_appointment(session: Session, *appointments: Appointment) -> None:
+    """Flush new appointments (a series' in one batch); the database backstop's refusal
+    becomes a clean conflict.
 
     No savepoint: on a refusal the whole unit of work is abandoned anyway, and the two extra
     round trips are measurable on every booking. Callers that must survive it nest their own.
     """
-    session.add(appointment)
+    session.add_all(appointments)
     try:
         session.flush()
     except IntegrityError as exc:
@@ -540,7 +541,7 @@ def reschedule_appointment(
         old.updated_at = now
         old.sequence += 1
         session.flush()  # free the old time first, so the backstop allows overlapping itself
-        new = _successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
+        new = successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
         insert_appointment(session, new)
     audit(
         session,
@@ -775,7 +776,7 @@ def move_to_nurse(
     old.cancelled_at = now
     old.updated_at = now
     old.sequence += 1
-    new = _successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
+    new = successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
     insert_appointment(session, new)
     audit(
         session,
@@ -797,7 +798,7 @@ def move_to_nurse(
     return new
 
 
-def _successor(
+def successor(
     old: Appointment,
     nurse_id: int,
     start_at: datetime,

@@ -4,7 +4,7 @@ lock a single booking takes, and cancel or move occurrences."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from core.models import (
     AppointmentKind,
     AppointmentSeries,
     AppointmentStatus,
+    CancelReason,
     Nurse,
     Patient,
     PatientNurseAssignment,
@@ -27,7 +28,14 @@ from core.notifications.reminders import sync_reminders
 from core.operations import SeriesDetails
 from core.outbox import BookingEvent, queue_series_notifications
 from core.recurrence import SeriesRule, check_occurrences, expand
-from core.scheduling import REFUSAL_MESSAGES, alternatives, require_aware, zone
+from core.scheduling import (
+    REFUSAL_MESSAGES,
+    alternatives,
+    local_to_utc,
+    require_aware,
+    skipped_time,
+    zone,
+)
 from core.services import booking
 from core.services.common import Actor, audit, field_changes, get_or_raise
 from core.services.schedules import load_schedule
@@ -48,6 +56,8 @@ class OccurrencePlan:
     escalate: bool = False
     # The rule's own start when the coordinator chose another time for this occurrence.
     replaces: datetime | None = None
+    # The booking rule (minimum notice or the horizon) a coordinator waived for this visit.
+    waived: str | None = None
 
     @property
     def free(self) -> bool:
@@ -125,12 +135,14 @@ def plan_series(
     now: datetime,
     replacements: Mapping[int, datetime] | None = None,
     skip: Collection[int] = (),
+    waive: Collection[int] | bool = (),
 ) -> SeriesPlan:
     """Expand the rule and judge every occurrence as a single booking would be judged, in
     order (earlier ones count against buffers and daily caps); alternatives for the refused.
 
     `replacements` give another start for some occurrences (by index, an alternative the
-    coordinator chose); `skip` leaves occurrences out.
+    coordinator chose); `skip` leaves occurrences out; `waive` (indexes, or True for every
+    visit) judges some without minimum notice and the horizon, as a coordinator may.
     """
     now = require_aware(now, "now")
     start = booking.whole_minute(details.start)
@@ -154,6 +166,8 @@ def plan_series(
     occurrences = expand(rule)
     _check_indexes(replacements or {}, len(occurrences), "move")
     _check_indexes(skip, len(occurrences), "skip")
+    if not isinstance(waive, bool):
+        _check_indexes(waive, len(occurrences), "book anyway")
     moved = {i: booking.whole_minute(s) for i, s in (replacements or {}).items()}
 
     assignments = _assigned_days(session, patient.id, nurse.id)
@@ -174,26 +188,54 @@ def plan_series(
         plans.append(plan)
         candidates.append((begin, chosen is not None or occurrence.exists))
 
-    last_end = max((p.end for p in plans), default=start + length)
+    _judge(session, nurse, plans, candidates, length, now=now, since=start, waive=waive)
+    return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
+
+
+def _judge(
+    session: Session,
+    nurse: Nurse,
+    plans: list[OccurrencePlan],
+    candidates: list[tuple[datetime, bool]],
+    length: timedelta,
+    *,
+    now: datetime,
+    since: datetime,
+    moving: Collection[int] = (),
+    waive: Collection[int] | bool = (),
+) -> None:
+    """Judge the occurrences not already refused, in order, as single bookings would be (the
+    visits in `moving` are being replaced, so they block nothing); alternatives for the
+    refused, searched with the free ones in the schedule so none collides with a sibling."""
+    last_end = max((p.end for p in plans), default=since + length)
     schedule = load_schedule(
-        session, nurse, min(now, start), max(now + timedelta(days=nurse.horizon_days), last_end)
+        session, nurse, min(now, since), max(now + timedelta(days=nurse.horizon_days), last_end)
     )
+    if moving:
+        kept = tuple(b for b in schedule.bookings if b.id not in moving)
+        schedule = replace(schedule, bookings=kept)
     assigned = [i for i, p in enumerate(plans) if p.refusal is None]
-    refusals, planned = check_occurrences(schedule, [candidates[i] for i in assigned], length, now)
+    lenient = [
+        position
+        for position, i in enumerate(assigned)
+        if waive is True or (waive is not False and plans[i].index in waive)
+    ]
+    refusals, planned, waived = check_occurrences(
+        schedule, [candidates[i] for i in assigned], length, now, waive=lenient
+    )
     minutes = int(length.total_seconds() // 60)
-    for i, refusal in zip(assigned, refusals, strict=True):
+    for position, (i, refusal) in enumerate(zip(assigned, refusals, strict=True)):
         if refusal is not None:
             plans[i].refusal = refusal.value
             plans[i].message = REFUSAL_MESSAGES[refusal]
+        elif position in waived:
+            plans[i].waived = waived[position].value
     for plan in plans:
         if plan.free:
             continue
-        # Searched in the schedule with this series' free occurrences in it, so no
-        # alternative collides with a sibling.
         found = alternatives(planned, plan.start, now, duration_minutes=minutes)
         plan.alternatives = [Slot(nurse.id, s, s + length) for s in found]
         plan.escalate = not found
-    return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
 
 
 def _existing_series(session: Session, key: str) -> AppointmentSeries | None:
@@ -218,11 +260,22 @@ def book_series(
     mode: SeriesBookMode = SeriesBookMode.ALL,
     replacements: Mapping[int, datetime] | None = None,
     skip: Collection[int] = (),
+    waive: Collection[int] | bool = (),
+    override_reason: str | None = None,
     idempotency_key: str | None = None,
 ) -> SeriesBooking:
     """Book a series in one transaction: every occurrence (or raise SeriesRefused listing
-    the refused and the free), or with `free_only` the free ones; a retried key replays."""
+    the refused and the free), or with `free_only` the free ones; a retried key replays.
+
+    The visits in `waive` (True: every one) may be inside minimum notice or past the horizon
+    when a coordinator gives `override_reason`, which the audit keeps (staff only).
+    """
     now = require_aware(now, "now")
+    override_reason = booking.check_override_reason(override_reason)
+    if waive and override_reason is None:
+        raise ValidationError(
+            "Say why the booking rules are waived for these visits.", field="override_reason"
+        )
     key = booking.check_key(idempotency_key)
     if key is not None and (existing := _existing_series(session, key)) is not None:
         return _replay(existing, details.patient_id)
@@ -234,7 +287,7 @@ def book_series(
     booking.lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_series(session, key)) is not None:
         return _replay(existing, details.patient_id)  # a retry that waited on the lock
-    plan = plan_series(session, details, now=now, replacements=replacements, skip=skip)
+    plan = plan_series(session, details, now=now, replacements=replacements, skip=skip, waive=waive)
     if plan.refused and mode == SeriesBookMode.ALL:
         raise SeriesRefused(
             f"{len(plan.refused)} of the {len(plan.occurrences)} visits cannot be booked;"
@@ -269,9 +322,8 @@ def book_series(
     )
     session.add(series)
     session.flush()
-    booked: list[Appointment] = []
-    for occurrence in plan.free:
-        appointment = Appointment(
+    booked = [
+        Appointment(
             nurse_id=plan.nurse.id,
             patient_id=plan.patient.id,
             start_at=occurrence.start,
@@ -286,8 +338,11 @@ def book_series(
             series_id=series.id,
             series_index=occurrence.index,
         )
-        booking.insert_appointment(session, appointment)  # the database backstop has the last word
-        booked.append(appointment)
+        for occurrence in plan.free
+    ]
+    # One batch of inserts, not a round trip per visit; the database backstop has the last word.
+    booking.insert_appointment(session, *booked)
+    for appointment in booked:
         audit(
             session,
             actor=actor,
@@ -313,12 +368,25 @@ def book_series(
         refused=[o.index for o in plan.refused] or None,
         skipped=plan.skipped or None,
         moved=sorted(replacements) if replacements else None,
+        **_waivers(plan, override_reason),
     )
     # One message for the series, not one per visit: nobody wants fifty texts at once.
     queue_series_notifications(
         session, event=BookingEvent.SERIES_BOOKED, appointments=booked, now=now
     )
     return SeriesBooking(series, booked, plan.refused)
+
+
+def _waivers(plan: SeriesPlan, reason: str | None) -> dict[str, object]:
+    """The audit details of the rules waived for some visits (none when nothing was)."""
+    waived = {o.index: o.waived for o in plan.free if o.waived}
+    if not waived or reason is None:
+        return {}
+    return {
+        "rule_waived": sorted(set(waived.values())),
+        "waived_visits": sorted(waived),
+        "override_reason": reason,
+    }
 
 
 def _occurrence(session: Session, series_id: int, appointment_id: int) -> Appointment:
@@ -409,6 +477,173 @@ def move_occurrence(
         now=now,
         idempotency_key=idempotency_key,
     )
+
+
+class MoveRefused(DomainError):
+    """Some of the visits a "this and following" move takes cannot go to their new times."""
+
+    code = "series_move_refused"
+
+    def __init__(
+        self, message: str, *, refused: list[OccurrencePlan], free: list[OccurrencePlan]
+    ) -> None:
+        super().__init__(message)
+        self.refused = refused
+        self.free = free
+
+
+@dataclass
+class SeriesMove:
+    """Visits moved together: the series they left (ending the day before) and their new one."""
+
+    previous: AppointmentSeries
+    series: AppointmentSeries
+    moved: list[Appointment]
+
+
+def _visits_from(
+    series: AppointmentSeries, chosen: Appointment, appointment_id: int
+) -> list[Appointment]:
+    """The chosen scheduled visit and every later scheduled one of the series with its nurse."""
+    if chosen.status != AppointmentStatus.SCHEDULED:
+        raise InvalidState(
+            f"Appointment {appointment_id} is {chosen.status.replace('_', ' ')}, not scheduled.",
+            field="appointment_id",
+        )
+    return [
+        a
+        for a in series.appointments
+        if a.status == AppointmentStatus.SCHEDULED
+        and a.start_at >= chosen.start_at
+        and a.nurse_id == chosen.nurse_id
+    ]
+
+
+def move_following(
+    session: Session,
+    series_id: int,
+    appointment_id: int,
+    *,
+    new_start: datetime,
+    actor: Actor,
+    now: datetime,
+) -> SeriesMove:
+    """Move a visit and every later one of its series by the same change of date and
+    wall-clock time, all or nothing (MoveRefused lists why not); they continue as a new series
+    with the new rule, and the old one ends the day before the first moved visit."""
+    now = require_aware(now, "now")
+    series = get_or_raise(session, AppointmentSeries, series_id, "series")
+    chosen = _occurrence(session, series_id, appointment_id)
+    booking.lock_nurse_row(session, chosen.nurse_id)
+    session.refresh(chosen)
+    session.refresh(series)
+    following = _visits_from(series, chosen, appointment_id)
+    nurse = chosen.nurse
+    booking.refuse_written_gap(new_start, nurse)
+    tz = zone(nurse.time_zone)
+    target = booking.whole_minute(new_start).astimezone(tz)
+    shift = target.date() - chosen.start_at.astimezone(tz).date()
+    minute = target.hour * 60 + target.minute
+    length = chosen.end_at - chosen.start_at
+    assignments = _assigned_days(session, chosen.patient_id, nurse.id)
+    plans: list[OccurrencePlan] = []
+    candidates: list[tuple[datetime, bool]] = []
+    for visit in following:
+        day = visit.start_at.astimezone(tz).date() + shift
+        begin = local_to_utc(day, minute, tz)
+        index = visit.series_index or 0
+        plan = OccurrencePlan(index, begin, begin + length, replaces=visit.start_at)
+        if not any(a.is_active_on(day) for a in assignments):
+            plan.refusal = NOT_ASSIGNED
+            plan.message = f"{nurse.display_name} is not assigned to this patient on that date."
+        plans.append(plan)
+        candidates.append((begin, skipped_time(day, minute, tz) is None))
+    _judge(
+        session,
+        nurse,
+        plans,
+        candidates,
+        length,
+        now=now,
+        since=min(plans[0].start, chosen.start_at),
+        moving={v.id for v in following},
+    )
+    refused = [p for p in plans if not p.free]
+    if refused:
+        raise MoveRefused(
+            f"{len(refused)} of the {len(plans)} visits cannot move to their new times;"
+            " nothing was moved. Move them one at a time, or choose another time.",
+            refused=refused,
+            free=[p for p in plans if p.free],
+        )
+    last = series_ends(series)
+    continued = AppointmentSeries(
+        patient_id=series.patient_id,
+        nurse_id=nurse.id,
+        weekdays=sorted({(day + shift.days) % 7 for day in series.weekdays}),
+        interval_weeks=series.interval_weeks,
+        start_date=target.date(),
+        wall_time=target.time().replace(tzinfo=None),
+        time_zone=nurse.time_zone,
+        duration_minutes=int(length.total_seconds() // 60),
+        count=len(following) if series.count is not None else None,
+        until=last + shift if series.count is None and last is not None else None,
+        kind=series.kind,
+        reason=series.reason,
+        source=actor.source,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    session.add(continued)
+    before = series.ends_on
+    series.ends_on = chosen.start_at.astimezone(tz).date() - timedelta(days=1)
+    series.updated_at = now
+    for old in following:
+        old.status = AppointmentStatus.CANCELLED
+        old.cancel_reason = CancelReason.RESCHEDULED
+        old.cancelled_by = actor.name
+        old.cancelled_at = now
+        old.updated_at = now
+        old.sequence += 1
+    session.flush()  # free the old times first, so the backstop allows overlapping them
+    moved = [
+        booking.successor(old, nurse.id, plan.start, plan.end, actor=actor, now=now)
+        for old, plan in zip(following, plans, strict=True)
+    ]
+    for index, visit in enumerate(moved):
+        visit.series_id, visit.series_index = continued.id, index
+    booking.insert_appointment(session, *moved)
+    for old, new in zip(following, moved, strict=True):
+        audit(
+            session,
+            actor=actor,
+            action="appointment.rescheduled",
+            entity_type="appointment",
+            entity_id=new.id,
+            now=now,
+            previous_id=old.id,
+            nurse_id=nurse.id,
+            series_id=continued.id,
+            changes=field_changes({"start_at": old.start_at}, {"start_at": new.start_at}),
+        )
+        sync_reminders(session, old, now)
+        sync_reminders(session, new, now, just_booked=True)
+    audit(
+        session,
+        actor=actor,
+        action="series.moved_following",
+        entity_type="appointment_series",
+        entity_id=series.id,
+        now=now,
+        new_series_id=continued.id,
+        appointment_ids=[a.id for a in moved],
+        changes=field_changes({"ends_on": before}, {"ends_on": series.ends_on}),
+    )
+    queue_series_notifications(
+        session, event=BookingEvent.SERIES_MOVED, appointments=moved, now=now
+    )
+    return SeriesMove(series, continued, moved)
 
 
 def series_in_words(series: AppointmentSeries) -> str:

@@ -1,5 +1,6 @@
-"""Booking that helps: waiving notice or horizon with a reason, and the next free times across
-a patient's care team and matching nurses (each test on SQLite and PostgreSQL)."""
+"""Booking that helps: waiving notice or horizon with a reason (single visits and series), and
+the next free times across a patient's care team and matching nurses (each test on SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import SlotUnavailable, ValidationError
-from core.models import Appointment, AuditEvent, Nurse, Patient
+from core.models import Appointment, AuditEvent, Nurse, Patient, SeriesBookMode, Weekday
+from core.operations import SeriesDetails
 from core.services.availability import set_weekly_availability
 from core.services.booking import book_appointment, reschedule_appointment
 from core.services.openings import Relation, next_available
 from core.services.people import create_nurse
+from core.services.series import book_series, plan_series
 from tests.services.world import ACTOR, NY, World, assign_backup, away, build_world, local, weekdays
 
 MONDAY = date(2025, 3, 3)  # frozen_now is 08:00 UTC (03:00 in New York) that day
@@ -161,3 +164,58 @@ def test_next_available_puts_the_care_team_first_then_nurses_who_cover_the_needs
         session.execute(update(Nurse).values(active=False))
         session.commit()
         assert next_available(session, world.patient_id, now=frozen_now) == []
+
+
+def _weekly(patient_id: int, count: int, start: datetime) -> SeriesDetails:
+    return SeriesDetails.model_validate(
+        {
+            "patient_id": patient_id,
+            "start": start.isoformat(),
+            "weekdays": [list(Weekday)[start.weekday()].value],
+            "count": count,
+        }
+    )
+
+
+def test_a_series_past_the_horizon_books_with_a_reason_for_the_visits_waived(
+    session_factory: sessionmaker[Session], frozen_now: datetime, world: World
+) -> None:
+    weekly = _weekly(world.patient_id, 8, local(MONDAY + timedelta(days=8), 10))  # to day 57
+    with session_factory() as session:
+        plan = plan_series(session, weekly, now=frozen_now)
+        assert [o.refusal for o in plan.refused] == ["beyond_horizon"] * 4  # past day 30
+        with pytest.raises(ValidationError) as unexplained:
+            book_series(session, weekly, actor=ACTOR, now=frozen_now, waive=True)
+        assert unexplained.value.field == "override_reason"
+        only_one = book_series(
+            session,
+            weekly,
+            actor=ACTOR,
+            now=frozen_now,
+            mode=SeriesBookMode.FREE_ONLY,
+            waive=[5],
+            override_reason="Post-surgery care plan",
+        )
+        assert [a.series_index for a in only_one.booked] == [0, 1, 2, 3, 5]
+        assert [o.index for o in only_one.refused] == [4, 6, 7]
+        session.rollback()
+        whole = book_series(
+            session, weekly, actor=ACTOR, now=frozen_now, waive=True, override_reason="Care plan"
+        )
+        session.commit()
+        assert len(whole.booked) == 8
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "series.booked"))
+        assert event is not None
+        assert event.details["rule_waived"] == ["beyond_horizon"]
+        assert event.details["waived_visits"] == [4, 5, 6, 7]
+        assert event.details["override_reason"] == "Care plan"
+
+
+def test_waiving_for_a_series_never_books_outside_the_nurses_hours(
+    session_factory: sessionmaker[Session], frozen_now: datetime, world: World
+) -> None:
+    weekly = _weekly(world.patient_id, 6, local(MONDAY + timedelta(days=8), 7))  # 07:00
+    with session_factory() as session:
+        plan = plan_series(session, weekly, now=frozen_now, waive=True)
+        assert {o.refusal for o in plan.occurrences} == {"outside_hours"}
+        assert not any(o.waived for o in plan.occurrences)

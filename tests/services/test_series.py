@@ -24,9 +24,11 @@ from core.models import (
 from core.operations import SeriesDetails
 from core.services.booking import book_appointment, cancel_appointment
 from core.services.series import (
+    MoveRefused,
     SeriesRefused,
     book_series,
     cancel_occurrences,
+    move_following,
     move_occurrence,
     plan_series,
 )
@@ -385,3 +387,93 @@ def test_a_series_racing_single_bookings_never_overlaps(
         assert ("series" in outcomes) == (len(in_series) == 4)
         # Each of the four times holds exactly one visit, from the series or a single one.
         assert len(visits) == 4
+
+
+def test_moving_this_and_following_keeps_the_wall_time_across_dst_and_splits_the_series(
+    session_factory: sessionmaker[Session], frozen_now: datetime
+) -> None:
+    world = build_world(session_factory, frozen_now)
+    with session_factory() as session:
+        booked = book_series(session, details(world.patient_id), actor=ACTOR, now=frozen_now)
+        old_series = booked.series
+        # Thursday 6 March and after, a quarter of an hour later: each overlaps its own old time.
+        result = move_following(
+            session,
+            old_series.id,
+            booked.booked[1].id,
+            new_start=local(date(2025, 3, 6), 10, 15),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+        visits = scheduled(session)
+        # New York moves its clocks on 9 March: 10:15 stays 10:15 on both sides.
+        assert [a.start_at for a in visits] == [
+            local(TUESDAY, 10),
+            local(date(2025, 3, 6), 10, 15),
+            local(date(2025, 3, 11), 10, 15),
+            local(date(2025, 3, 13), 10, 15),
+        ]
+        assert [a.series_id for a in visits] == [old_series.id] + [result.series.id] * 3
+        assert [a.series_index for a in visits] == [0, 0, 1, 2]
+        assert old_series.ends_on == date(2025, 3, 5)
+        new = result.series
+        assert (new.weekdays, new.count, new.start_date) == ([1, 3], 3, date(2025, 3, 6))
+        assert new.wall_time.strftime("%H:%M") == "10:15"
+        assert all(a.rescheduled_from_id is not None for a in result.moved)
+        actions = session.scalars(select(AuditEvent.action)).all()
+        assert "series.moved_following" in actions
+        assert actions.count("appointment.rescheduled") == 3
+        events = session.scalars(select(Notification.event)).all()
+        assert "series_moved" in events
+
+
+def test_moving_following_a_day_later_moves_the_weekdays_with_them(
+    session_factory: sessionmaker[Session], frozen_now: datetime
+) -> None:
+    world = build_world(session_factory, frozen_now)
+    with session_factory() as session:
+        booked = book_series(session, details(world.patient_id), actor=ACTOR, now=frozen_now)
+        result = move_following(
+            session,
+            booked.series.id,
+            booked.booked[2].id,
+            new_start=local(date(2025, 3, 12), 9),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+        assert [a.start_at for a in result.moved] == [
+            local(date(2025, 3, 12), 9),
+            local(date(2025, 3, 14), 9),
+        ]
+        assert result.series.weekdays == [2, 4]  # Wednesday and Friday
+
+
+def test_moving_following_is_all_or_nothing_and_says_which_visit_cannot_move(
+    session_factory: sessionmaker[Session], frozen_now: datetime
+) -> None:
+    world = build_world(session_factory, frozen_now)
+    with session_factory() as session:
+        booked = book_series(session, details(world.patient_id), actor=ACTOR, now=frozen_now)
+        away(session, world.nurse_id, date(2025, 3, 13), date(2025, 3, 13), frozen_now)
+        session.commit()
+        series_id, first_moved = booked.series.id, booked.booked[1].id
+    with session_factory() as session:
+        with pytest.raises(MoveRefused) as refused:
+            move_following(
+                session,
+                series_id,
+                first_moved,
+                new_start=local(date(2025, 3, 6), 11),
+                actor=ACTOR,
+                now=frozen_now,
+            )
+        assert [(p.index, p.refusal) for p in refused.value.refused] == [(3, "time_off")]
+        assert [p.index for p in refused.value.free] == [1, 2]
+        session.rollback()
+        assert [
+            a.start_at.astimezone(local(TUESDAY, 10).tzinfo).hour for a in scheduled(session)
+        ] == [10] * 4
+        assert session.scalar(select(AppointmentSeries.ends_on)) is None
+        assert len(session.scalars(select(AppointmentSeries)).all()) == 1

@@ -105,7 +105,7 @@ def schedule(**changes: object) -> NurseSchedule:
 def test_time_off_inside_a_series_refuses_only_that_visit() -> None:
     off = DateOverride("time_off", date(2025, 3, 6), date(2025, 3, 6))
     occurrences = expand(rule())
-    refusals, _ = check_occurrences(
+    refusals, _, _ = check_occurrences(
         schedule(overrides=(off,)),
         [(o.start, o.exists) for o in occurrences],
         timedelta(minutes=30),
@@ -119,7 +119,7 @@ def test_a_visit_already_booked_refuses_the_occurrence_it_overlaps() -> None:
         datetime(2025, 3, 10, 14, 15, tzinfo=UTC), datetime(2025, 3, 10, 14, 45, tzinfo=UTC), 9
     )
     occurrences = expand(rule())
-    refusals, _ = check_occurrences(
+    refusals, _, _ = check_occurrences(
         schedule(bookings=(taken,)),
         [(o.start, o.exists) for o in occurrences],
         timedelta(minutes=30),
@@ -131,18 +131,40 @@ def test_a_visit_already_booked_refuses_the_occurrence_it_overlaps() -> None:
 def test_the_daily_cap_and_buffers_count_the_series_own_earlier_visits() -> None:
     day = datetime(2025, 3, 4, 15, tzinfo=UTC)  # Tuesday 10:00 New York
     visits = [(day, True), (day + timedelta(minutes=40), True), (day + timedelta(hours=2), True)]
-    refusals, _ = check_occurrences(
+    refusals, _, _ = check_occurrences(
         schedule(buffer_after_minutes=15, daily_cap=2), visits, timedelta(minutes=30), NOW
     )
     # 10:40 falls in 10:00's buffer; being refused, it does not count towards the cap.
     assert refusals == [None, Refusal.CONFLICT, None]
-    refusals, planned = check_occurrences(schedule(daily_cap=2), visits, timedelta(minutes=30), NOW)
+    refusals, planned, _ = check_occurrences(
+        schedule(daily_cap=2), visits, timedelta(minutes=30), NOW
+    )
     assert refusals == [None, None, Refusal.DAILY_CAP]
     assert len(planned.bookings) == 2
 
 
 def test_a_skipped_wall_time_is_refused_as_such() -> None:
-    refusals, _ = check_occurrences(
+    refusals, _, _ = check_occurrences(
         schedule(), [(datetime(2025, 3, 9, 7, 30, tzinfo=UTC), False)], timedelta(minutes=30), NOW
     )
     assert refusals == [Refusal.NO_SUCH_TIME]
+
+
+def test_waived_positions_skip_only_notice_and_horizon_and_say_which_rule() -> None:
+    occurrences = expand(rule())  # Mon 3, Thu 6, Mon 10, Thu 13 March
+    starts = [(o.start, o.exists) for o in occurrences]
+    tight = schedule(horizon_days=5)
+    refusals, _, waived = check_occurrences(tight, starts, timedelta(minutes=30), NOW)
+    assert refusals == [None, None, Refusal.BEYOND_HORIZON, Refusal.BEYOND_HORIZON]
+    assert waived == {}
+    refusals, planned, waived = check_occurrences(
+        tight, starts, timedelta(minutes=30), NOW, waive={2}
+    )
+    assert refusals == [None, None, None, Refusal.BEYOND_HORIZON]
+    assert waived == {2: Refusal.BEYOND_HORIZON}
+    assert len(planned.bookings) == 3
+    off = DateOverride("time_off", date(2025, 3, 13), date(2025, 3, 13))
+    refusals, _, waived = check_occurrences(
+        schedule(horizon_days=5, overrides=(off,)), starts, timedelta(minutes=30), NOW, waive={3}
+    )
+    assert refusals[3] == Refusal.TIME_OFF and waived == {}

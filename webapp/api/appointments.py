@@ -133,6 +133,8 @@ def book_for(
 ) -> tuple[AppointmentOut, int]:
     """Book through the core service: 201 for a new visit, 200 when the key replays one."""
     existing = replayed(ctx, idempotency_key)
+    override_reason = body.override_reason if isinstance(body, AppointmentCreate) else None
+    refuse_nurse_waiver(ctx, override_reason)
     appointment = book_appointment(
         db.session(),
         patient_id=patient_id,
@@ -145,8 +147,17 @@ def book_for(
         reason=body.reason,
         idempotency_key=idempotency_key,
         call_id=call_id,
+        override_reason=override_reason,
     )
     return appointment_out(appointment), 200 if existing is not None else 201
+
+
+def refuse_nurse_waiver(ctx: Context, override_reason: str | None) -> None:
+    """Only coordinators and admins may waive notice or the horizon; a nurse's token is 403."""
+    if override_reason is not None and ctx.nurse_id is not None:
+        raise ApiProblem(
+            "forbidden", "Only coordinators and admins may book inside notice or past the horizon."
+        )
 
 
 @operation(
@@ -184,6 +195,7 @@ def reschedule(
     new appointment (its `rescheduled_from_id` is the old one)."""
     visible_appointment(ctx, appointment_id)
     replayed(ctx, idempotency_key)
+    refuse_nurse_waiver(ctx, body.override_reason)
     moved = reschedule_appointment(
         db.session(),
         appointment_id,
@@ -192,6 +204,7 @@ def reschedule(
         now=ctx.now,
         duration_minutes=body.duration_minutes,
         idempotency_key=idempotency_key,
+        override_reason=body.override_reason,
     )
     return appointment_out(moved)
 

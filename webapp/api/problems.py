@@ -31,6 +31,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "conflict": (409, "Conflict"),
     "slot_unavailable": (409, "The time cannot be booked"),
     "series_refused": (409, "Some visits of the series cannot be booked"),
+    "series_move_refused": (409, "Some visits of the series cannot move"),
     "invalid_state": (409, "The record is not in a state that allows this"),
     "payload_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "Send the body as application/json"),

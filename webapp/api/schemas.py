@@ -37,10 +37,12 @@ from core.operations import (
     Day,
     Id,
     Instant,
+    MoveSeriesVisits,
     Reschedule,
     SeriesDetails,
     Text500,
     VisitDetails,
+    VisitIndex,
     VisitMinutes,
     written_as,
 )
@@ -141,7 +143,25 @@ class TranscriptListQuery(PageQuery):
 # operations (core/operations.py); the API names them as its document always has.
 
 
-class AppointmentCreate(VisitDetails):
+OVERRIDE_REASON_DESCRIPTION = (
+    "Coordinators and admins only: why the nurse's minimum notice or booking horizon is waived "
+    "(kept in the audit log). Hours, time off and other visits still apply."
+)
+
+
+# Some text that is not only spaces, and no NUL (PostgreSQL cannot store one).
+SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class Waiver(Strict):
+    """A coordinator's reason to book inside minimum notice or past the horizon."""
+
+    override_reason: Annotated[str, StringConstraints(max_length=500, pattern=SOME_TEXT)] | None = (
+        Field(None, description=OVERRIDE_REASON_DESCRIPTION)
+    )
+
+
+class AppointmentCreate(VisitDetails, Waiver):
     """Book a visit for a patient, by default with their primary nurse."""
 
 
@@ -153,7 +173,7 @@ class CallScheduleCreate(Strict):
     reason: Text500 = ""
 
 
-class RescheduleRequest(Reschedule):
+class RescheduleRequest(Reschedule, Waiver):
     """Move a visit to another time with the same nurse."""
 
 
@@ -161,7 +181,14 @@ class CancelRequest(CancelVisit):
     """Cancel a visit with a reason and an optional note; the record is kept."""
 
 
-class SeriesCreate(SeriesDetails):
+class OccurrenceMove(Strict):
+    """Another start for one visit of a series, such as an alternative a 409 offered."""
+
+    index: VisitIndex = Field(description="Which visit (0 = the first)")
+    start: Instant = Field(description="Its start instead of the rule's")
+
+
+class SeriesCreate(SeriesDetails, Waiver):
     """Book recurring visits; every visit is checked as a single booking is."""
 
     book: SeriesBookMode = Field(
@@ -169,10 +196,22 @@ class SeriesCreate(SeriesDetails):
         description="`all` (default): book only if every visit is free, else answer 409 "
         "listing the refused and the free; `free_only`: book the free visits, list the refused",
     )
+    moves: Annotated[list[OccurrenceMove], Field(max_length=104)] = Field(
+        [],
+        description="Other starts for some visits (each checked like the rest, each visit at "
+        "most once), such as the alternatives a 409 `series_refused` offered",
+    )
+    skip: Annotated[list[VisitIndex], Field(max_length=104)] = Field(
+        [], description="Visits (by `index`) to leave out"
+    )
 
 
 class SeriesCancelRequest(CancelSeriesVisits):
     """Cancel one visit of the series (`this`), or it and every later one (`following`)."""
+
+
+class SeriesMoveRequest(MoveSeriesVisits):
+    """Move one visit of the series (`this`), or it and every later one (`following`)."""
 
 
 class OutboundCallCreate(Strict):

@@ -1,23 +1,28 @@
-"""Recurring visits: book a series, read it, cancel one visit or it and the following."""
+"""Recurring visits: book a series, read it, move or cancel one visit or it and the following."""
 
 from __future__ import annotations
 
-from core.models import AppointmentSeries, Weekday
+from core.models import AppointmentSeries, SeriesScope, Weekday
 from core.services.series import (
+    MoveRefused,
     OccurrencePlan,
     SeriesRefused,
     book_series,
     cancel_occurrences,
+    move_following,
+    move_occurrence,
 )
 from webapp import db
-from webapp.api.appointments import BOOKING_RULES, actor, own_nurse
+from webapp.api.appointments import BOOKING_RULES, actor, own_nurse, refuse_nurse_waiver
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import appointment_out, visible_patient, visible_series
 from webapp.api.registry import ID, Context, operation
 from webapp.api.schemas import (
+    FieldError,
     OccurrenceOut,
     SeriesCancelRequest,
     SeriesCreate,
+    SeriesMoveRequest,
     SeriesOut,
     SlotOut,
 )
@@ -88,8 +93,18 @@ def create_series(
     visit is checked as a single booking is. With `book` `all` (the default) nothing is booked
     while any visit is refused: 409 `series_refused` lists the `refused` (reasons and
     alternatives) and the `free`. With `free_only` the free visits are booked and the answer
-    lists the refused. Retrying with the same Idempotency-Key returns the first series (200)."""
+    lists the refused. `moves` give other starts for some visits (an offered alternative, say)
+    and `skip` leaves some out; both name visits by `index`, as a 409 does. Retrying with the
+    same Idempotency-Key returns the first series (200)."""
     visible_patient(ctx, body.patient_id)
+    refuse_nurse_waiver(ctx, body.override_reason)
+    moves = {move.index: move.start for move in body.moves}
+    if len(moves) != len(body.moves):
+        raise ApiProblem(
+            "invalid",
+            "Each visit can be moved once.",
+            errors=[FieldError(field="moves", message="Each visit can be moved once.")],
+        )
     details = body.model_copy(update={"nurse_id": own_nurse(ctx, body.nurse_id)})
     try:
         booked = book_series(
@@ -98,6 +113,10 @@ def create_series(
             actor=actor(ctx),
             now=ctx.now,
             mode=body.book,
+            replacements=moves,
+            skip=set(body.skip),
+            waive=body.override_reason is not None,
+            override_reason=body.override_reason,
             idempotency_key=idempotency_key,
         )
     except SeriesRefused as refused:
@@ -154,6 +173,54 @@ def cancel_series_visits(ctx: Context, series_id: int, body: SeriesCancelRequest
         reason_code=body.reason_code,
         note=body.note,
     )
+    db.session.flush()
+    db.session.refresh(series)
+    return series_out(series)
+
+
+@operation(
+    "POST",
+    f"/appointment-series/<{ID}:series_id>/move",
+    summary="Move a visit of a series, or it and the following",
+    tag=TAG,
+    body=SeriesMoveRequest,
+    response=SeriesOut,
+    errors=(404, 409),
+    rules=BOOKING_RULES,
+)
+def move_series_visits(ctx: Context, series_id: int, body: SeriesMoveRequest) -> SeriesOut:
+    """Move the visit `appointment_id` to `start` (`scope` `this`: it stays in the series; 409
+    `slot_unavailable` with alternatives when the time is taken), or move it and every later
+    scheduled visit by the same change of date and wall-clock time (`following`): all or
+    nothing, 409 `series_move_refused` lists the `refused` and the `free`. Moved together, the
+    visits continue as a new series, which is returned; the old one ends the day before."""
+    series = visible_series(ctx, series_id)
+    if body.scope == SeriesScope.THIS:
+        move_occurrence(
+            db.session(),
+            series.id,
+            body.appointment_id,
+            new_start=body.start,
+            actor=actor(ctx),
+            now=ctx.now,
+        )
+    else:
+        try:
+            series = move_following(
+                db.session(),
+                series.id,
+                body.appointment_id,
+                new_start=body.start,
+                actor=actor(ctx),
+                now=ctx.now,
+            ).series
+        except MoveRefused as refused:
+            raise ApiProblem(
+                "series_move_refused",
+                refused.message,
+                refused=[occurrence_out(o) for o in refused.refused],
+                free=[occurrence_out(o) for o in refused.free],
+            ) from refused
     db.session.flush()
     db.session.refresh(series)
     return series_out(series)

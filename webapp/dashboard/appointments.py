@@ -23,6 +23,7 @@ from core.models import (
     Nurse,
     Patient,
     Role,
+    SeriesScope,
     StatusChange,
 )
 from core.notifications.queries import notifications_for_appointment
@@ -47,6 +48,7 @@ from core.services.booking import (
     resolve_nurse,
     undo_status_change,
 )
+from core.services.series import MoveRefused, move_following
 from core.services.status_changes import latest_change, undoable_change
 from webapp import db
 from webapp.auth import now_utc, roles_required
@@ -640,6 +642,7 @@ def _reschedule_form(
     errors: dict[str, str],
     conflict: SlotUnavailable | None = None,
     asked: datetime | None = None,
+    move_refused: MoveRefused | None = None,
     status: int = 200,
 ) -> Response:
     source = request.form if request.method == "POST" else request.args
@@ -664,9 +667,43 @@ def _reschedule_form(
         conflict=conflict,
         asked=asked,
         waivable=WAIVABLE,
+        move_refused=move_refused,
+        scopes=list(SeriesScope),
+        scope=_move_scope(appointment, source),
         form=source,
         typed_zone=typed_time_zone(appointment.patient, appointment.nurse),
     )
+
+
+def _move_scope(appointment: Appointment, source: Any) -> SeriesScope:
+    """Which visits a move takes: this one, or (for a visit of a series) it and all after it."""
+    wanted = source.get("scope")
+    if appointment.series_id is not None and wanted == SeriesScope.FOLLOWING:
+        return SeriesScope.FOLLOWING
+    return SeriesScope.THIS
+
+
+def _move_following(appointment: Appointment, start: datetime) -> Response:
+    """Move a series visit and every later one by the same change; all or nothing."""
+    assert appointment.series_id is not None
+    try:
+        moved = move_following(
+            db.session(),
+            appointment.series_id,
+            appointment.id,
+            new_start=start,
+            actor=actor(),
+            now=now_utc(),
+        )
+    except MoveRefused as exc:
+        db.session.rollback()
+        return _reschedule_form(appointment, errors={}, move_refused=exc, status=409)
+    except DomainError as exc:
+        db.session.rollback()
+        return _reschedule_form(appointment, errors=errors_of(exc), status=422)
+    db.session.commit()
+    told = f"{len(moved.moved)} visits moved; they continue as this series."
+    return finish(url_for("series.show", series_id=moved.series.id), told)
 
 
 @bp.route("/<int:appointment_id>/reschedule", methods=["GET", "POST"])
@@ -685,6 +722,8 @@ def reschedule(appointment_id: int) -> Response:
     move, errors = validate_form(Reschedule, {}, start=start.isoformat())
     if move is None:
         return _reschedule_form(appointment, errors=errors, status=422)
+    if _move_scope(appointment, request.form) == SeriesScope.FOLLOWING:
+        return _move_following(appointment, move.start)
     override_reason, waiver_errors = _waiver()
     try:
         new = reschedule_appointment(

@@ -4,21 +4,25 @@ engine judges it (free, or refused with alternatives to pick or skip), book, rea
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
 from flask import abort, request, url_for
 from flask_login import current_user
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from core.errors import DomainError, NotFound
 from core.limits import MAX_ID
 from core.models import (
+    Appointment,
     AppointmentKind,
     AppointmentSeries,
     AppointmentStatus,
     AssignmentRole,
+    CancelReason,
     Patient,
     Role,
     SeriesScope,
@@ -33,7 +37,7 @@ from core.operations import (
     validate_form,
 )
 from core.recurrence import MAX_OCCURRENCES
-from core.scheduling import zone
+from core.scheduling import WAIVABLE, zone
 from core.services import access
 from core.services.assignments import active_assignment, patient_today
 from core.services.series import (
@@ -84,6 +88,7 @@ OPERATION_FIELDS = (
 )
 CHOICE_PREFIX = "choice-"
 SKIP = "skip"
+WAIVE = "waive"  # book this visit although it is inside notice or past the horizon
 
 
 @bp.app_template_global("series_of_patient")
@@ -219,6 +224,7 @@ def _builder(
         kinds=list(AppointmentKind),
         rule_fields=RULE_FIELDS,
         max_visits=MAX_OCCURRENCES,
+        waivable=WAIVABLE,
     )
 
 
@@ -245,10 +251,19 @@ def preview() -> Response:
     return _builder(errors={}, plan=plan, tz_name=plan.nurse.time_zone)
 
 
-def _choices(form: Mapping[str, str]) -> tuple[dict[int, datetime], set[int]]:
-    """For each refused visit, the alternative picked (by its index) or a skip."""
-    replacements: dict[int, datetime] = {}
-    skip: set[int] = set()
+@dataclass
+class Choices:
+    """What the coordinator chose for each refused visit of the preview."""
+
+    replacements: dict[int, datetime] = field(default_factory=dict)
+    skip: set[int] = field(default_factory=set)
+    waive: set[int] = field(default_factory=set)
+
+
+def _choices(form: Mapping[str, str]) -> Choices:
+    """For each refused visit, the alternative picked (by its index), a skip, or "book
+    anyway"."""
+    chosen = Choices()
     for name, value in form.items():
         if not name.startswith(CHOICE_PREFIX):
             continue
@@ -256,13 +271,16 @@ def _choices(form: Mapping[str, str]) -> tuple[dict[int, datetime], set[int]]:
         if not raw.isdigit() or len(raw) > 4:
             abort(400)
         if value == SKIP:
-            skip.add(int(raw))
+            chosen.skip.add(int(raw))
+            continue
+        if value == WAIVE:
+            chosen.waive.add(int(raw))
             continue
         try:
-            replacements[int(raw)] = datetime.fromisoformat(value)
+            chosen.replacements[int(raw)] = datetime.fromisoformat(value)
         except ValueError:
             abort(400)
-    return replacements, skip
+    return chosen
 
 
 @bp.post("/new")
@@ -273,15 +291,33 @@ def book() -> Response:
     details, errors, tz_name = _read_rule(request.form)
     if details is None:
         return _builder(errors=errors, tz_name=tz_name, status=422)
-    replacements, skip = _choices(request.form)
+    chosen = _choices(request.form)
+    reason = request.form.get("override_reason", "").strip() or None
+    if chosen.waive and reason is None:  # ask again, with the visits still on screen
+        plan = plan_series(
+            db.session(),
+            details,
+            now=now_utc(),
+            replacements=chosen.replacements,
+            skip=chosen.skip,
+        )
+        db.session.rollback()
+        return _builder(
+            errors={"override_reason": "Say why these visits are booked anyway."},
+            plan=plan,
+            tz_name=plan.nurse.time_zone,
+            status=422,
+        )
     try:
         booked = book_series(
             db.session(),
             details,
             actor=actor(),
             now=now_utc(),
-            replacements=replacements,
-            skip=skip,
+            replacements=chosen.replacements,
+            skip=chosen.skip,
+            waive=chosen.waive,
+            override_reason=reason if chosen.waive else None,
         )
     except SeriesRefused as refused:
         db.session.rollback()
@@ -311,9 +347,22 @@ def _series(series_id: int) -> AppointmentSeries:
 def show(series_id: int) -> Response:
     """A series: its rule and every visit booked in it."""
     series = _series(series_id)
+    moved = [a.id for a in series.appointments if a.cancel_reason == CancelReason.RESCHEDULED]
+    # Where each moved visit went: the same series, or the one "this and following" began.
+    moved_to = (
+        {
+            a.rescheduled_from_id: a
+            for a in db.session.scalars(
+                select(Appointment).where(Appointment.rescheduled_from_id.in_(moved))
+            )
+        }
+        if moved
+        else {}
+    )
     return render(
         "series/show.html",
         series=series,
+        moved_to=moved_to,
         can_manage=current_user.role in STAFF,
         scheduled=AppointmentStatus.SCHEDULED,
     )

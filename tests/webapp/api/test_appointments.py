@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from core.models import Appointment
+from core.models import Appointment, AuditEvent
 from tests.webapp.api.conftest import ApiWorld
+from webapp import db
 
 TAKEN = "2025-03-04T10:00:00-05:00"  # the world's own appointment with nurse 1
 FREE = "2025-03-04T11:00:00-05:00"
@@ -278,3 +280,32 @@ def test_a_skipped_clock_time_written_with_the_zones_offset_is_422_with_the_near
         assert "01:45 or 03:00" in problem["detail"]
         assert problem["errors"] == [{"field": "start", "message": problem["detail"]}]
     assert api.count(Appointment) == before
+
+
+def test_a_coordinator_books_past_the_horizon_with_a_reason_and_a_nurse_may_not(
+    api: ApiWorld,
+) -> None:
+    far = "2025-06-03T11:00:00-04:00"  # 92 days ahead: past the nurse's horizon
+    body = {"patient_id": api.ids["patient"], "start": far}
+    refused = api.post("/appointments", "coordinator", body)
+    assert refused.status_code == 409 and refused.get_json()["reason"] == "beyond_horizon"
+    before = api.counts()
+    blank = api.post("/appointments", "coordinator", {**body, "override_reason": "   "})
+    assert blank.status_code == 422
+    assert blank.get_json()["errors"][0]["field"] == "body.override_reason"
+    nurse = api.post("/appointments", "nurse", {**body, "override_reason": "Asked by family"})
+    assert nurse.status_code == 403
+    assert api.counts() == before
+
+    booked = api.post("/appointments", "coordinator", {**body, "override_reason": "Surgery date"})
+    assert booked.status_code == 201, booked.get_json()
+    assert booked.get_json()["start_local"] == far
+    with api.app.app_context():
+        event = db.session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "appointment.booked",
+                AuditEvent.entity_id == booked.get_json()["id"],
+            )
+        )
+        assert event is not None and event.details["override_reason"] == "Surgery date"
+        assert event.details["rule_waived"] == "beyond_horizon"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -214,3 +215,107 @@ def test_a_bad_cancel_scope_is_422(api: ApiWorld) -> None:
         },
     )
     assert response.status_code == 422
+
+
+def test_moving_one_visit_then_this_and_following(api_any_db: ApiWorld) -> None:
+    api = api_any_db
+    series = api.post("/appointment-series", "coordinator", rule(api)).get_json()
+    visits = [a["id"] for a in series["appointments"]]
+
+    one = api.post(
+        f"/appointment-series/{series['id']}/move",
+        "coordinator",
+        {"appointment_id": visits[0], "start": "2025-03-04T14:00:00-05:00"},
+    )
+    assert one.status_code == 200, one.get_json()
+    kept = [a for a in one.get_json()["appointments"] if a["status"] == "scheduled"]
+    assert kept[0]["start_local"] == "2025-03-04T14:00:00-05:00"
+    assert {a["series_id"] for a in kept} == {series["id"]}
+
+    # Thursday 6 March and after, a day later at 09:30: Thursdays become Fridays, Tuesdays
+    # Wednesdays, and the wall-clock time holds across the change to daylight time.
+    following = api.post(
+        f"/appointment-series/{series['id']}/move",
+        "coordinator",
+        {"appointment_id": visits[1], "scope": "following", "start": "2025-03-07T09:30:00-05:00"},
+    )
+    assert following.status_code == 200, following.get_json()
+    body = following.get_json()
+    assert body["id"] != series["id"]
+    assert body["weekdays"] == ["wed", "fri"] and body["time"] == "09:30"
+    assert [a["start_local"] for a in body["appointments"]] == [
+        "2025-03-07T09:30:00-05:00",
+        "2025-03-12T09:30:00-04:00",
+        "2025-03-14T09:30:00-04:00",
+    ]
+    old = api.get(f"/appointment-series/{series['id']}", "coordinator").get_json()
+    assert old["ends_on"] == "2025-03-05"
+
+
+def test_moving_following_onto_a_taken_time_is_409_and_moves_nothing(api: ApiWorld) -> None:
+    series = api.post("/appointment-series", "coordinator", rule(api)).get_json()
+    first = series["appointments"][0]["id"]
+    before = api.counts()
+    # An hour earlier: Tuesday 4 March at 10:00 is the world's own appointment.
+    refused = api.post(
+        f"/appointment-series/{series['id']}/move",
+        "coordinator",
+        {"appointment_id": first, "scope": "following", "start": "2025-03-04T10:00:00-05:00"},
+    )
+    assert refused.status_code == 409
+    problem = refused.get_json()
+    assert problem["code"] == "series_move_refused"
+    assert [(o["index"], o["reason"]) for o in problem["refused"]] == [(0, "conflict")]
+    assert problem["refused"][0]["alternatives"]
+    assert [o["index"] for o in problem["free"]] == [1, 2, 3]
+    assert api.counts() == before
+    bad = api.post(
+        f"/appointment-series/{series['id']}/move",
+        "coordinator",
+        {"appointment_id": first, "scope": "all", "start": "2025-03-04T10:00:00-05:00"},
+    )
+    assert bad.status_code == 422 and api.counts() == before
+
+
+def test_an_offered_alternative_or_a_skip_books_the_series_whole(api_any_db: ApiWorld) -> None:
+    api = api_any_db
+    refused = api.post("/appointment-series", "coordinator", rule(api, start=TAKEN)).get_json()
+    alternative = refused["refused"][0]["alternatives"][0]["start"]
+    before = api.count(Appointment)
+
+    for bad in (
+        {"moves": [{"index": 7, "start": alternative}]},
+        {"moves": [{"index": 0, "start": alternative}, {"index": 0, "start": alternative}]},
+        {"skip": [-1]},
+        {"skip": [4]},
+    ):
+        response = api.post("/appointment-series", "coordinator", rule(api, start=TAKEN, **bad))
+        assert response.status_code == 422, (bad, response.get_json())
+    assert api.count(Appointment) == before
+
+    moved = api.post(
+        "/appointment-series",
+        "coordinator",
+        rule(api, start=TAKEN, moves=[{"index": 0, "start": alternative}]),
+    )
+    assert moved.status_code == 201, moved.get_json()
+    starts = [datetime.fromisoformat(a["start"]) for a in moved.get_json()["appointments"]]
+    assert len(starts) == 4 and starts[0] == datetime.fromisoformat(alternative)
+
+    skipped = api.post(
+        "/appointment-series", "coordinator", rule(api, start=TAKEN, count=5, skip=[0, 1, 2, 3])
+    )
+    assert skipped.status_code == 201, skipped.get_json()
+    assert [a["series_index"] for a in skipped.get_json()["appointments"]] == [4]
+
+
+def test_a_series_past_the_horizon_books_whole_with_a_reason(api: ApiWorld) -> None:
+    long = rule(api, count=20)  # ten weeks: the last visits are past the 60-day horizon
+    refused = api.post("/appointment-series", "coordinator", long)
+    assert refused.status_code == 409
+    assert {o["reason"] for o in refused.get_json()["refused"]} == {"beyond_horizon"}
+    nurse = api.post("/appointment-series", "nurse", {**long, "override_reason": "Care plan"})
+    assert nurse.status_code == 403
+    booked = api.post("/appointment-series", "coordinator", {**long, "override_reason": "Plan"})
+    assert booked.status_code == 201, booked.get_json()
+    assert len(booked.get_json()["appointments"]) == 20

@@ -7,10 +7,17 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.db import make_engine, make_session_factory, transaction
-from core.models import Appointment, AppointmentSeries, AppointmentStatus
+from core.models import (
+    Appointment,
+    AppointmentSeries,
+    AppointmentStatus,
+    AuditEvent,
+    Nurse,
+    NurseAvailabilityOverride,
+)
 from core.services.availability import add_override
 from core.services.common import Actor
 from tests.webapp.dashboard.conftest import Dashboard
@@ -169,3 +176,83 @@ def test_cancelling_this_and_following_from_the_appointment_page(dash: Dashboard
     page = dash.client("nurse").get(f"/series/{series.id}").get_data(as_text=True)
     assert "ended after" in page
     assert dash.client("nurse").post(f"/series/{series.id}/cancel").status_code in (400, 403)
+
+
+def test_moving_this_and_following_from_the_appointment_page(dash: Dashboard) -> None:
+    dash.post("coordinator", "/series/new", rule(dash))
+    series = dash.scalar(select(AppointmentSeries).order_by(AppointmentSeries.id.desc()))
+    visits = dash.scalars(
+        select(Appointment).where(Appointment.series_id == series.id).order_by(Appointment.start_at)
+    )
+    page = dash.client("coordinator").get(f"/appointments/{visits[1].id}").get_data(as_text=True)
+    assert "Move this and following" in page
+    form = dash.client("coordinator").get(
+        f"/appointments/{visits[1].id}/reschedule?scope=following"
+    )
+    assert 'name="scope" value="following" checked' in form.get_data(as_text=True)
+
+    # The last visit's day is away: nothing moves, and the form says which visit and why.
+    last_day = visits[3].start_at.astimezone(ZoneInfo("America/New_York")).date()
+    time_off(dash, last_day)
+    thursday = visits[1].start_at.astimezone(ZoneInfo("America/New_York")).date()
+    new_start = {"start_local": f"{thursday.isoformat()}T15:00", "scope": "following"}
+    refused = dash.post("coordinator", f"/appointments/{visits[1].id}/reschedule", new_start)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and 'id="move-refused"' in html
+    assert "Visit 4" in html and "Visit 2," not in html
+    assert dash.count(Appointment, Appointment.series_id == series.id) == 4
+
+    with transaction(make_session_factory(make_engine(dash.url))) as session:
+        session.execute(
+            delete(NurseAvailabilityOverride).where(
+                NurseAvailabilityOverride.nurse_id == dash.ids["nurse"]
+            )
+        )
+    moved = dash.post("coordinator", f"/appointments/{visits[1].id}/reschedule", new_start)
+    assert moved.status_code == 303, moved.get_data(as_text=True)
+    continued = dash.scalar(select(AppointmentSeries).order_by(AppointmentSeries.id.desc()))
+    assert continued.id != series.id and moved.headers["Location"] == f"/series/{continued.id}"
+    hours = [
+        a.start_at.astimezone(ZoneInfo("America/New_York")).hour
+        for a in dash.scalars(
+            select(Appointment)
+            .where(Appointment.status == AppointmentStatus.SCHEDULED)
+            .where(Appointment.series_id.in_([series.id, continued.id]))
+            .order_by(Appointment.start_at)
+        )
+    ]
+    assert hours == [16, 15, 15, 15]
+    shown = dash.client("coordinator").get(moved.headers["Location"]).get_data(as_text=True)
+    assert "3 visits moved" in shown
+    old_page = dash.client("coordinator").get(f"/series/{series.id}").get_data(as_text=True)
+    assert old_page.count("moved to") == 3
+    assert f'href="/series/{continued.id}">continued as another series' in old_page
+
+
+def test_visits_past_the_horizon_are_booked_anyway_only_with_a_reason(dash: Dashboard) -> None:
+    with transaction(make_session_factory(make_engine(dash.url))) as session:
+        nurse = session.get(Nurse, dash.ids["nurse"])
+        assert nurse is not None
+        nurse.horizon_days = (first_tuesday() - datetime.now(UTC).date()).days + 5
+    preview = dash.post("coordinator", "/series/preview", rule(dash))
+    html = preview.get_data(as_text=True)
+    refused = re.findall(r'name="choice-(\d+)" value="waive"', html)
+    assert refused == ["2", "3"] and 'id="series-override"' in html
+    before = dash.count(Appointment)
+
+    waive = {f"choice-{index}": "waive" for index in refused}
+    unexplained = dash.post("coordinator", "/series/new", {**rule(dash), **waive})
+    page = unexplained.get_data(as_text=True)
+    assert unexplained.status_code == 422 and 'id="override_reason-error"' in page
+    assert 'id="series-preview"' in page and dash.count(Appointment) == before
+
+    booked = dash.post(
+        "coordinator",
+        "/series/new",
+        {**rule(dash), **waive, "override_reason": "Weekly dressing changes ordered"},
+    )
+    assert booked.status_code == 303
+    assert dash.count(Appointment) == before + 4
+    event = dash.scalar(select(AuditEvent).where(AuditEvent.action == "series.booked"))
+    assert event.details["waived_visits"] == [2, 3]
+    assert event.details["override_reason"] == "Weekly dressing changes ordered"
