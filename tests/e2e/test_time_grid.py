@@ -3,6 +3,7 @@ keyboard-usable Move action, and the grid shows it at its new time."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,14 @@ def test_a_series_visit_is_moved_from_the_grid_and_drawn_at_its_new_time(
     expect(block).to_contain_text("15:00")
     expect(block).to_have_class(f"gr-visit scheduled gr-c3 gr-r{_line_of(page, '15:00')} gr-s2")
     shot(page, "time-grid")
+
+    # The zone switch redraws the grid in place (htmx) and keeps it in the address.
+    page.select_option("#grid-tz", "America/Los_Angeles")
+    expect(page.locator("#time-grid h2")).to_contain_text("times in America/Los_Angeles")
+    expect(block).to_contain_text("12:00")
+    expect(page).to_have_url(re.compile(r"tz=America%2FLos_Angeles"))
+    page.select_option("#grid-tz", "America/New_York")
+    expect(block).to_contain_text("15:00")
 
     # Move, by keyboard: the reschedule form opens on the visit's own date.
     block.locator(".gr-move").focus()
