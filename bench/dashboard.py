@@ -4,12 +4,14 @@ Loads the demo data plus 1,000 nurses, 20,000 patients and 100,000 appointments 
 dedicated PostgreSQL database (the availability benchmark's generator and COPY loader, then
 `core.seed.seed_demo` on top for the staff logins), starts supervisord.conf's web command
 (gunicorn, its default workers and threads) on a free loopback port, and from separate
-load-generator processes drives 20 concurrent signed-in coordinator sessions through three
+load-generator processes drives 20 concurrent signed-in coordinator sessions through five
 pages:
 
 * home: `/` (today's appointments, calls, notifications waiting);
 * nurse week: `/nurses/<id>/calendar?view=week` for a random one of the 1,000 nurses;
-* appointments: `/appointments/`, the first page of the unfiltered list.
+* appointments: `/appointments/`, the first page of the unfiltered list;
+* grid week: `/nurses/<id>/grid`, this week's time grid of a random nurse;
+* team board: `/team-day`, today's board of the first 20 nurses.
 
 Each client keeps its own HTTP/1.1 keep-alive connection and cookies (handled by hand: the
 production session cookie is `Secure`, which urllib's cookie jar never sends over plain HTTP).
@@ -81,7 +83,7 @@ COORDINATOR = "coordinator@carematix.local"  # core.seed.COORDINATOR_EMAIL
 SECRET_KEY = "carematix-bench-dashboard-fixed-secret-key-not-for-production"
 TARGET_P99_MS = 150.0
 DATA_TAG = "+ demo (dashboard v1)"
-PAGES = ("home", "nurse week", "appointments")
+PAGES = ("home", "nurse week", "appointments", "grid week", "team board")
 CSRF_INPUT = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
 
 
@@ -93,6 +95,10 @@ def page_path(page: str, rng: random.Random, nurses: int) -> str:
         return f"/nurses/{rng.randint(1, nurses)}/calendar?view=week"
     if page == "appointments":
         return "/appointments/"
+    if page == "grid week":
+        return f"/nurses/{rng.randint(1, nurses)}/grid"
+    if page == "team board":
+        return "/team-day"
     raise ValueError(page)
 
 

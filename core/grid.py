@@ -155,6 +155,10 @@ def _instant(day: date, minute: int, fold: int, tz: ZoneInfo) -> datetime | None
 
 def _repeated_minutes(day: date, tz: ZoneInfo) -> list[int]:
     """Row minutes that happen twice on `day` (the clocks go back), in order."""
+    start, end = _day_bounds(day, tz)
+    # Most days keep one offset from midnight to midnight: no need to look at every row.
+    if start.astimezone(tz).utcoffset() == end.astimezone(tz).utcoffset():
+        return []
     return [
         m
         for m in range(0, MINUTES_PER_DAY, ROW_MINUTES)
@@ -172,14 +176,15 @@ def _wall_minute(instant: datetime, day: date, tz: ZoneInfo) -> int:
     return local.hour * 60 + local.minute
 
 
-def _row_range(columns: Sequence[ColumnInput], tz: ZoneInfo) -> tuple[int, int]:
+def _row_range(
+    columns: Sequence[ColumnInput], hours: Sequence[list[Interval]], tz: ZoneInfo
+) -> tuple[int, int]:
     """First and last wall minute shown: 07:00-19:00 widened to whole hours fitting every
     column's hours and visits."""
     first, last = DEFAULT_FIRST_MINUTE, DEFAULT_LAST_MINUTE
-    for column in columns:
+    for column, working in zip(columns, hours, strict=True):
         start, end = _day_bounds(column.day, tz)
-        spans: list[Interval] = working_intervals(column.schedule, start, end, with_time_off=False)
-        spans += [(v.start, v.end) for v in column.visits]
+        spans = [*working, *((v.start, v.end) for v in column.visits)]
         for low, high in spans:
             if high <= start or low >= end:
                 continue
@@ -237,12 +242,19 @@ def _row_instants(
     return instants, [f is not None for f in found]
 
 
-def _covered(intervals: Sequence[Interval], instant: datetime) -> Interval | None:
-    """The interval of the sorted, merged `intervals` holding `instant`, if any."""
-    index = bisect.bisect_right(intervals, (instant, datetime.max.replace(tzinfo=UTC))) - 1
-    if index >= 0 and intervals[index][0] <= instant < intervals[index][1]:
-        return intervals[index]
-    return None
+def _holding(intervals: Sequence[Interval], instants: Sequence[datetime]) -> list[Interval | None]:
+    """For each of the ascending `instants`, the interval of the sorted, merged `intervals`
+    holding it, or None: one walk over both lists."""
+    if not intervals:
+        return [None] * len(instants)
+    found: list[Interval | None] = []
+    index, count = 0, len(intervals)
+    for instant in instants:
+        while index < count and intervals[index][1] <= instant:
+            index += 1
+        inside = index < count and intervals[index][0] <= instant
+        found.append(intervals[index] if inside else None)
+    return found
 
 
 def _override_intervals(
@@ -265,7 +277,11 @@ def layout(columns: Sequence[ColumnInput], time_zone: str, now: datetime) -> Gri
         raise ValueError(f"A grid shows at most {MAX_COLUMNS} columns.")
     now = require_aware(now, "now")
     tz = zone(time_zone)
-    first, last = _row_range(columns, tz)
+    # Each column's hours (extra hours in, time off not taken out) over its whole day.
+    hours = [
+        working_intervals(c.schedule, *_day_bounds(c.day, tz), with_time_off=False) for c in columns
+    ]
+    first, last = _row_range(columns, hours, tz)
     keys = _keys(columns, tz, first, last)
     today = now.astimezone(tz).date()
     # Labels of a repeated hour name their offset as on the (one) day that repeats it.
@@ -277,10 +293,12 @@ def layout(columns: Sequence[ColumnInput], time_zone: str, now: datetime) -> Gri
         for index, (m, f) in enumerate(keys)
     ]
     grid = Grid(time_zone=time_zone, rows=rows, columns=[])
-    for number, column in enumerate(columns):
+    # A team board's columns share one day: its rows' instants are worked out once.
+    instants = {day: _row_instants(day, keys, tz, last) for day in {c.day for c in columns}}
+    for number, (column, working) in enumerate(zip(columns, hours, strict=True)):
         line = number + 2
         grid.columns.append(Column(line, column.key, column.day, column.day == today))
-        _fill_column(grid, column, line, keys, tz, last, now)
+        _fill_column(grid, column, line, instants[column.day], working, tz, now)
     return grid
 
 
@@ -288,34 +306,35 @@ def _fill_column(
     grid: Grid,
     column: ColumnInput,
     line: int,
-    keys: Sequence[tuple[int, int]],
+    rows: tuple[list[datetime], list[bool]],
+    hours: list[Interval],
     tz: ZoneInfo,
-    last: int,
     now: datetime,
 ) -> None:
-    instants, exists = _row_instants(column.day, keys, tz, last)
+    instants, exists = rows
     low, high = instants[0], instants[-1]
     schedule = column.schedule
-    hours = merge(working_intervals(schedule, low, high, with_time_off=False))
     time_off = _override_intervals(schedule, OverrideKind.TIME_OFF, low, high)
     extra = _override_intervals(schedule, OverrideKind.EXTRA_HOURS, low, high)
     free = merge(free_intervals(schedule, low, high, now)) if high > low else []
     length = timedelta(minutes=schedule.visit_minutes)
+    starts = instants[:-1]
+    off, more, working = (_holding(spans, starts) for spans in (time_off, extra, hours))
     states: list[RowState] = []
-    for index, start in enumerate(instants[:-1]):
+    for index, room in enumerate(_holding(free, starts)):
         if not exists[index]:
             states.append(RowState.ABSENT)
-        elif _covered(time_off, start):
+            continue
+        if off[index]:
             states.append(RowState.TIME_OFF)
-        elif _covered(extra, start):
+        elif more[index]:
             states.append(RowState.EXTRA)
-        elif _covered(hours, start):
+        elif working[index]:
             states.append(RowState.WORKING)
         else:
             states.append(RowState.OFF)
-        room = _covered(free, start) if exists[index] else None
-        if room is not None and start + length <= room[1]:
-            grid.free.append(FreeRow(line, index + 2, start, column.key))
+        if room is not None and starts[index] + length <= room[1]:
+            grid.free.append(FreeRow(line, index + 2, starts[index], column.key))
     run_start = 0
     for index in range(1, len(states) + 1):
         if index == len(states) or states[index] != states[run_start]:
@@ -325,7 +344,7 @@ def _fill_column(
         if visit.end <= low or visit.start >= high:
             continue
         top = max(bisect.bisect_right(instants, visit.start) - 1, 0)
-        bottom = min(bisect.bisect_left(instants, visit.end), len(keys))
+        bottom = min(bisect.bisect_left(instants, visit.end), len(exists))
         grid.blocks.append(
             Block(
                 column=line,

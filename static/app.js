@@ -77,3 +77,46 @@ document.addEventListener("click", function (event) {
   var button = event.target.closest ? event.target.closest("[data-print]") : null;
   if (button) window.print();
 });
+
+// Time grids: drag a scheduled visit onto a free time to move it there. The drop posts the
+// reschedule form (the engine checks it; a refusal shows the conflict and alternatives), as
+// the visit's Move link does without a mouse. On the team board a visit stays in its column:
+// a move keeps the nurse.
+var draggedVisit = null;
+function gridDropTarget(event) {
+  var target = event.target.closest ? event.target.closest(".gr-free[data-at]") : null;
+  if (!draggedVisit || !target) return null;
+  var grid = target.closest(".tgrid");
+  if (grid && grid.hasAttribute("data-one-column")
+      && target.dataset.column !== draggedVisit.dataset.column) return null;
+  return target;
+}
+document.addEventListener("dragstart", function (event) {
+  draggedVisit = event.target.closest ? event.target.closest("[data-move]") : null;
+  if (draggedVisit) {
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", draggedVisit.id);
+  }
+});
+document.addEventListener("dragover", function (event) {
+  if (gridDropTarget(event)) event.preventDefault();
+});
+document.addEventListener("drop", function (event) {
+  var target = gridDropTarget(event);
+  if (!target) return;
+  event.preventDefault();
+  var token = document.querySelector('meta[name="csrf-token"]');
+  var form = document.createElement("form");
+  form.method = "post";
+  form.action = draggedVisit.dataset.move;
+  [["csrf_token", token ? token.content : ""], ["start", target.dataset.at]].forEach(function (pair) {
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = pair[0];
+    input.value = pair[1];
+    form.appendChild(input);
+  });
+  document.body.appendChild(form);
+  form.submit();
+});
+document.addEventListener("dragend", function () { draggedVisit = null; });

@@ -3,6 +3,7 @@ keyboard-usable Move action, and the grid shows it at its new time."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,14 @@ def test_a_series_visit_is_moved_from_the_grid_and_drawn_at_its_new_time(
     expect(block).to_have_class(f"gr-visit scheduled gr-c3 gr-r{_line_of(page, '15:00')} gr-s2")
     shot(page, "time-grid")
 
+    # The zone switch redraws the grid in place (htmx) and keeps it in the address.
+    page.select_option("#grid-tz", "America/Los_Angeles")
+    expect(page.locator("#time-grid h2")).to_contain_text("times in America/Los_Angeles")
+    expect(block).to_contain_text("12:00")
+    expect(page).to_have_url(re.compile(r"tz=America%2FLos_Angeles"))
+    page.select_option("#grid-tz", "America/New_York")
+    expect(block).to_contain_text("15:00")
+
     # Move, by keyboard: the reschedule form opens on the visit's own date.
     block.locator(".gr-move").focus()
     page.keyboard.press("Enter")
@@ -101,3 +110,40 @@ def test_a_series_visit_is_moved_from_the_grid_and_drawn_at_its_new_time(
     page.wait_for_url("**/appointments/new?*")
     expect(page.locator("#chosen-time")).to_contain_text("with")
     shot(page, "book-from-grid")
+
+
+def test_a_visit_dragged_onto_a_free_time_is_moved_there(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    thursday = datetime.now(NY).date() + timedelta(days=14)
+    thursday += timedelta(days=(3 - thursday.weekday()) % 7)
+    sign_in(page, "coordinator@carematix.local")
+    page.goto(f"/appointments/new?patient_id={live_server.ids['patient']}&day={thursday}")
+    page.fill("#f-start_local", f"{thursday.isoformat()}T10:00")
+    page.click("#book-typed")
+    expect(page.locator(".flash")).to_contain_text("Appointment booked.")
+    visit = int(page.url.rstrip("/").rsplit("/", 1)[-1])
+
+    engine = make_engine(live_server.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            wilson = session.scalar(select(Nurse.id).where(Nurse.last_name == "Wilson"))
+    finally:
+        engine.dispose()
+    page.goto(f"/nurses/{wilson}/grid?day={thursday.isoformat()}")
+    target = page.locator(".gr-free", has_text="Book 14:00")
+    page.drag_and_drop(f"#grid-visit-{visit}", ".gr-free:has-text('Book 14:00')")
+    expect(page.locator(".flash")).to_contain_text("Appointment moved.")
+    engine = make_engine(live_server.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            moved = session.scalar(
+                select(Appointment.id).where(Appointment.rescheduled_from_id == visit)
+            )
+    finally:
+        engine.dispose()
+    assert moved is not None
+    page.goto(f"/nurses/{wilson}/grid?day={thursday.isoformat()}")
+    expect(page.locator(f"#grid-visit-{visit}")).to_have_count(0)
+    expect(page.locator(f"#grid-visit-{moved}")).to_contain_text("14:00\u201314:30")
+    expect(target).to_have_count(0)  # taken now

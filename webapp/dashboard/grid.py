@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import abort, make_response, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import String, cast, func, select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from core.errors import ValidationError
@@ -76,14 +77,15 @@ def _visits(
 ) -> dict[int, list[GridVisit]]:
     """The viewer's visible visits of these nurses touching [low, high), by nurse."""
     rows = db.session.scalars(
-        with_people(
-            access.appointments(viewer()).where(
-                Appointment.nurse_id.in_(nurse_ids),
-                Appointment.status.in_(SHOWN),
-                Appointment.start_at < high,
-                Appointment.end_at > low,
-            )
-        ).order_by(Appointment.start_at, Appointment.id)
+        access.appointments(viewer())
+        .where(
+            Appointment.nurse_id.in_(nurse_ids),
+            Appointment.status.in_(SHOWN),
+            Appointment.start_at < high,
+            Appointment.end_at > low,
+        )
+        .options(joinedload(Appointment.patient))  # the nurse is the column's own
+        .order_by(Appointment.start_at, Appointment.id)
     )
     shown_in, mine = zone(tz), viewer_zone()
     found: dict[int, list[GridVisit]] = {n: [] for n in nurse_ids}
@@ -110,13 +112,11 @@ def _free_links(grid: Grid, nurse_for: Any) -> dict[tuple[int, int], tuple[str, 
     base, mine, shown_in = url_for("appointments.new"), zone(viewer_zone()), zone(grid.time_zone)
     links = {}
     for free in grid.free:
-        query = {
-            "nurse_id": nurse_for(free.key).id,
-            "at": free.start.isoformat(),
-            "day": free.start.astimezone(mine).date().isoformat(),
-        }
+        # The instant is UTC ("+00:00"): its "+" is the one character a query must escape.
+        at = free.start.isoformat().replace("+", "%2B")
+        day = free.start.astimezone(mine).date().isoformat()
         links[free.column, free.line] = (
-            f"{base}?{urlencode(query)}",
+            f"{base}?nurse_id={nurse_for(free.key).id}&at={at}&day={day}",
             f"{free.start.astimezone(shown_in):%H:%M}",
         )
     return links
@@ -217,26 +217,40 @@ def team_day() -> Response:
     wanted = request.args.get("specialization", "").strip()
     if len(wanted) > FILTER_LENGTH:
         raise ValidationError(f"A specialisation is at most {FILTER_LENGTH} characters.")
-    # The specialisations are a JSON list per nurse: filtered here, the same on both databases.
-    team = db.session.execute(
-        access.nurses(viewer())
-        .where(Nurse.active.is_(True))
-        .with_only_columns(Nurse.id, Nurse.specializations)
-        .order_by(Nurse.last_name, Nurse.first_name, Nurse.id)
-    ).all()
+    active = access.nurses(viewer()).where(Nurse.active.is_(True))
+    # Each nurse's specialisations are a JSON list. The team shares a handful of distinct
+    # lists: read those as text (no JSON operators, which differ between the databases, and
+    # no decoding a thousand rows), match them here, then ask for the nurses holding them.
+    as_text = cast(Nurse.specializations, String)
+    lists = {
+        text: json.loads(text) or []
+        for text in db.session.scalars(active.with_only_columns(as_text).distinct())
+        if text
+    }
     known = sorted(
-        {s.strip() for _, specs in team for s in specs or [] if s.strip()}, key=str.lower
+        {s.strip() for specs in lists.values() for s in specs if s.strip()}, key=str.lower
     )
-    matching = [
-        nurse_id
-        for nurse_id, specs in team
-        if not wanted or wanted.lower() in {s.strip().lower() for s in specs or []}
-    ]
-    pages = max(1, -(-len(matching) // MAX_COLUMNS))
+    if wanted:
+        held = [
+            t for t, specs in lists.items() if wanted.lower() in {s.strip().lower() for s in specs}
+        ]
+        active = active.where(as_text.in_(held))
+    matching = (
+        db.session.scalar(
+            select(func.count()).select_from(active.with_only_columns(Nurse.id).subquery())
+        )
+        or 0
+    )
+    pages = max(1, -(-matching // MAX_COLUMNS))
     page = min(page_number(), pages)
-    chosen = matching[(page - 1) * MAX_COLUMNS : page * MAX_COLUMNS]
-    by_id = {n.id: n for n in db.session.scalars(select(Nurse).where(Nurse.id.in_(chosen)))}
-    nurses = [by_id[n] for n in chosen]
+    nurses = list(
+        db.session.scalars(
+            active.order_by(Nurse.last_name, Nurse.first_name, Nurse.id)
+            .offset((page - 1) * MAX_COLUMNS)
+            .limit(MAX_COLUMNS)
+        )
+    )
+    chosen = [n.id for n in nurses]
     low, high = day_start(day, tz), day_start(day + timedelta(days=1), tz)
     schedules = load_schedules(db.session(), nurses, low, high)
     visits = _visits(chosen, low, high, tz) if chosen else {}
@@ -252,7 +266,7 @@ def team_day() -> Response:
         zones=_zones(viewer_zone(), tz),
         specializations=known,
         wanted=wanted,
-        matching=len(matching),
+        matching=matching,
         page=page,
         pages=pages,
         here=request.path,

@@ -21,7 +21,7 @@ from webapp.dashboard.grid import placement_css
 
 NY = ZoneInfo("America/New_York")
 STYLESHEET = Path(__file__).resolve().parents[3] / "static" / "app.css"
-FREE_LINK = re.compile(r'class="gr-free [^"]*" href="([^"]+)"><span>Book (\d\d:\d\d)</span>')
+FREE_LINK = re.compile(r'class="gr-free [^"]*" href="([^"]+)"[^>]*><span>Book (\d\d:\d\d)</span>')
 
 
 def _tuesday() -> date:
@@ -91,7 +91,7 @@ def test_a_nurse_sees_her_own_grid_only(dash: Dashboard) -> None:
     page = nurse.get(f"/my-schedule/grid?week={tuesday}").get_data(as_text=True)
     assert f'id="grid-visit-{mine}"' in page and f'id="grid-visit-{theirs}"' not in page
     # Neither booking links nor Move: a nurse does not book or move visits.
-    assert "gr-free" not in page and "gr-move" not in page
+    assert "gr-free" not in page and "gr-move" not in page and "data-move" not in page
     assert nurse.get(f"/nurses/{dash.ids['other_nurse']}/grid").status_code == 403
     assert nurse.get(f"/nurses/{dash.ids['nurse']}/grid").status_code == 403
     assert nurse.get("/team-day").status_code == 403
@@ -105,7 +105,7 @@ def test_the_grid_draws_visits_where_they_are_in_the_chosen_zone(dash: Dashboard
     client = dash.client("coordinator")
     url = f"/nurses/{dash.ids['nurse']}/grid?week={tuesday}"
     ny = client.get(url).get_data(as_text=True)
-    block = re.search(rf'<div class="(gr-visit [^"]+)" id="grid-visit-{visit}">', ny)
+    block = re.search(rf'<div class="(gr-visit [^"]+)" id="grid-visit-{visit}"', ny)
     assert block is not None
     # 07:00 is line 2: 10:00 is three hours (12 rows) later; Tuesday is the second day column.
     assert block.group(1) == "gr-visit scheduled gr-c3 gr-r14 gr-s2"
@@ -113,6 +113,8 @@ def test_the_grid_draws_visits_where_they_are_in_the_chosen_zone(dash: Dashboard
     assert f'id="grid-visit-{cancelled}"' not in ny  # a cancelled visit holds no time
     move = f"/appointments/{visit}/reschedule?day={tuesday}"
     assert f'class="gr-move" href="{move}"' in ny
+    # Dragging it posts to the same reschedule form (static/app.js).
+    assert f'draggable="true" data-move="/appointments/{visit}/reschedule"' in ny
 
     la = client.get(url + "&tz=America/Los_Angeles").get_data(as_text=True)
     assert "times in America/Los_Angeles" in la and "07:00\u201307:30" in la
