@@ -141,7 +141,9 @@ def visits_outside_hours(session: Session, nurse_id: int, now: datetime) -> list
     ).all()
     if not visits:
         return []
-    schedule = load_schedule(session, nurse, visits[0].start_at, max(v.end_at for v in visits))
+    schedule = load_schedule(
+        session, nurse, visits[0].start_at, max(v.end_at for v in visits), now=now
+    )
     return [
         OverrideCollision(v.id, v.start_at, v.end_at, {"patient_id": v.patient_id})
         for v in visits

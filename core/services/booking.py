@@ -190,7 +190,7 @@ def offer_alternatives(
     cannot move to another nurse: `include_backup`); else escalate."""
     minutes = int(length.total_seconds() // 60)
     horizon_end = now + timedelta(days=nurse.horizon_days)
-    schedule = load_schedule(session, nurse, now, horizon_end)
+    schedule = load_schedule(session, nurse, now, horizon_end, now=now, patient_id=patient.id)
     found = alternatives(
         schedule,
         asked,
@@ -209,7 +209,12 @@ def offer_alternatives(
     )
     if backup is not None and backup.nurse_id != nurse.id and backup.nurse.active:
         backup_schedule = load_schedule(
-            session, backup.nurse, now, now + timedelta(days=backup.nurse.horizon_days)
+            session,
+            backup.nurse,
+            now,
+            now + timedelta(days=backup.nurse.horizon_days),
+            now=now,
+            patient_id=patient.id,
         )
         found = alternatives(
             backup_schedule, asked, now, duration_minutes=minutes, preferences=preferences
@@ -267,7 +272,7 @@ def check_availability(
     refuse_written_gap(written, nurse)
     length = visit_length(nurse, duration_minutes)
     end = start + length
-    schedule = load_schedule(session, nurse, start, end)
+    schedule = load_schedule(session, nurse, start, end, now=now, patient_id=patient.id)
     refusal = refusal_for(schedule, start, end, now, None)
     if refusal is None:
         return AvailabilityAnswer(True, nurse.id, start, end)
@@ -310,7 +315,7 @@ def free_slots(
         raise ValidationError("Ask for at most 92 days of slots at a time.", field="end")
     nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
     length = visit_length(nurse, duration_minutes)
-    schedule = load_schedule(session, nurse, start, end + length)
+    schedule = load_schedule(session, nurse, start, end + length, now=now)
     minutes = int(length.total_seconds() // 60)
     return _slots_from(nurse.id, slot_starts(schedule, start, end, now, minutes), length)
 
@@ -397,7 +402,7 @@ def book_appointment(
     lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)  # a retry that waited on the lock
-    schedule = load_schedule(session, nurse, start, end)
+    schedule = load_schedule(session, nurse, start, end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, start, end, now, None, override_reason)
     if refusal is not None:
         raise _refuse(
@@ -517,7 +522,7 @@ def reschedule_appointment(
         else visit_length(nurse, duration_minutes)
     )
     new_end = new_start + length
-    schedule = load_schedule(session, nurse, new_start, new_end)
+    schedule = load_schedule(session, nurse, new_start, new_end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, new_start, new_end, now, old.id, override_reason)
     if refusal is not None:
         raise _refuse(
@@ -687,7 +692,12 @@ def undo_status_change(
             refusal = "The nurse is inactive now; book the visit with another nurse instead."
         else:
             schedule = load_schedule(
-                session, appointment.nurse, appointment.start_at, appointment.end_at
+                session,
+                appointment.nurse,
+                appointment.start_at,
+                appointment.end_at,
+                now=now,
+                patient_id=appointment.patient_id,
             )
             refusal = restore_refusal(
                 schedule, appointment.start_at, appointment.end_at, now, appointment.id
@@ -762,7 +772,9 @@ def move_to_nurse(
         )
     for locked in sorted((old.nurse_id, nurse.id)):  # one order, so two movers never deadlock
         lock_nurse_row(session, locked)
-    schedule = load_schedule(session, nurse, old.start_at, old.end_at)
+    schedule = load_schedule(
+        session, nurse, old.start_at, old.end_at, now=now, patient_id=old.patient_id
+    )
     refusal = refusal_for(schedule, old.start_at, old.end_at, now, None)
     if refusal is not None:
         raise InvalidState(

@@ -92,7 +92,9 @@ def next_available(
     )[: matching * 3]
     searched = [n for n in nurses if n.id in team] + others
     end = now + timedelta(days=SEARCH_DAYS)
-    schedules = load_schedules(session, searched, now, end + timedelta(days=1))
+    schedules = load_schedules(
+        session, searched, now, end + timedelta(days=1), now=now, patient_id=patient.id
+    )
     openings = []
     for nurse in searched:
         length = timedelta(minutes=nurse.visit_minutes)

@@ -176,7 +176,12 @@ def plan_series(
 
     last_end = max((p.end for p in plans), default=start + length)
     schedule = load_schedule(
-        session, nurse, min(now, start), max(now + timedelta(days=nurse.horizon_days), last_end)
+        session,
+        nurse,
+        min(now, start),
+        max(now + timedelta(days=nurse.horizon_days), last_end),
+        now=now,
+        patient_id=patient.id,
     )
     assigned = [i for i, p in enumerate(plans) if p.refusal is None]
     refusals, planned = check_occurrences(schedule, [candidates[i] for i in assigned], length, now)

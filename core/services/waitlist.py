@@ -1,0 +1,533 @@
+"""The waitlist: patients waiting for an earlier time, and freed time held for the first in line.
+
+Freed time (a cancel, a move, time off removed, extra hours) is offered to the earliest-joined
+waiting patient whose nurses and window fit it, and held for them until the offer expires: busy
+for everyone else (see load_schedules), never once expired. Accepting books through
+book_appointment; a declined or lapsed hold goes to the next in line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from functools import cache
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.errors import InvalidState, Slot, ValidationError
+from core.models import (
+    Appointment,
+    AppointmentKind,
+    Nurse,
+    OfferStatus,
+    PartOfDay,
+    Patient,
+    PatientNurseAssignment,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistStatus,
+)
+from core.outbox import queue_waitlist_offer
+from core.scheduling import require_aware, slot_starts, zone
+from core.services.assignments import patient_today
+from core.services.booking import HOME_VISIT_NEEDS_ADDRESS, book_appointment, lock_nurse_row
+from core.services.common import Actor, audit, field_changes, get_or_raise
+from core.services.schedules import load_schedule
+from core.waitlist import Cover, Waiting, choose
+
+# The longest window a patient may wait within: bookings open at most this far ahead anyway.
+MAX_WINDOW_DAYS = 92
+OPEN = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
+
+
+@cache
+def configured_hold() -> timedelta:
+    """How long an offer is held (WAITLIST_HOLD_MINUTES), read once per process."""
+    return timedelta(minutes=Settings.from_env().waitlist_hold_minutes)
+
+
+def join(
+    session: Session,
+    *,
+    patient_id: int,
+    until_date: date,
+    actor: Actor,
+    now: datetime,
+    nurse_id: int | None = None,
+    from_date: date | None = None,
+    weekdays: Iterable[int] = (),
+    parts_of_day: Iterable[str] = (),
+    kind: str = AppointmentKind.PHONE,
+) -> WaitlistEntry:
+    """Put a patient on the waitlist for one nurse of their care team, or any (`nurse_id`
+    None), within [from_date, until_date] (the patient's dates), weekdays and parts of day."""
+    now = require_aware(now, "now")
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    today = patient_today(patient, now)
+    start = today if from_date is None else from_date
+    if start < today:
+        raise ValidationError("The window cannot start in the past.", field="from_date")
+    if until_date < start:
+        raise ValidationError("The window must end on or after its start.", field="until_date")
+    if (until_date - today).days > MAX_WINDOW_DAYS:
+        raise ValidationError(f"Wait at most {MAX_WINDOW_DAYS} days ahead.", field="until_date")
+    days = sorted(set(weekdays))
+    if any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in days):
+        raise ValidationError("Weekdays are 0 (Monday) to 6 (Sunday).", field="weekdays")
+    parts = sorted(set(parts_of_day))
+    known = {p.value for p in PartOfDay}
+    if any(p not in known for p in parts):
+        raise ValidationError(
+            "Parts of the day are morning, afternoon or evening.", field="parts_of_day"
+        )
+    if kind not in {k.value for k in AppointmentKind}:
+        raise ValidationError("The kind must be phone, video or home_visit.", field="kind")
+    if kind == AppointmentKind.HOME_VISIT and not patient.has_address:
+        raise ValidationError(HOME_VISIT_NEEDS_ADDRESS, field="kind")
+    if nurse_id is not None:
+        nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+        if not nurse.active:
+            raise ValidationError("That nurse is inactive.", field="nurse_id")
+        if not _on_team_within(session, patient.id, nurse.id, start, until_date):
+            raise ValidationError(
+                f"{nurse.display_name} is not on this patient's care team in that window.",
+                field="nurse_id",
+            )
+    waiting = session.scalar(
+        select(WaitlistEntry.id).where(
+            WaitlistEntry.patient_id == patient.id, WaitlistEntry.status.in_(OPEN)
+        )
+    )
+    if waiting is not None:
+        raise InvalidState(
+            "This patient is already on the waitlist; cancel that first to change it.",
+            field="patient_id",
+        )
+    entry = WaitlistEntry(
+        patient_id=patient.id,
+        nurse_id=nurse_id,
+        from_date=start,
+        until_date=until_date,
+        weekdays=days,
+        parts_of_day=parts,
+        kind=kind,
+        status=WaitlistStatus.WAITING,
+        joined_at=now,
+        source=actor.source,
+        created_by_user_id=actor.user_id,
+        created_by=actor.name,
+        created_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="waitlist.joined",
+        entity_type="waitlist_entry",
+        entity_id=entry.id,
+        now=now,
+        patient_id=patient.id,
+        nurse_id=nurse_id,
+        from_date=start.isoformat(),
+        until_date=until_date.isoformat(),
+    )
+    return entry
+
+
+def _on_team_within(
+    session: Session, patient_id: int, nurse_id: int, first: date, last: date
+) -> bool:
+    """Whether the nurse is on the patient's care team on some day of [first, last]."""
+    found = session.scalar(
+        select(PatientNurseAssignment.id).where(
+            PatientNurseAssignment.patient_id == patient_id,
+            PatientNurseAssignment.nurse_id == nurse_id,
+            PatientNurseAssignment.valid_from <= last,
+            or_(
+                PatientNurseAssignment.valid_to.is_(None),
+                PatientNurseAssignment.valid_to >= first,
+            ),
+        )
+    )
+    return found is not None
+
+
+def open_offer(session: Session, entry_id: int) -> WaitlistOffer | None:
+    """The entry's offer still waiting for an answer, if any."""
+    return session.scalar(
+        select(WaitlistOffer).where(
+            WaitlistOffer.entry_id == entry_id, WaitlistOffer.status == OfferStatus.OFFERED
+        )
+    )
+
+
+def cancel(
+    session: Session, entry_id: int, *, actor: Actor, now: datetime, hold: timedelta | None = None
+) -> WaitlistEntry:
+    """Take a patient off the waitlist; time held for them goes to the next in line."""
+    now = require_aware(now, "now")
+    entry = get_or_raise(session, WaitlistEntry, entry_id, "waitlist entry")
+    offer = open_offer(session, entry.id)
+    if offer is not None:
+        lock_nurse_row(session, offer.nurse_id)
+        session.refresh(offer)
+    session.refresh(entry)
+    if entry.status == WaitlistStatus.CANCELLED:
+        return entry
+    if entry.status not in OPEN:
+        raise InvalidState(
+            f"This waitlist entry is {WaitlistStatus(entry.status).label.lower()}, not waiting.",
+            field="entry_id",
+        )
+    previous = entry.status
+    entry.status = WaitlistStatus.CANCELLED
+    entry.updated_at = now
+    freed = None
+    if offer is not None and offer.status == OfferStatus.OFFERED:
+        offer.status = OfferStatus.DECLINED
+        offer.responded_at = now
+        freed = offer
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="waitlist.cancelled",
+        entity_type="waitlist_entry",
+        entity_id=entry.id,
+        now=now,
+        offer_id=freed.id if freed else None,
+        changes=field_changes({"status": previous}, {"status": entry.status}),
+    )
+    if freed is not None and freed.expires_at > now:
+        offer_freed_time(session, freed.nurse_id, freed.start_at, freed.end_at, now, hold=hold)
+    return entry
+
+
+def _candidates(
+    session: Session, nurse: Nurse, first: date, last: date
+) -> list[tuple[WaitlistEntry, Patient]]:
+    """Waiting entries that this nurse might serve in [first, last]: hers, or any nurse's
+    for patients she is on the care team of then; earliest joined first."""
+    team = select(PatientNurseAssignment.patient_id).where(
+        PatientNurseAssignment.nurse_id == nurse.id,
+        PatientNurseAssignment.valid_from <= last,
+        or_(PatientNurseAssignment.valid_to.is_(None), PatientNurseAssignment.valid_to >= first),
+    )
+    rows = session.execute(
+        select(WaitlistEntry, Patient)
+        .join(Patient, Patient.id == WaitlistEntry.patient_id)
+        .where(
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+            WaitlistEntry.until_date >= first,
+            WaitlistEntry.from_date <= last,
+            or_(
+                WaitlistEntry.nurse_id == nurse.id,
+                and_(WaitlistEntry.nurse_id.is_(None), WaitlistEntry.patient_id.in_(team)),
+            ),
+        )
+        .order_by(WaitlistEntry.joined_at, WaitlistEntry.id)
+    ).all()
+    return [(entry, patient) for entry, patient in rows]
+
+
+def _as_waiting(session: Session, entry: WaitlistEntry, patient: Patient, nurse_id: int) -> Waiting:
+    """The entry as the pure choice sees it, for time with one nurse."""
+    covers = tuple(
+        Cover(a.nurse_id, a.valid_from, a.valid_to)
+        for a in session.scalars(
+            select(PatientNurseAssignment).where(
+                PatientNurseAssignment.patient_id == patient.id,
+                PatientNurseAssignment.nurse_id == nurse_id,
+            )
+        )
+    )
+    passed = tuple(
+        (o.nurse_id, o.start_at, o.end_at)
+        for o in session.scalars(
+            select(WaitlistOffer).where(
+                WaitlistOffer.entry_id == entry.id,
+                WaitlistOffer.nurse_id == nurse_id,
+                WaitlistOffer.status.in_((OfferStatus.DECLINED, OfferStatus.LAPSED)),
+            )
+        )
+    )
+    return Waiting(
+        entry_id=entry.id,
+        joined_at=entry.joined_at,
+        nurses=covers,
+        time_zone=patient.time_zone,
+        from_date=entry.from_date,
+        until_date=entry.until_date,
+        weekdays=frozenset(entry.weekdays),
+        parts=frozenset(PartOfDay(p) for p in entry.parts_of_day),
+        passed=passed,
+    )
+
+
+def offer_freed_time(
+    session: Session,
+    nurse_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    hold: timedelta | None = None,
+    actor: Actor | None = None,
+) -> list[WaitlistOffer]:
+    """Offer the nurse's free visits within [start, end) to the first waiting patients they
+    fit, one visit each, held for `hold` (WAITLIST_HOLD_MINUTES) and texted to them.
+
+    Runs in the caller's transaction, under the nurse's lock like a booking: the freed time
+    and its offers are committed together or not at all, and a held time is never offered
+    twice (the hold makes it busy for the next pass).
+    """
+    now = require_aware(now, "now")
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    hold = configured_hold() if hold is None else hold
+    actor = actor or Actor.system()
+    end = min(end, now + timedelta(days=MAX_WINDOW_DAYS + 2))
+    if end <= max(start, now):
+        return []
+    nurse = session.get(Nurse, nurse_id)
+    if nurse is None or not nurse.active:
+        return []
+    tz = zone(nurse.time_zone)
+    # A day either side: patients' dates are in their own zones.
+    first = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    candidates = _candidates(session, nurse, first, last)
+    if not candidates:
+        return []
+    lock_nurse_row(session, nurse.id)
+    length = timedelta(minutes=nurse.visit_minutes)
+    waiting = {
+        entry.id: (entry, _as_waiting(session, entry, p, nurse.id)) for entry, p in candidates
+    }
+    offers: list[WaitlistOffer] = []
+    while waiting:
+        schedule = load_schedule(session, nurse, start, end, now=now)
+        starts = slot_starts(schedule, start, end, now, nurse.visit_minutes)
+        slots = [Slot(nurse.id, s, s + length) for s in starts if s + length <= end]
+        chosen = choose([w for _, w in waiting.values()], slots, now)
+        if chosen is None:
+            break
+        entry = waiting.pop(chosen[0].entry_id)[0]
+        offers.append(_make_offer(session, entry, chosen[1], now=now, hold=hold, actor=actor))
+    return offers
+
+
+def _make_offer(
+    session: Session,
+    entry: WaitlistEntry,
+    slot: Slot,
+    *,
+    now: datetime,
+    hold: timedelta,
+    actor: Actor,
+) -> WaitlistOffer:
+    """Hold `slot` for the entry's patient (never past the visit's start) and text them."""
+    offer = WaitlistOffer(
+        entry_id=entry.id,
+        nurse_id=slot.nurse_id,
+        start_at=slot.start,
+        end_at=slot.end,
+        expires_at=min(now + hold, slot.start),
+        status=OfferStatus.OFFERED,
+        created_at=now,
+    )
+    session.add(offer)
+    entry.status = WaitlistStatus.OFFERED
+    entry.updated_at = now
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="waitlist.offered",
+        entity_type="waitlist_offer",
+        entity_id=offer.id,
+        now=now,
+        entry_id=entry.id,
+        patient_id=entry.patient_id,
+        nurse_id=slot.nurse_id,
+        start_at=slot.start.isoformat(),
+        expires_at=offer.expires_at.isoformat(),
+    )
+    queue_waitlist_offer(session, offer, now)
+    return offer
+
+
+def _locked_offer(session: Session, offer_id: int) -> WaitlistOffer:
+    """The offer, re-read under its nurse's lock so that two answers are judged in turn."""
+    offer = get_or_raise(session, WaitlistOffer, offer_id, "offer")
+    lock_nurse_row(session, offer.nurse_id)
+    session.refresh(offer)
+    session.refresh(offer.entry)
+    return offer
+
+
+def _refuse_answer(offer: WaitlistOffer, now: datetime) -> None:
+    """InvalidState when the offer can no longer be answered."""
+    if offer.status != OfferStatus.OFFERED:
+        raise InvalidState(
+            f"This offer was already {OfferStatus(offer.status).value}; the time is no longer"
+            " held for the patient.",
+            field="offer_id",
+        )
+    if offer.expires_at <= now:
+        raise InvalidState(
+            "This offer's hold has lapsed; the time may have gone to the next patient.",
+            field="offer_id",
+        )
+
+
+def accept(
+    session: Session,
+    offer_id: int,
+    *,
+    actor: Actor,
+    now: datetime,
+    patient_id: int | None = None,
+) -> Appointment:
+    """Book the held time for its patient through book_appointment; accepting again gives
+    the same visit. A lapsed, declined or withdrawn offer, or one made to another patient than
+    `patient_id` (when given), is refused with nothing changed."""
+    now = require_aware(now, "now")
+    offer = _locked_offer(session, offer_id)
+    if patient_id is not None and offer.entry.patient_id != patient_id:
+        raise InvalidState("This time is held for another patient.", field="offer_id")
+    if offer.status == OfferStatus.ACCEPTED and offer.appointment is not None:
+        return offer.appointment
+    _refuse_answer(offer, now)
+    entry = offer.entry
+    appointment = book_appointment(
+        session,
+        patient_id=entry.patient_id,
+        nurse_id=offer.nurse_id,
+        start=offer.start_at,
+        duration_minutes=int((offer.end_at - offer.start_at).total_seconds() // 60),
+        kind=entry.kind,
+        actor=actor,
+        now=now,
+        idempotency_key=f"waitlist-offer:{offer.id}",
+    )
+    offer.status = OfferStatus.ACCEPTED
+    offer.appointment_id = appointment.id
+    offer.responded_at = now
+    entry.status = WaitlistStatus.BOOKED
+    entry.updated_at = now
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action="waitlist.accepted",
+        entity_type="waitlist_offer",
+        entity_id=offer.id,
+        now=now,
+        entry_id=entry.id,
+        appointment_id=appointment.id,
+        changes=field_changes({"status": OfferStatus.OFFERED}, {"status": OfferStatus.ACCEPTED}),
+    )
+    return appointment
+
+
+def _let_go(
+    session: Session,
+    offer: WaitlistOffer,
+    status: OfferStatus,
+    *,
+    actor: Actor,
+    now: datetime,
+    hold: timedelta | None,
+) -> list[WaitlistOffer]:
+    """Close an unanswered offer (declined or lapsed): the patient waits on for other times,
+    and the held time goes to the next in line."""
+    offer.status = status
+    offer.responded_at = now
+    entry = offer.entry
+    if entry.status == WaitlistStatus.OFFERED:
+        entry.status = WaitlistStatus.WAITING
+        entry.updated_at = now
+    session.flush()
+    audit(
+        session,
+        actor=actor,
+        action=f"waitlist.{status.value}",
+        entity_type="waitlist_offer",
+        entity_id=offer.id,
+        now=now,
+        entry_id=entry.id,
+        changes=field_changes({"status": OfferStatus.OFFERED}, {"status": status}),
+    )
+    return offer_freed_time(
+        session, offer.nurse_id, offer.start_at, offer.end_at, now, hold=hold, actor=actor
+    )
+
+
+def decline(
+    session: Session,
+    offer_id: int,
+    *,
+    actor: Actor,
+    now: datetime,
+    hold: timedelta | None = None,
+) -> WaitlistOffer:
+    """The patient passes on the held time: it goes to the next in line; they wait on."""
+    now = require_aware(now, "now")
+    offer = _locked_offer(session, offer_id)
+    if offer.status == OfferStatus.DECLINED:
+        return offer
+    _refuse_answer(offer, now)
+    _let_go(session, offer, OfferStatus.DECLINED, actor=actor, now=now, hold=hold)
+    return offer
+
+
+def lapse_expired(
+    session: Session, now: datetime, *, hold: timedelta | None = None
+) -> tuple[int, int]:
+    """Close holds that expired unanswered (offering their time to the next in line) and
+    entries whose window has passed; (lapsed offers, expired entries). Idempotent."""
+    now = require_aware(now, "now")
+    actor = Actor.system()
+    due = session.scalars(
+        select(WaitlistOffer.id)
+        .where(WaitlistOffer.status == OfferStatus.OFFERED, WaitlistOffer.expires_at <= now)
+        .order_by(WaitlistOffer.expires_at, WaitlistOffer.id)
+    ).all()
+    lapsed = 0
+    for offer_id in due:
+        offer = _locked_offer(session, offer_id)
+        if offer.status != OfferStatus.OFFERED or offer.expires_at > now:
+            continue  # answered while we waited for the lock
+        _let_go(session, offer, OfferStatus.LAPSED, actor=actor, now=now, hold=hold)
+        lapsed += 1
+    stale = session.execute(
+        select(WaitlistEntry, Patient)
+        .join(Patient, Patient.id == WaitlistEntry.patient_id)
+        .where(
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+            WaitlistEntry.until_date < now.date() + timedelta(days=1),
+        )
+    ).all()
+    expired = 0
+    for entry, patient in stale:
+        if entry.until_date >= patient_today(patient, now):
+            continue
+        entry.status = WaitlistStatus.EXPIRED
+        entry.updated_at = now
+        audit(
+            session,
+            actor=actor,
+            action="waitlist.expired",
+            entity_type="waitlist_entry",
+            entity_id=entry.id,
+            now=now,
+            changes=field_changes(
+                {"status": WaitlistStatus.WAITING}, {"status": WaitlistStatus.EXPIRED}
+            ),
+        )
+        expired += 1
+    session.flush()
+    return lapsed, expired
