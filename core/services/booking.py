@@ -39,7 +39,8 @@ from core.scheduling import (
 )
 from core.services.assignments import active_assignment, is_assigned
 from core.services.common import Actor, audit, field_changes, get_or_raise
-from core.services.schedules import load_schedule
+from core.services.offers import offer_freed_time
+from core.services.schedules import load_schedule, lock_nurse_row
 from core.services.status_changes import check_note, latest_change, record_status_change
 
 HOME_VISIT_NEEDS_ADDRESS = (
@@ -60,12 +61,6 @@ class AvailabilityAnswer:
     message: str = ""
     alternatives: list[Slot] = field(default_factory=list)
     escalate: bool = False
-
-
-def lock_nurse_row(session: Session, nurse_id: int) -> None:
-    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
 def visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
@@ -564,6 +559,7 @@ def reschedule_appointment(
     )
     sync_reminders(session, old, now)  # withdraws the old visit's reminders
     sync_reminders(session, new, now, just_booked=True)
+    offer_freed_time(session, nurse.id, old.start_at, old.end_at, now)
     return new
 
 
@@ -583,6 +579,10 @@ def cancel_appointment(
     if reason_code not in CancelReason.chosen_by_people():
         raise ValidationError(CANCEL_REASON_CHOICE.message(), field="reason_code")
     note = check_note(note)
+    appointment = _scheduled(session, appointment_id)
+    # The nurse before the visit, as a booking takes them: the freed time is offered below.
+    lock_nurse_row(session, appointment.nurse_id)
+    session.refresh(appointment)
     appointment = _scheduled(session, appointment_id)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason_code
@@ -613,6 +613,7 @@ def cancel_appointment(
             session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
         )
     sync_reminders(session, appointment, now)
+    offer_freed_time(session, appointment.nurse_id, appointment.start_at, appointment.end_at, now)
     return appointment
 
 
@@ -806,6 +807,7 @@ def move_to_nurse(
     )
     sync_reminders(session, old, now)
     sync_reminders(session, new, now, just_booked=True)
+    offer_freed_time(session, old.nurse_id, old.start_at, old.end_at, now)
     return new
 
 

@@ -94,6 +94,12 @@ _BOOKINGS_AND_HOLDS = union_all(_APPOINTMENTS, _HOLDS)
 _BOOKINGS = _BOOKINGS_AND_HOLDS.order_by(_BOOKINGS_AND_HOLDS.selected_columns.start_at)
 
 
+def lock_nurse_row(session: Session, nurse_id: int) -> None:
+    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
+
+
 def load_schedules(
     session: Session,
     nurses: Sequence[Nurse],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -20,8 +20,17 @@ from core.models import (
     WaitlistOffer,
     WaitlistStatus,
 )
+from core.notifications.settings import NotifySettings
+from core.notifications.worker import Worker
 from core.services import waitlist
-from core.services.booking import book_appointment, check_availability, free_slots
+from core.services.availability import add_override, remove_override
+from core.services.booking import (
+    book_appointment,
+    cancel_appointment,
+    check_availability,
+    free_slots,
+    reschedule_appointment,
+)
 from tests.services.world import ACTOR, World, build_world, local
 
 TUESDAY = date(2025, 3, 4)
@@ -390,3 +399,99 @@ def test_entries_whose_window_passed_expire(session_factory, frozen_now, world):
         assert waitlist.lapse_expired(session, frozen_now + timedelta(days=2)) == (0, 1)
         session.commit()
     assert entry_status(session_factory, entry_id) == WaitlistStatus.EXPIRED
+
+
+# ---------------------------------------------------------------- the events that free time
+
+
+def book_visit(
+    factory: sessionmaker[Session], now: datetime, patient_id: int, start: datetime
+) -> int:
+    """A visit booked and committed; its id."""
+    with factory() as session:
+        visit = book_appointment(session, patient_id=patient_id, start=start, actor=ACTOR, now=now)
+        session.commit()
+        return visit.id
+
+
+def offers(factory: sessionmaker[Session]) -> list[tuple[int, datetime, str]]:
+    """(entry, start, status) of every offer, oldest first."""
+    with factory() as session:
+        return [
+            (o.entry_id, o.start_at, o.status)
+            for o in session.scalars(select(WaitlistOffer).order_by(WaitlistOffer.id))
+        ]
+
+
+def test_a_cancelled_visit_is_offered_in_the_same_transaction(session_factory, frozen_now, world):
+    visit = book_visit(session_factory, frozen_now, world.other_patient_id, local(TUESDAY, 10))
+    entry = join(session_factory, frozen_now, world.patient_id)
+    with session_factory() as session:
+        cancel_appointment(session, visit, actor=ACTOR, now=frozen_now)
+        assert session.scalar(select(func.count()).select_from(WaitlistOffer)) == 1
+        session.rollback()
+    assert offers(session_factory) == []  # a cancel that never commits offers nothing
+    with session_factory() as session:
+        cancel_appointment(session, visit, actor=ACTOR, now=frozen_now)
+        session.commit()
+    assert offers(session_factory) == [(entry, local(TUESDAY, 10), "offered")]
+
+
+def test_the_old_time_of_a_moved_visit_is_offered(session_factory, frozen_now, world):
+    visit = book_visit(session_factory, frozen_now, world.other_patient_id, local(TUESDAY, 10))
+    entry = join(session_factory, frozen_now, world.patient_id)
+    with session_factory() as session:
+        reschedule_appointment(
+            session, visit, new_start=local(TUESDAY, 15), actor=ACTOR, now=frozen_now
+        )
+        session.commit()
+    assert offers(session_factory) == [(entry, local(TUESDAY, 10), "offered")]
+
+
+def test_extra_hours_added_are_offered(session_factory, frozen_now, world):
+    saturday = date(2025, 3, 8)
+    entry = join(session_factory, frozen_now, world.patient_id, until_date=saturday, weekdays=[5])
+    with session_factory() as session:
+        add_override(
+            session,
+            world.nurse_id,
+            kind="extra_hours",
+            start_date=saturday,
+            start_time=time(9),
+            end_time=time(12),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+    assert offers(session_factory) == [(entry, local(saturday, 9), "offered")]
+
+
+def test_time_off_removed_is_offered(session_factory, frozen_now, world):
+    with session_factory() as session:
+        override, _ = add_override(
+            session,
+            world.nurse_id,
+            kind="time_off",
+            start_date=TUESDAY,
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+        override_id = override.id
+    entry = join(session_factory, frozen_now, world.patient_id, weekdays=[1])
+    with session_factory() as session:
+        remove_override(session, override_id, actor=ACTOR, now=frozen_now)
+        session.commit()
+    assert offers(session_factory) == [(entry, local(TUESDAY, 9), "offered")]
+
+
+def test_the_worker_sweep_passes_a_lapsed_hold_on(session_factory, frozen_now, world):
+    first = join(session_factory, frozen_now, world.patient_id)
+    second = join(session_factory, frozen_now + timedelta(minutes=1), world.other_patient_id)
+    free(session_factory, frozen_now, world.nurse_id, local(TUESDAY, 10))
+    worker = Worker(session_factory, {}, NotifySettings())
+    worker.sweep(frozen_now + HOLD)
+    assert offers(session_factory) == [
+        (first, local(TUESDAY, 10), "lapsed"),
+        (second, local(TUESDAY, 10), "offered"),
+    ]
