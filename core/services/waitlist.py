@@ -23,6 +23,7 @@ from core.models import (
     PartOfDay,
     Patient,
     PatientNurseAssignment,
+    Source,
     WaitlistEntry,
     WaitlistOffer,
     WaitlistStatus,
@@ -30,13 +31,15 @@ from core.models import (
 from core.scheduling import require_aware
 from core.services.assignments import patient_today
 from core.services.booking import HOME_VISIT_NEEDS_ADDRESS, book_appointment
-from core.services.common import Actor, audit, field_changes, get_or_raise
+from core.services.common import Actor, audit, field_changes, get_or_raise, normalise_phone
 from core.services.offers import MAX_WINDOW_DAYS, configured_hold, offer_freed_time
 from core.services.schedules import lock_nurse_row
+from core.timefmt import spoken
 
 # offer_freed_time lives with the booking services that call it; it is part of this API too.
 __all__ = [
     "accept",
+    "answer_by_text",
     "cancel",
     "configured_hold",
     "decline",
@@ -379,3 +382,68 @@ def lapse_expired(
         expired += 1
     session.flush()
     return lapsed, expired
+
+
+# ---------------------------------------------------------------- answers by text
+
+YES_WORDS = frozenset({"yes", "y", "yes please", "ok", "book", "book it"})
+NO_WORDS = frozenset({"no", "n", "no thanks", "pass"})
+TEXT_ACTOR = Actor(source=Source.SYSTEM, label="patient:text")
+UNKNOWN_NUMBER = (
+    "Carematix: we could not find a time held for this number. Please call us to book a visit."
+)
+NOTHING_HELD = (
+    "Carematix: there is no time held for you right now. We will text you when one opens up."
+)
+NO_LONGER_FREE = (
+    "Carematix: sorry, that time can no longer be booked. You stay on the waitlist; "
+    "we will text you when another opens up."
+)
+
+
+def held_for_phone(session: Session, phone: str, now: datetime) -> WaitlistOffer | None:
+    """The time held right now for the patient with this phone number, if any."""
+    return session.scalar(
+        select(WaitlistOffer)
+        .join(WaitlistEntry, WaitlistEntry.id == WaitlistOffer.entry_id)
+        .join(Patient, Patient.id == WaitlistEntry.patient_id)
+        .where(
+            Patient.phone == phone,
+            WaitlistOffer.status == OfferStatus.OFFERED,
+            WaitlistOffer.expires_at > now,
+        )
+        .order_by(WaitlistOffer.start_at)
+    )
+
+
+def answer_by_text(session: Session, phone: str, text: str, now: datetime) -> str:
+    """Apply a patient's text reply (YES books the time held for them, NO passes it on) and
+    say what happened; a number we do not know or with nothing held changes nothing.
+
+    A refusal (the booking checks say no) raises, so that the caller rolls back; see
+    NO_LONGER_FREE for the words to send then.
+    """
+    now = require_aware(now, "now")
+    try:
+        number = normalise_phone(phone, "From")
+    except ValidationError:
+        return UNKNOWN_NUMBER
+    patient = session.scalar(select(Patient).where(Patient.phone == number))
+    if patient is None:
+        return UNKNOWN_NUMBER
+    offer = held_for_phone(session, number, now)
+    if offer is None:
+        return NOTHING_HELD
+    when = spoken(offer.start_at, patient.time_zone)
+    nurse = f"nurse {offer.nurse.first_name}"
+    word = " ".join(text.lower().replace(".", " ").replace("!", " ").split())
+    if word in YES_WORDS:
+        accept(session, offer.id, actor=TEXT_ACTOR, now=now, patient_id=patient.id)
+        return f"Carematix: you are booked for {when} with {nurse}. See you then."
+    if word in NO_WORDS:
+        decline(session, offer.id, actor=TEXT_ACTOR, now=now)
+        return (
+            "Carematix: no problem, we have passed that time on. You stay on the waitlist "
+            "for another."
+        )
+    return f"Carematix: reply YES to book {when} with {nurse}, or NO to pass."
