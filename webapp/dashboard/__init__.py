@@ -31,6 +31,7 @@ from webapp.dashboard import (
     series,
     staff,
     time_off,
+    waitlist,
 )
 
 
@@ -46,6 +47,7 @@ def register(app: Flask) -> None:
         appointments,
         schedule,
         series,
+        waitlist,
         calls,
         staff,
         time_off,
