@@ -593,12 +593,14 @@ def _distinct_parts(value: list[PartOfDay]) -> list[PartOfDay]:
 
 
 class JoinWaitlist(Operation):
-    """Wait for an earlier time with one nurse of the patient's care team, or any of them,
-    within dates, weekdays and parts of the patient's day (all in the patient's zone)."""
+    """Wait for an earlier time with one nurse of the patient's care team, or any nurse who
+    covers their needs, within dates, weekdays and parts of the day (in the patient's zone)."""
 
     patient_id: Annotated[Id, Choice("a patient")] = Field(title="Patient")
     nurse_id: Id | None = Field(
-        None, title="Nurse", description="Default: any nurse on the patient's care team"
+        None,
+        title="Nurse",
+        description="Default: any nurse on the care team or who covers the patient's conditions",
     )
     from_date: Annotated[
         Day | None,

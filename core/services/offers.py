@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.errors import Slot
 from core.models import (
+    AssignmentRole,
     Nurse,
     OfferStatus,
     PartOfDay,
@@ -26,7 +27,9 @@ from core.models import (
 )
 from core.outbox import queue_waitlist_offer
 from core.scheduling import require_aware, slot_starts, zone
+from core.services.assignments import condition_map
 from core.services.common import Actor, audit
+from core.services.openings import covered_conditions
 from core.services.schedules import load_schedule, lock_nurse_row
 from core.waitlist import Cover, Waiting, choose
 
@@ -42,39 +45,83 @@ def configured_hold() -> timedelta:
 
 def _candidates(
     session: Session, nurse: Nurse, first: date, last: date
-) -> list[tuple[WaitlistEntry, Patient]]:
-    """Waiting entries that this nurse might serve in [first, last]: hers, or any nurse's
-    for patients she is on the care team of then; earliest joined first."""
+) -> list[tuple[WaitlistEntry, Patient, bool]]:
+    """Waiting entries that this nurse might serve in [first, last], earliest joined first:
+    hers; any nurse's for patients she is on the care team of then; and, marked True, any
+    nurse's for patients she covers a condition of who have no backup nurse in their window
+    (accepting makes her their backup for that visit's day)."""
     team = select(PatientNurseAssignment.patient_id).where(
         PatientNurseAssignment.nurse_id == nurse.id,
         PatientNurseAssignment.valid_from <= last,
         or_(PatientNurseAssignment.valid_to.is_(None), PatientNurseAssignment.valid_to >= first),
     )
-    rows = session.execute(
+    waiting = (
         select(WaitlistEntry, Patient)
         .join(Patient, Patient.id == WaitlistEntry.patient_id)
         .where(
             WaitlistEntry.status == WaitlistStatus.WAITING,
             WaitlistEntry.until_date >= first,
             WaitlistEntry.from_date <= last,
-            or_(
-                WaitlistEntry.nurse_id == nurse.id,
-                and_(WaitlistEntry.nurse_id.is_(None), WaitlistEntry.patient_id.in_(team)),
-            ),
         )
-        .order_by(WaitlistEntry.joined_at, WaitlistEntry.id)
-    ).all()
-    return [(entry, patient) for entry, patient in rows]
+    )
+    found = [
+        (entry, patient, False)
+        for entry, patient in session.execute(
+            waiting.where(
+                or_(
+                    WaitlistEntry.nurse_id == nurse.id,
+                    and_(WaitlistEntry.nurse_id.is_(None), WaitlistEntry.patient_id.in_(team)),
+                )
+            )
+        ).all()
+    ]
+    specialties = {s.strip().lower() for s in nurse.specializations if s.strip()}
+    if specialties:
+        mapping = condition_map(session)
+        for entry, patient in session.execute(
+            waiting.where(WaitlistEntry.nurse_id.is_(None), WaitlistEntry.patient_id.not_in(team))
+        ).all():
+            conditions = [c.strip() for c in patient.conditions if c.strip()]
+            if covered_conditions(conditions, specialties, mapping) and not _has_backup(
+                session, patient.id, entry.from_date, entry.until_date
+            ):
+                found.append((entry, patient, True))
+    return sorted(found, key=lambda row: (row[0].joined_at, row[0].id))
 
 
-def _as_waiting(session: Session, entry: WaitlistEntry, patient: Patient, nurse_id: int) -> Waiting:
-    """The entry as the pure choice sees it, for time with one nurse."""
-    covers = tuple(
-        Cover(a.nurse_id, a.valid_from, a.valid_to)
-        for a in session.scalars(
-            select(PatientNurseAssignment).where(
-                PatientNurseAssignment.patient_id == patient.id,
-                PatientNurseAssignment.nurse_id == nurse_id,
+def _has_backup(session: Session, patient_id: int, first: date, last: date) -> bool:
+    """Whether the patient has a backup nurse on some day of [first, last]."""
+    return (
+        session.scalar(
+            select(PatientNurseAssignment.id).where(
+                PatientNurseAssignment.patient_id == patient_id,
+                PatientNurseAssignment.role == AssignmentRole.BACKUP,
+                PatientNurseAssignment.valid_from <= last,
+                or_(
+                    PatientNurseAssignment.valid_to.is_(None),
+                    PatientNurseAssignment.valid_to >= first,
+                ),
+            )
+        )
+        is not None
+    )
+
+
+def _as_waiting(
+    session: Session, entry: WaitlistEntry, patient: Patient, nurse_id: int, matching: bool
+) -> Waiting:
+    """The entry as the pure choice sees it, for time with one nurse: on the care team on
+    her assignment's dates, or (`matching`) throughout the patient's window."""
+    covers = (
+        (Cover(nurse_id, entry.from_date, entry.until_date),)
+        if matching
+        else tuple(
+            Cover(a.nurse_id, a.valid_from, a.valid_to)
+            for a in session.scalars(
+                select(PatientNurseAssignment).where(
+                    PatientNurseAssignment.patient_id == patient.id,
+                    PatientNurseAssignment.nurse_id == nurse_id,
+                )
             )
         )
     )
@@ -138,7 +185,8 @@ def offer_freed_time(
     lock_nurse_row(session, nurse.id)
     length = timedelta(minutes=nurse.visit_minutes)
     waiting = {
-        entry.id: (entry, _as_waiting(session, entry, p, nurse.id)) for entry, p in candidates
+        entry.id: (entry, _as_waiting(session, entry, p, nurse.id, matching))
+        for entry, p, matching in candidates
     }
     offers: list[WaitlistOffer] = []
     while waiting:

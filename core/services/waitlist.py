@@ -18,6 +18,7 @@ from core.errors import InvalidState, ValidationError
 from core.models import (
     Appointment,
     AppointmentKind,
+    AssignmentRole,
     Nurse,
     OfferStatus,
     PartOfDay,
@@ -28,8 +29,8 @@ from core.models import (
     WaitlistOffer,
     WaitlistStatus,
 )
-from core.scheduling import require_aware
-from core.services.assignments import patient_today
+from core.scheduling import require_aware, zone
+from core.services.assignments import active_assignment, assign_nurse, is_assigned, patient_today
 from core.services.booking import HOME_VISIT_NEEDS_ADDRESS, book_appointment
 from core.services.common import Actor, audit, field_changes, get_or_raise, normalise_phone
 from core.services.offers import MAX_WINDOW_DAYS, configured_hold, offer_freed_time
@@ -253,6 +254,7 @@ def accept(
         return offer.appointment
     _refuse_answer(offer, now)
     entry = offer.entry
+    _cover_the_day(session, offer, actor=actor, now=now)
     appointment = book_appointment(
         session,
         patient_id=entry.patient_id,
@@ -282,6 +284,31 @@ def accept(
         changes=field_changes({"status": OfferStatus.OFFERED}, {"status": OfferStatus.ACCEPTED}),
     )
     return appointment
+
+
+def _cover_the_day(session: Session, offer: WaitlistOffer, *, actor: Actor, now: datetime) -> None:
+    """A nurse off the care team who covers the patient's needs was offered: make her their
+    backup for the visit's day (audited), unless they have a backup then."""
+    nurse, patient_id = offer.nurse, offer.entry.patient_id
+    day = offer.start_at.astimezone(zone(nurse.time_zone)).date()
+    if is_assigned(session, patient_id, nurse.id, day):
+        return
+    if active_assignment(session, patient_id, on=day, role=AssignmentRole.BACKUP) is not None:
+        raise InvalidState(
+            f"{nurse.display_name} is not on this patient's care team and they have a backup "
+            "nurse that day; book with the care team instead.",
+            field="offer_id",
+        )
+    assign_nurse(
+        session,
+        patient_id=patient_id,
+        nurse_id=nurse.id,
+        role=AssignmentRole.BACKUP,
+        valid_from=day,
+        valid_to=day,
+        actor=actor,
+        now=now,
+    )
 
 
 def _let_go(

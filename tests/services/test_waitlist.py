@@ -16,6 +16,7 @@ from core.models import (
     AuditEvent,
     Notification,
     OfferStatus,
+    PatientNurseAssignment,
     WaitlistEntry,
     WaitlistOffer,
     WaitlistStatus,
@@ -23,6 +24,7 @@ from core.models import (
 from core.notifications.settings import NotifySettings
 from core.notifications.worker import Worker
 from core.services import waitlist
+from core.services.assignments import assign_nurse
 from core.services.availability import add_override, remove_override
 from core.services.booking import (
     book_appointment,
@@ -31,6 +33,7 @@ from core.services.booking import (
     free_slots,
     reschedule_appointment,
 )
+from core.services.people import create_nurse, update_nurse
 from tests.services.world import ACTOR, World, build_world, local
 
 TUESDAY = date(2025, 3, 4)
@@ -495,3 +498,59 @@ def test_the_worker_sweep_passes_a_lapsed_hold_on(session_factory, frozen_now, w
         (first, local(TUESDAY, 10), "lapsed"),
         (second, local(TUESDAY, 10), "offered"),
     ]
+
+
+def test_a_nurse_who_covers_the_patients_needs_is_offered_and_covers_that_day(
+    session_factory, frozen_now, world
+):
+    with session_factory() as session:
+        update_nurse(
+            session, world.other_nurse_id, actor=ACTOR, now=frozen_now, specializations=["diabetes"]
+        )
+        session.commit()
+    john = join(session_factory, frozen_now, world.patient_id)  # Diabetes, no backup nurse
+    join(session_factory, frozen_now - timedelta(minutes=1), world.other_patient_id)  # no needs
+    [offer_id] = free(session_factory, frozen_now, world.other_nurse_id, local(TUESDAY, 10))
+    assert offer_of(session_factory, offer_id).entry_id == john
+    with session_factory() as session:
+        visit = waitlist.accept(session, offer_id, actor=ACTOR, now=frozen_now)
+        session.commit()
+        assert (visit.nurse_id, visit.patient_id) == (world.other_nurse_id, world.patient_id)
+        cover = session.scalars(
+            select(PatientNurseAssignment).where(
+                PatientNurseAssignment.nurse_id == world.other_nurse_id
+            )
+        ).one()
+        assert (cover.role, cover.valid_from, cover.valid_to) == ("backup", TUESDAY, TUESDAY)
+
+
+def test_a_covering_nurse_is_not_offered_to_a_patient_with_a_backup(
+    session_factory, frozen_now, world
+):
+    with session_factory() as session:
+        update_nurse(
+            session, world.other_nurse_id, actor=ACTOR, now=frozen_now, specializations=["diabetes"]
+        )
+        session.commit()
+    join(session_factory, frozen_now, world.patient_id)
+    with session_factory() as session:
+        third = create_nurse(
+            session,
+            actor=ACTOR,
+            now=frozen_now,
+            first_name="Ana",
+            last_name="Lopez",
+            time_zone="America/New_York",
+        )
+        # A backup from Thursday on, inside the window: no stranger covers this patient.
+        assign_nurse(
+            session,
+            patient_id=world.patient_id,
+            nurse_id=third.id,
+            role="backup",
+            valid_from=date(2025, 3, 6),
+            actor=ACTOR,
+            now=frozen_now,
+        )
+        session.commit()
+    assert free(session_factory, frozen_now, world.other_nurse_id, local(TUESDAY, 10)) == []

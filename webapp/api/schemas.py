@@ -421,7 +421,9 @@ class WaitlistEntryOut(BaseModel):
 
     id: int
     patient_id: int
-    nurse_id: int | None = Field(description="Null: any nurse on the patient's care team")
+    nurse_id: int | None = Field(
+        description="Null: any nurse on the care team or who covers the patient's conditions"
+    )
     from_date: Date
     until_date: Date
     weekdays: list[Weekday] = Field(description="Empty: any day")

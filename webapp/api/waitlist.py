@@ -77,8 +77,10 @@ def entry_out(entry: WaitlistEntry, ctx: Context) -> WaitlistEntryOut:
     rules=JOIN_RULES,
 )
 def join_waitlist(ctx: Context, body: WaitlistCreate) -> WaitlistEntryOut:
-    """Wait for an earlier time with `nurse_id` (on the patient's care team) or any nurse of
-    it, within `from_date`..`until_date`, `weekdays` and `parts_of_day` in the patient's zone.
+    """Wait for an earlier time with `nurse_id` (on the patient's care team), or without it
+    any nurse of the care team or who covers the patient's conditions (accepting time with
+    one off the care team makes her their backup for that day, when they have none), within
+    `from_date`..`until_date`, `weekdays` and `parts_of_day` in the patient's zone.
     When such time frees up, the first in line is offered it and it is held for them
     (WAITLIST_HOLD_MINUTES); a patient already waiting answers 409."""
     visible_patient(ctx, body.patient_id)
