@@ -84,6 +84,7 @@ def _join_form(patient: Patient, errors: dict[str, str], status: int = 200) -> R
         form=form,
         chosen_weekdays=form.getlist("weekdays") if form else [],
         chosen_parts=form.getlist("parts_of_day") if form else [],
+        joining=True,
     )
 
 

@@ -41,7 +41,9 @@ def hold_next_free_time(dash: Dashboard) -> int:
 def test_a_coordinator_puts_a_patient_on_the_waitlist_from_their_page(dash: Dashboard) -> None:
     patient = dash.ids["patient"]
     page = dash.client("coordinator").get(f"/patients/{patient}").get_data(as_text=True)
-    assert 'id="waitlist-form"' in page and f"/waitlist/join/{patient}" in page
+    assert 'id="waitlist-open"' in page and f'href="/waitlist/join/{patient}"' in page
+    form = dash.client("coordinator").get(f"/waitlist/join/{patient}").get_data(as_text=True)
+    assert 'id="waitlist-form"' in form
 
     response = dash.post(
         "coordinator",
@@ -129,3 +131,10 @@ def test_only_coordinators_and_admins_see_the_waitlist(dash: Dashboard) -> None:
     refused = dash.post("nurse", f"/waitlist/join/{dash.ids['patient']}", {"until_date": today()})
     assert refused.status_code == 403
     assert dash.count(WaitlistEntry) == 0
+
+
+def test_coordinators_see_the_waitlist_in_the_audit_trail(dash: Dashboard) -> None:
+    dash.post("coordinator", f"/waitlist/join/{dash.ids['patient']}", {"until_date": in_days(9)})
+    trail = dash.client("coordinator").get("/audit/?entity_type=waitlist_entry")
+    assert trail.status_code == 200
+    assert "waitlist.joined" in trail.get_data(as_text=True)
