@@ -133,6 +133,7 @@ class Settings:
     redis_url: str = ""
     demo_password: str = ""
     default_time_zone: str = "America/New_York"
+    waitlist_hold_minutes: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -180,4 +181,5 @@ class Settings:
             redis_url=env.get("REDIS_URL", ""),
             demo_password=env.get("DEMO_PASSWORD", ""),
             default_time_zone=env.get("DEFAULT_TIME_ZONE", "America/New_York"),
+            waitlist_hold_minutes=max(1, int(env.get("WAITLIST_HOLD_MINUTES", "30"))),
         )

@@ -503,6 +503,108 @@ class AppointmentSeries(TimestampMixin, Base):
     )
 
 
+class WaitlistStatus(Choices):
+    """Where a patient's wait for an earlier time stands."""
+
+    WAITING = "waiting"
+    OFFERED = "offered", "Offered a time"
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired", "Window passed"
+
+
+class OfferStatus(Choices):
+    """A held time offered to a waiting patient, and what became of it."""
+
+    OFFERED = "offered", "Held for the patient"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    LAPSED = "lapsed", "Not answered in time"
+
+
+class PartOfDay(Choices):
+    """Parts of a patient's day a waitlist window may name; `hours` is [first, last) hour."""
+
+    MORNING = "morning"
+    AFTERNOON = "afternoon"
+    EVENING = "evening"
+
+    @property
+    def hours(self) -> tuple[int, int]:
+        """The local hours this part covers, [first, last)."""
+        return {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}[self.value]
+
+
+class WaitlistEntry(TimestampMixin, Base):
+    """A patient waiting for an earlier time with one nurse, or any who covers their needs
+    (`nurse_id` empty), within a window: dates, weekdays and parts of the patient's day."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint(WaitlistStatus.check("status"), name="status"),
+        CheckConstraint(AppointmentKind.check("kind"), name="kind"),
+        CheckConstraint(Source.check("source"), name="source"),
+        CheckConstraint("until_date >= from_date", name="date_range"),
+        Index("ix_waitlist_entries_status_joined", "status", "joined_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    nurse_id: Mapped[int | None] = mapped_column(ForeignKey("nurses.id"), default=None)
+    from_date: Mapped[date] = mapped_column(Date)
+    until_date: Mapped[date] = mapped_column(Date)
+    weekdays: Mapped[list[int]] = mapped_column(JSON, default=list)  # empty: any day
+    parts_of_day: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: any time
+    kind: Mapped[str] = mapped_column(String(16), default=AppointmentKind.PHONE)
+    status: Mapped[str] = mapped_column(String(10), default=WaitlistStatus.WAITING)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16), default=Source.DASHBOARD)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_by: Mapped[str] = mapped_column(String(80), default="")
+
+    patient: Mapped[Patient] = relationship()
+    nurse: Mapped[Nurse | None] = relationship()
+    offers: Mapped[list[WaitlistOffer]] = relationship(
+        back_populates="entry", order_by="(WaitlistOffer.created_at, WaitlistOffer.id)"
+    )
+
+
+class WaitlistOffer(Base):
+    """Freed time held for one waiting patient until `expires_at`; while held it is busy for
+    everyone else. A hold past `expires_at` never blocks, whatever its status says."""
+
+    __tablename__ = "waitlist_offers"
+    __table_args__ = (
+        CheckConstraint(OfferStatus.check("status"), name="status"),
+        CheckConstraint("end_at > start_at", name="ends_after_start"),
+        Index("ix_waitlist_offers_nurse_status_start", "nurse_id", "status", "start_at"),
+        Index("ix_waitlist_offers_status_expires", "status", "expires_at"),
+        # Backstop: a waiting patient holds at most one time at once.
+        Index(
+            "uq_waitlist_offers_open_entry",
+            "entry_id",
+            unique=True,
+            sqlite_where=text("status = 'offered'"),
+            postgresql_where=text("status = 'offered'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("waitlist_entries.id"))
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("nurses.id"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(10), default=OfferStatus.OFFERED)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    entry: Mapped[WaitlistEntry] = relationship(back_populates="offers")
+    nurse: Mapped[Nurse] = relationship()
+    appointment: Mapped[Appointment | None] = relationship()
+
+
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (

@@ -41,6 +41,7 @@ from core.models import (
     CancelReason,
     Choices,
     OverrideKind,
+    PartOfDay,
     Role,
     SeriesScope,
     Weekday,
@@ -582,6 +583,45 @@ class SeriesDetails(Operation):
         if _given(data, "count") == _given(data, "until"):
             return {"count": "Give the number of visits or the last date, one of the two."}
         return {}
+
+
+PART_OF_DAY = Choice("parts of the day", tuple(PartOfDay))
+PartOfDayChoice = Annotated[PartOfDay, BeforeValidator(_choice_of(*PartOfDay)), PART_OF_DAY]
+
+
+def _distinct_parts(value: list[PartOfDay]) -> list[PartOfDay]:
+    """The chosen parts of the day in the day's order, each once."""
+    return sorted(set(value), key=list(PartOfDay).index)
+
+
+class JoinWaitlist(Operation):
+    """Wait for an earlier time with one nurse of the patient's care team, or any nurse who
+    covers their needs, within dates, weekdays and parts of the day (in the patient's zone)."""
+
+    patient_id: Annotated[Id, Choice("a patient")] = Field(title="Patient")
+    nurse_id: Id | None = Field(
+        None,
+        title="Nurse",
+        description="Default: any nurse on the care team or who covers the patient's conditions",
+    )
+    from_date: Annotated[
+        Day | None,
+        BeforeValidator(_not_null),
+        WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+    ] = Field(None, title="From", description="First date to wait for (default: today)")
+    until_date: Day = Field(title="Until", description="Last date to wait for (92 days at most)")
+    weekdays: Annotated[
+        list[SeriesWeekday], Field(max_length=7), AfterValidator(_distinct_weekdays)
+    ] = Field(default_factory=list, title="Weekdays", description="None chosen: any day")
+    parts_of_day: Annotated[
+        list[PartOfDayChoice], Field(max_length=3), AfterValidator(_distinct_parts)
+    ] = Field(
+        default_factory=list,
+        title="Parts of the day",
+        description="morning (before 12:00), afternoon (12:00-17:00), evening (from 17:00); "
+        "none chosen: any time",
+    )
+    kind: KindOfVisit = Field(AppointmentKind.PHONE, title="Kind")
 
 
 class CancelSeriesVisits(Operation):

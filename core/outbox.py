@@ -21,6 +21,7 @@ from core.models import (
     RecipientKind,
     Role,
     User,
+    WaitlistOffer,
 )
 from core.timefmt import spoken
 
@@ -38,6 +39,7 @@ class BookingEvent(StrEnum):
     SERIES_BOOKED = "series_booked"
     SERIES_CANCELLED = "series_cancelled"
     SERIES_MOVED = "series_moved"
+    WAITLIST_OFFER = "waitlist_offer"
 
 
 def _patient_text(
@@ -212,3 +214,38 @@ def _queue_messages(
         )
     session.add_all(rows)
     return rows
+
+
+def waitlist_offer_text(offer: WaitlistOffer) -> str:
+    """The text offering held time to a waiting patient: only the time and the nurse's name."""
+    patient = offer.entry.patient
+    when = spoken(offer.start_at, patient.time_zone)
+    until = spoken(offer.expires_at, patient.time_zone)
+    nurse = f"nurse {offer.nurse.first_name}"
+    return (
+        f"Carematix: an earlier time has opened up. Reply YES to book {when} with {nurse}, "
+        f"or NO to pass. We hold it for you until {until}."
+    )
+
+
+def queue_waitlist_offer(
+    session: Session, offer: WaitlistOffer, now: datetime
+) -> list[Notification]:
+    """Text the offer to a patient who agreed to texts (a reply answers it); without consent
+    the offer waits on the dashboard for a coordinator to take up with them."""
+    patient = offer.entry.patient
+    if not patient.sms_consent:
+        return []
+    row = Notification(
+        event=BookingEvent.WAITLIST_OFFER.value,
+        subject="An earlier time",
+        recipient_kind=RecipientKind.PATIENT,
+        patient_id=patient.id,
+        channel=Channel.SMS,
+        body=waitlist_offer_text(offer),
+        status=NotificationStatus.QUEUED,
+        send_after=now,
+        created_at=now,
+    )
+    session.add(row)
+    return [row]

@@ -6,6 +6,7 @@ import logging
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from core.config import Settings
@@ -88,6 +89,13 @@ def say_twiml(text: str) -> str:
     response = VoiceResponse()
     response.say(text)
     response.hangup()
+    return str(response)
+
+
+def message_twiml(text: str) -> str:
+    """A reply to an incoming text."""
+    response = MessagingResponse()
+    response.message(text)
     return str(response)
 
 

@@ -1,4 +1,5 @@
-"""Twilio webhooks (/incoming-call, /call-status, text delivery) and the dashboard's /make-call.
+"""Twilio webhooks (/incoming-call, /call-status, texts in and their delivery) and the
+dashboard's /make-call.
 
 Every Twilio request is checked against X-Twilio-Signature over the URL rebuilt from
 PUBLIC_BASE_URL; an unsigned or forged one gets 403 and nothing is written.
@@ -21,7 +22,7 @@ from core.logs import log_failure
 from core.models import Call, CallDirection, CallStatus
 from core.notifications.callbacks import apply_status_callback
 from core.notifications.settings import STATUS_CALLBACK_PATH
-from core.services import calls
+from core.services import calls, waitlist
 from voice import (
     SIMULATED_CALLS_EXTENSION,
     get_database,
@@ -40,13 +41,21 @@ from voice.security import (
     simulator_signature_ok,
     twilio_signature_ok,
 )
-from voice.twilio_rest import DIAL_STATUS_PATH, hang_up_twiml, say_twiml, stream_twiml
+from voice.twilio_rest import (
+    DIAL_STATUS_PATH,
+    hang_up_twiml,
+    message_twiml,
+    say_twiml,
+    stream_twiml,
+)
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
 
 XML = "text/xml"
+INCOMING_SMS_PATH = "/twilio/incoming-sms"
+_TEXT_FAILED = "Carematix: sorry, we could not read your reply just now. Please call us."
 _SORRY = "Sorry, Carematix cannot take your call right now. Please call again later."
 _CALLBACK_COMING = (
     "Sorry, no one could take your call right now. A care coordinator will call you back soon. "
@@ -165,6 +174,35 @@ async def message_status() -> Response:
     return Response(
         outcome, status=404 if outcome == "unknown message" else 400, mimetype="text/plain"
     )
+
+
+@bp.post(INCOMING_SMS_PATH)
+async def incoming_sms() -> Response:
+    """A text from a patient: YES books the time held for them on the waitlist, NO passes it
+    to the next in line. The reply says what happened; an unknown number, or one with nothing
+    held, gets a polite answer and nothing changes. A forged request gets 403."""
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    database = get_database(current_app)
+    if database is None:
+        return Response(message_twiml(_TEXT_FAILED), mimetype=XML)
+    phone = params.get("From", "")[:32]
+    text = params.get("Body", "")[:160]
+
+    def answer() -> str:
+        with transaction(database.sessions) as session:
+            return waitlist.answer_by_text(session, phone, text, datetime.now(UTC))
+
+    try:
+        reply = await asyncio.to_thread(answer)
+    except DomainError as refused:
+        logger.info("a text reply was refused: %s", refused.code)
+        reply = waitlist.NO_LONGER_FREE
+    except Exception:
+        log_failure(logger, "could not apply a text reply")
+        reply = _TEXT_FAILED
+    return Response(message_twiml(reply), mimetype=XML)
 
 
 @bp.post("/call-status")

@@ -60,6 +60,8 @@ COORDINATOR_AUDITED_RECORDS = (
     "callback_request",
     "notification",
     "condition_mapping",
+    "waitlist_entry",
+    "waitlist_offer",
 )
 
 

@@ -257,7 +257,7 @@ def rank_nurses(session: Session, patient_id: int, *, now: datetime) -> list[Nur
         ).all()
     )
     week_end = now + timedelta(days=7)
-    schedules = load_schedules(session, nurses, now, week_end)
+    schedules = load_schedules(session, nurses, now, week_end, now=now, patient_id=patient.id)
     conditions = [c.strip() for c in patient.conditions if c.strip()]
     matches = []
     for nurse in nurses:

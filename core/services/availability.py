@@ -27,6 +27,7 @@ from core.scheduling import (
     zone,
 )
 from core.services.common import Actor, audit, get_or_raise
+from core.services.offers import offer_freed_time
 from core.services.schedules import load_schedule
 
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -141,7 +142,9 @@ def visits_outside_hours(session: Session, nurse_id: int, now: datetime) -> list
     ).all()
     if not visits:
         return []
-    schedule = load_schedule(session, nurse, visits[0].start_at, max(v.end_at for v in visits))
+    schedule = load_schedule(
+        session, nurse, visits[0].start_at, max(v.end_at for v in visits), now=now
+    )
     return [
         OverrideCollision(v.id, v.start_at, v.end_at, {"patient_id": v.patient_id})
         for v in visits
@@ -254,13 +257,23 @@ def add_override(
         kind=kind,
         colliding_appointment_ids=[c.appointment_id for c in collisions],
     )
+    if kind == OverrideKind.EXTRA_HOURS:
+        _offer_override_time(session, override, nurse, now)
     return override, collisions
+
+
+def _offer_override_time(
+    session: Session, override: NurseAvailabilityOverride, nurse: Nurse, now: datetime
+) -> None:
+    """Offer the time an override frees (extra hours added, time off removed) to the waitlist."""
+    spans = override_intervals(override, nurse.time_zone)
+    offer_freed_time(session, nurse.id, spans[0][0], spans[-1][1], now)
 
 
 def remove_override(session: Session, override_id: int, *, actor: Actor, now: datetime) -> None:
     """Delete an override (overrides are settings, not records that must be kept)."""
     override = get_or_raise(session, NurseAvailabilityOverride, override_id, "override")
-    nurse_id = override.nurse_id
+    nurse_id, nurse = override.nurse_id, override.nurse
     session.delete(override)
     session.flush()
     audit(
@@ -272,3 +285,5 @@ def remove_override(session: Session, override_id: int, *, actor: Actor, now: da
         now=now,
         override_id=override_id,
     )
+    if override.kind == OverrideKind.TIME_OFF:
+        _offer_override_time(session, override, nurse, now)

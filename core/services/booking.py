@@ -39,7 +39,8 @@ from core.scheduling import (
 )
 from core.services.assignments import active_assignment, is_assigned
 from core.services.common import Actor, audit, field_changes, get_or_raise
-from core.services.schedules import load_schedule
+from core.services.offers import offer_freed_time
+from core.services.schedules import load_schedule, lock_nurse_row
 from core.services.status_changes import check_note, latest_change, record_status_change
 
 HOME_VISIT_NEEDS_ADDRESS = (
@@ -60,12 +61,6 @@ class AvailabilityAnswer:
     message: str = ""
     alternatives: list[Slot] = field(default_factory=list)
     escalate: bool = False
-
-
-def lock_nurse_row(session: Session, nurse_id: int) -> None:
-    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
 def visit_length(nurse: Nurse, duration_minutes: int | None) -> timedelta:
@@ -190,7 +185,7 @@ def offer_alternatives(
     cannot move to another nurse: `include_backup`); else escalate."""
     minutes = int(length.total_seconds() // 60)
     horizon_end = now + timedelta(days=nurse.horizon_days)
-    schedule = load_schedule(session, nurse, now, horizon_end)
+    schedule = load_schedule(session, nurse, now, horizon_end, now=now, patient_id=patient.id)
     found = alternatives(
         schedule,
         asked,
@@ -209,7 +204,12 @@ def offer_alternatives(
     )
     if backup is not None and backup.nurse_id != nurse.id and backup.nurse.active:
         backup_schedule = load_schedule(
-            session, backup.nurse, now, now + timedelta(days=backup.nurse.horizon_days)
+            session,
+            backup.nurse,
+            now,
+            now + timedelta(days=backup.nurse.horizon_days),
+            now=now,
+            patient_id=patient.id,
         )
         found = alternatives(
             backup_schedule, asked, now, duration_minutes=minutes, preferences=preferences
@@ -267,7 +267,7 @@ def check_availability(
     refuse_written_gap(written, nurse)
     length = visit_length(nurse, duration_minutes)
     end = start + length
-    schedule = load_schedule(session, nurse, start, end)
+    schedule = load_schedule(session, nurse, start, end, now=now, patient_id=patient.id)
     refusal = refusal_for(schedule, start, end, now, None)
     if refusal is None:
         return AvailabilityAnswer(True, nurse.id, start, end)
@@ -310,7 +310,7 @@ def free_slots(
         raise ValidationError("Ask for at most 92 days of slots at a time.", field="end")
     nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
     length = visit_length(nurse, duration_minutes)
-    schedule = load_schedule(session, nurse, start, end + length)
+    schedule = load_schedule(session, nurse, start, end + length, now=now)
     minutes = int(length.total_seconds() // 60)
     return _slots_from(nurse.id, slot_starts(schedule, start, end, now, minutes), length)
 
@@ -398,7 +398,7 @@ def book_appointment(
     lock_nurse_row(session, nurse.id)
     if key is not None and (existing := _existing_for_key(session, key)) is not None:
         return _same_request(existing, patient_id)  # a retry that waited on the lock
-    schedule = load_schedule(session, nurse, start, end)
+    schedule = load_schedule(session, nurse, start, end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, start, end, now, None, override_reason)
     if refusal is not None:
         raise _refuse(
@@ -518,7 +518,7 @@ def reschedule_appointment(
         else visit_length(nurse, duration_minutes)
     )
     new_end = new_start + length
-    schedule = load_schedule(session, nurse, new_start, new_end)
+    schedule = load_schedule(session, nurse, new_start, new_end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, new_start, new_end, now, old.id, override_reason)
     if refusal is not None:
         raise _refuse(
@@ -560,6 +560,7 @@ def reschedule_appointment(
     )
     sync_reminders(session, old, now)  # withdraws the old visit's reminders
     sync_reminders(session, new, now, just_booked=True)
+    offer_freed_time(session, nurse.id, old.start_at, old.end_at, now)
     return new
 
 
@@ -579,6 +580,10 @@ def cancel_appointment(
     if reason_code not in CancelReason.chosen_by_people():
         raise ValidationError(CANCEL_REASON_CHOICE.message(), field="reason_code")
     note = check_note(note)
+    appointment = _scheduled(session, appointment_id)
+    # The nurse before the visit, as a booking takes them: the freed time is offered below.
+    lock_nurse_row(session, appointment.nurse_id)
+    session.refresh(appointment)
     appointment = _scheduled(session, appointment_id)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason_code
@@ -609,6 +614,7 @@ def cancel_appointment(
             session, event=BookingEvent.CANCELLED, appointment=appointment, now=now
         )
     sync_reminders(session, appointment, now)
+    offer_freed_time(session, appointment.nurse_id, appointment.start_at, appointment.end_at, now)
     return appointment
 
 
@@ -688,7 +694,12 @@ def undo_status_change(
             refusal = "The nurse is inactive now; book the visit with another nurse instead."
         else:
             schedule = load_schedule(
-                session, appointment.nurse, appointment.start_at, appointment.end_at
+                session,
+                appointment.nurse,
+                appointment.start_at,
+                appointment.end_at,
+                now=now,
+                patient_id=appointment.patient_id,
             )
             refusal = restore_refusal(
                 schedule, appointment.start_at, appointment.end_at, now, appointment.id
@@ -763,7 +774,9 @@ def move_to_nurse(
         )
     for locked in sorted((old.nurse_id, nurse.id)):  # one order, so two movers never deadlock
         lock_nurse_row(session, locked)
-    schedule = load_schedule(session, nurse, old.start_at, old.end_at)
+    schedule = load_schedule(
+        session, nurse, old.start_at, old.end_at, now=now, patient_id=old.patient_id
+    )
     refusal = refusal_for(schedule, old.start_at, old.end_at, now, None)
     if refusal is not None:
         raise InvalidState(
@@ -795,6 +808,7 @@ def move_to_nurse(
     )
     sync_reminders(session, old, now)
     sync_reminders(session, new, now, just_booked=True)
+    offer_freed_time(session, old.nurse_id, old.start_at, old.end_at, now)
     return new
 
 

@@ -99,7 +99,7 @@ def deactivation_overview(session: Session, nurse_id: int, *, now: datetime) -> 
     choices = [VisitChoice(v) for v in visits]
     if visits and candidates:
         schedules = load_schedules(
-            session, candidates, visits[0].start_at, max(v.end_at for v in visits)
+            session, candidates, visits[0].start_at, max(v.end_at for v in visits), now=now
         )
         for choice in choices:
             visit = choice.appointment

@@ -43,7 +43,7 @@ class Opening:
         return self.relation != Relation.MATCHING
 
 
-def _covered(
+def covered_conditions(
     conditions: list[str], specialties: set[str], mapping: dict[str, set[str]]
 ) -> list[str]:
     """The conditions a nurse with `specialties` covers (by the coordinators' mapping or name)."""
@@ -82,7 +82,9 @@ def next_available(
     conditions = [c.strip() for c in patient.conditions if c.strip()]
     mapping = condition_map(session)
     covers = {
-        nurse.id: _covered(conditions, {s.strip().lower() for s in nurse.specializations}, mapping)
+        nurse.id: covered_conditions(
+            conditions, {s.strip().lower() for s in nurse.specializations}, mapping
+        )
         for nurse in nurses
     }
     # Others are searched best cover first; a few more than shown, as some have no time.
@@ -92,7 +94,9 @@ def next_available(
     )[: matching * 3]
     searched = [n for n in nurses if n.id in team] + others
     end = now + timedelta(days=SEARCH_DAYS)
-    schedules = load_schedules(session, searched, now, end + timedelta(days=1))
+    schedules = load_schedules(
+        session, searched, now, end + timedelta(days=1), now=now, patient_id=patient.id
+    )
     openings = []
     for nurse in searched:
         length = timedelta(minutes=nurse.visit_minutes)

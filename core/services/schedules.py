@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Integer, bindparam, cast, null, select, union_all
 from sqlalchemy.orm import Session
 
 from core.models import (
@@ -15,6 +15,9 @@ from core.models import (
     Nurse,
     NurseAvailability,
     NurseAvailabilityOverride,
+    OfferStatus,
+    WaitlistEntry,
+    WaitlistOffer,
 )
 from core.scheduling import Booking, DateOverride, NurseSchedule, WeeklyRule
 
@@ -60,22 +63,56 @@ _OVERRIDES = select(NurseAvailabilityOverride).where(
     NurseAvailabilityOverride.end_date >= bindparam("low_date"),
     NurseAvailabilityOverride.start_date <= bindparam("high_date"),
 )
-_BOOKINGS = (
-    select(Appointment.nurse_id, Appointment.id, Appointment.start_at, Appointment.end_at)
-    .where(
-        Appointment.nurse_id.in_(bindparam("ids", expanding=True)),
-        Appointment.status == AppointmentStatus.SCHEDULED,
-        Appointment.start_at < bindparam("high"),
-        Appointment.end_at > bindparam("low"),
-    )
-    .order_by(Appointment.start_at)
+_APPOINTMENTS = select(
+    Appointment.nurse_id, Appointment.id, Appointment.start_at, Appointment.end_at
+).where(
+    Appointment.nurse_id.in_(bindparam("ids", expanding=True)),
+    Appointment.status == AppointmentStatus.SCHEDULED,
+    Appointment.start_at < bindparam("high"),
+    Appointment.end_at > bindparam("low"),
 )
+# Times held for a waiting patient block like visits (without an id) for everyone else. The
+# expiry is in the query: a lapsed hold frees its time whether or not a worker has run.
+_HOLDS = (
+    select(
+        WaitlistOffer.nurse_id,
+        cast(null(), Integer).label("id"),
+        WaitlistOffer.start_at,
+        WaitlistOffer.end_at,
+    )
+    .join(WaitlistEntry, WaitlistEntry.id == WaitlistOffer.entry_id)
+    .where(
+        WaitlistOffer.nurse_id.in_(bindparam("ids", expanding=True)),
+        WaitlistOffer.status == OfferStatus.OFFERED,
+        WaitlistOffer.expires_at > bindparam("now"),
+        WaitlistEntry.patient_id != bindparam("holder"),
+        WaitlistOffer.start_at < bindparam("high"),
+        WaitlistOffer.end_at > bindparam("low"),
+    )
+)
+_BOOKINGS_AND_HOLDS = union_all(_APPOINTMENTS, _HOLDS)
+_BOOKINGS = _BOOKINGS_AND_HOLDS.order_by(_BOOKINGS_AND_HOLDS.selected_columns.start_at)
+
+
+def lock_nurse_row(session: Session, nurse_id: int) -> None:
+    """Serialise writers per nurse: row lock on PostgreSQL; SQLite already holds the write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Nurse.id).where(Nurse.id == nurse_id).with_for_update())
 
 
 def load_schedules(
-    session: Session, nurses: Sequence[Nurse], start: datetime, end: datetime
+    session: Session,
+    nurses: Sequence[Nurse],
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    patient_id: int | None = None,
 ) -> dict[int, NurseSchedule]:
-    """Schedules for several nurses over [start, end), in three queries whatever their number."""
+    """Schedules for several nurses over [start, end), in three queries whatever their number.
+
+    Times held for waiting patients until after `now` are busy, except for `patient_id`'s own.
+    """
     if not nurses:
         return {}
     low, high = start - LOAD_MARGIN, end + LOAD_MARGIN
@@ -85,6 +122,8 @@ def load_schedules(
         "high": high,
         "low_date": low.date(),
         "high_date": high.date(),
+        "now": now,
+        "holder": 0 if patient_id is None else patient_id,  # ids start at 1: nobody's hold
     }
     rules: dict[int, list[NurseAvailability]] = defaultdict(list)
     for rule in session.scalars(_RULES, params):
@@ -100,6 +139,14 @@ def load_schedules(
     }
 
 
-def load_schedule(session: Session, nurse: Nurse, start: datetime, end: datetime) -> NurseSchedule:
-    """The schedule of one nurse over [start, end)."""
-    return load_schedules(session, [nurse], start, end)[nurse.id]
+def load_schedule(
+    session: Session,
+    nurse: Nurse,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    patient_id: int | None = None,
+) -> NurseSchedule:
+    """The schedule of one nurse over [start, end) (holds as for load_schedules)."""
+    return load_schedules(session, [nurse], start, end, now=now, patient_id=patient_id)[nurse.id]

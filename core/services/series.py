@@ -38,6 +38,7 @@ from core.scheduling import (
 )
 from core.services import booking
 from core.services.common import Actor, audit, field_changes, get_or_raise
+from core.services.offers import offer_freed_time
 from core.services.schedules import load_schedule
 
 NOT_ASSIGNED = "not_assigned"
@@ -188,7 +189,17 @@ def plan_series(
         plans.append(plan)
         candidates.append((begin, chosen is not None or occurrence.exists))
 
-    _judge(session, nurse, plans, candidates, length, now=now, since=start, waive=waive)
+    _judge(
+        session,
+        nurse,
+        plans,
+        candidates,
+        length,
+        now=now,
+        since=start,
+        patient_id=patient.id,
+        waive=waive,
+    )
     return SeriesPlan(patient, nurse, rule, length, plans, sorted(skip))
 
 
@@ -201,6 +212,7 @@ def _judge(
     *,
     now: datetime,
     since: datetime,
+    patient_id: int,
     moving: Collection[int] = (),
     waive: Collection[int] | bool = (),
 ) -> None:
@@ -209,7 +221,12 @@ def _judge(
     refused, searched with the free ones in the schedule so none collides with a sibling."""
     last_end = max((p.end for p in plans), default=since + length)
     schedule = load_schedule(
-        session, nurse, min(now, since), max(now + timedelta(days=nurse.horizon_days), last_end)
+        session,
+        nurse,
+        min(now, since),
+        max(now + timedelta(days=nurse.horizon_days), last_end),
+        now=now,
+        patient_id=patient_id,
     )
     if moving:
         kept = tuple(b for b in schedule.bookings if b.id not in moving)
@@ -566,6 +583,7 @@ def move_following(
         length,
         now=now,
         since=min(plans[0].start, chosen.start_at),
+        patient_id=chosen.patient_id,
         moving={v.id for v in following},
     )
     refused = [p for p in plans if not p.free]
@@ -643,6 +661,8 @@ def move_following(
     queue_series_notifications(
         session, event=BookingEvent.SERIES_MOVED, appointments=moved, now=now
     )
+    for old in following:  # the times they left, for whoever waits (the new ones are booked)
+        offer_freed_time(session, nurse.id, old.start_at, old.end_at, now)
     return SeriesMove(series, continued, moved)
 
 

@@ -9,7 +9,14 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, PathConverter, Rule
 from werkzeug.wrappers import Response as BaseResponse
 
-from webapp.api import appointments, calls, meta, nurses, series  # noqa: F401  (declare operations)
+from webapp.api import (  # noqa: F401  (declare operations)
+    appointments,
+    calls,
+    meta,
+    nurses,
+    series,
+    waitlist,
+)
 from webapp.api.problems import ApiProblem, problem_response
 from webapp.api.registry import REGISTRY, bp
 

@@ -89,7 +89,7 @@ def available_nurses(ctx: Context, query: AvailableNursesQuery) -> AvailableNurs
     # Wide enough for every zone's version of that local date (offsets reach +-14 hours).
     low = local_to_utc(day, 0, zone("UTC")) - timedelta(days=1)
     high = low + timedelta(days=3)
-    schedules = load_schedules(db.session(), nurses, low, high)
+    schedules = load_schedules(db.session(), nurses, low, high, now=ctx.now)
     items: list[NurseAvailabilityOut] = []
     for nurse in nurses:
         schedule = schedules[nurse.id]

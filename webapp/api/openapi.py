@@ -29,6 +29,7 @@ TAG_DESCRIPTIONS = {
     "patients": "Patient lookups.",
     "appointments": "Book, move, cancel and close visits.",
     "appointment series": "Recurring visits: book a series, read it, cancel visits of it.",
+    "waitlist": "Patients waiting for an earlier time, and the freed times held for them.",
     "calls": "Call history, transcripts, booking from a call, outbound calls.",
     "transcripts": "Stored call transcripts.",
 }

@@ -24,7 +24,10 @@ from core.models import (
     AppointmentStatus,
     CallDirection,
     CallStatus,
+    OfferStatus,
+    PartOfDay,
     SeriesBookMode,
+    WaitlistStatus,
     Weekday,
 )
 from core.operations import (
@@ -37,6 +40,7 @@ from core.operations import (
     Day,
     Id,
     Instant,
+    JoinWaitlist,
     MoveSeriesVisits,
     Reschedule,
     SeriesDetails,
@@ -132,6 +136,11 @@ class CallListQuery(PageQuery):
     end: QueryInstant | None = Field(None, description="Calls created before")
 
 
+class WaitlistListQuery(PageQuery):
+    patient_id: Id | None = None
+    status: WaitlistStatus | None = None
+
+
 class TranscriptListQuery(PageQuery):
     patient_id: Id | None = None
     call_id: Id | None = None
@@ -217,6 +226,10 @@ class SeriesCancelRequest(CancelSeriesVisits):
 
 class SeriesMoveRequest(MoveSeriesVisits):
     """Move one visit of the series (`this`), or it and every later one (`following`)."""
+
+
+class WaitlistCreate(JoinWaitlist):
+    """Put a patient on the waitlist for an earlier time."""
 
 
 class OutboundCallCreate(Strict):
@@ -434,6 +447,39 @@ class SeriesOut(BaseModel):
     created_at: datetime
     appointments: list[AppointmentOut]
     refused: list[OccurrenceOut] = Field(description="Visits not booked (when just booked)")
+
+
+class WaitlistOfferOut(BaseModel):
+    """Freed time offered to a waiting patient, held for them until `expires_at`."""
+
+    id: int
+    nurse_id: int
+    start: datetime
+    end: datetime
+    expires_at: datetime
+    status: OfferStatus
+    held: bool = Field(description="Still held now: offered and not yet expired")
+    appointment_id: int | None = Field(description="The visit booked when it was accepted")
+    created_at: datetime
+    responded_at: datetime | None
+
+
+class WaitlistEntryOut(BaseModel):
+    """A patient waiting for an earlier time, and the times offered to them."""
+
+    id: int
+    patient_id: int
+    nurse_id: int | None = Field(
+        description="Null: any nurse on the care team or who covers the patient's conditions"
+    )
+    from_date: Date
+    until_date: Date
+    weekdays: list[Weekday] = Field(description="Empty: any day")
+    parts_of_day: list[PartOfDay] = Field(description="Empty: any time of day")
+    kind: AppointmentKind
+    status: WaitlistStatus
+    joined_at: datetime
+    offers: list[WaitlistOfferOut]
 
 
 class CallOut(BaseModel):

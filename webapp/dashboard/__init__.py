@@ -32,6 +32,7 @@ from webapp.dashboard import (
     series,
     staff,
     time_off,
+    waitlist,
 )
 
 
@@ -48,6 +49,7 @@ def register(app: Flask) -> None:
         schedule,
         grid,
         series,
+        waitlist,
         calls,
         staff,
         time_off,

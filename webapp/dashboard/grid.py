@@ -146,7 +146,7 @@ def _nurse_grid(nurse_id: int, template: str) -> Response:
         monday = anchor - timedelta(days=anchor.weekday())
         days = [monday + timedelta(days=n) for n in range(7)]
     low, high = day_start(days[0], tz), day_start(days[-1] + timedelta(days=1), tz)
-    schedule = load_schedules(db.session(), [nurse], low, high)[nurse.id]
+    schedule = load_schedules(db.session(), [nurse], low, high, now=now)[nurse.id]
     visits = _visits([nurse.id], low, high, tz)[nurse.id]
     grid = layout(
         [ColumnInput(d, d, schedule, [v for v in visits if _touches(v, d, tz)]) for d in days],
@@ -252,7 +252,7 @@ def team_day() -> Response:
     )
     chosen = [n.id for n in nurses]
     low, high = day_start(day, tz), day_start(day + timedelta(days=1), tz)
-    schedules = load_schedules(db.session(), nurses, low, high)
+    schedules = load_schedules(db.session(), nurses, low, high, now=now)
     visits = _visits(chosen, low, high, tz) if chosen else {}
     grid = layout([ColumnInput(n, day, schedules[n.id], visits[n.id]) for n in nurses], tz, now)
     args = {"day": day.isoformat(), "specialization": wanted, "tz": tz}
