@@ -551,6 +551,8 @@ class WaitlistEntry(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     nurse_id: Mapped[int | None] = mapped_column(ForeignKey("nurses.id"), default=None)
+    # The visit to bring earlier: only earlier times are offered, and accepting moves it.
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), default=None)
     from_date: Mapped[date] = mapped_column(Date)
     until_date: Mapped[date] = mapped_column(Date)
     weekdays: Mapped[list[int]] = mapped_column(JSON, default=list)  # empty: any day
@@ -564,6 +566,7 @@ class WaitlistEntry(TimestampMixin, Base):
 
     patient: Mapped[Patient] = relationship()
     nurse: Mapped[Nurse | None] = relationship()
+    appointment: Mapped[Appointment | None] = relationship()
     offers: Mapped[list[WaitlistOffer]] = relationship(
         back_populates="entry", order_by="(WaitlistOffer.created_at, WaitlistOffer.id)"
     )

@@ -622,6 +622,13 @@ class JoinWaitlist(Operation):
         "none chosen: any time",
     )
     kind: KindOfVisit = Field(AppointmentKind.PHONE, title="Kind")
+    appointment_id: Id | None = Field(
+        None,
+        title="Visit to bring earlier",
+        description="One of the patient's scheduled visits: only earlier times are offered, and "
+        "accepting moves this visit there instead of booking another (the window must end by "
+        "its date)",
+    )
 
 
 class CancelSeriesVisits(Operation):

@@ -42,9 +42,12 @@ class Waiting:
     weekdays: frozenset[int] = frozenset()  # empty: any day
     parts: frozenset[PartOfDay] = frozenset()  # empty: any time of day
     passed: tuple[tuple[int, datetime, datetime], ...] = ()  # (nurse, start, end) let go
+    before: datetime | None = None  # bringing a visit earlier: only times starting before it
 
     def fits(self, slot: Slot) -> bool:
         """Whether the patient would take `slot`: their nurse, their days and hours."""
+        if self.before is not None and slot.start >= self.before:
+            return False
         local = slot.start.astimezone(zone(self.time_zone))
         if not any(cover.covers(slot.nurse_id, local.date()) for cover in self.nurses):
             return False

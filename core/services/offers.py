@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.errors import Slot
 from core.models import (
+    AppointmentStatus,
     AssignmentRole,
     Nurse,
     OfferStatus,
@@ -145,7 +146,16 @@ def _as_waiting(
         weekdays=frozenset(entry.weekdays),
         parts=frozenset(PartOfDay(p) for p in entry.parts_of_day),
         passed=passed,
+        before=_visit_start(entry),
     )
+
+
+def _visit_start(entry: WaitlistEntry) -> datetime | None:
+    """When the visit the patient wants earlier starts (None: no such visit, or not booked)."""
+    visit = entry.appointment
+    if visit is None or visit.status != AppointmentStatus.SCHEDULED:
+        return None
+    return visit.start_at
 
 
 def offer_freed_time(

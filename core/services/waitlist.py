@@ -18,7 +18,9 @@ from core.errors import InvalidState, ValidationError
 from core.models import (
     Appointment,
     AppointmentKind,
+    AppointmentStatus,
     AssignmentRole,
+    CancelReason,
     Nurse,
     OfferStatus,
     PartOfDay,
@@ -31,7 +33,12 @@ from core.models import (
 )
 from core.scheduling import require_aware, zone
 from core.services.assignments import active_assignment, assign_nurse, is_assigned, patient_today
-from core.services.booking import HOME_VISIT_NEEDS_ADDRESS, book_appointment
+from core.services.booking import (
+    HOME_VISIT_NEEDS_ADDRESS,
+    book_appointment,
+    cancel_appointment,
+    reschedule_appointment,
+)
 from core.services.common import Actor, audit, field_changes, get_or_raise, normalise_phone
 from core.services.offers import MAX_WINDOW_DAYS, configured_hold, offer_freed_time
 from core.services.schedules import lock_nurse_row
@@ -65,12 +72,19 @@ def join(
     weekdays: Iterable[int] = (),
     parts_of_day: Iterable[str] = (),
     kind: str = AppointmentKind.PHONE,
+    appointment_id: int | None = None,
 ) -> WaitlistEntry:
     """Put a patient on the waitlist for one nurse of their care team, or any (`nurse_id`
-    None), within [from_date, until_date] (the patient's dates), weekdays and parts of day."""
+    None), within [from_date, until_date] (the patient's dates), weekdays and parts of day.
+
+    With `appointment_id` (one of their scheduled visits) they want that visit earlier: only
+    times before it are offered, and accepting moves it there instead of booking another.
+    """
     now = require_aware(now, "now")
     patient = get_or_raise(session, Patient, patient_id, "patient")
     today = patient_today(patient, now)
+    if appointment_id is not None:
+        _visit_to_bring_forward(session, patient, appointment_id, until_date, now)
     start = today if from_date is None else from_date
     if start < today:
         raise ValidationError("The window cannot start in the past.", field="from_date")
@@ -113,6 +127,7 @@ def join(
     entry = WaitlistEntry(
         patient_id=patient.id,
         nurse_id=nurse_id,
+        appointment_id=appointment_id,
         from_date=start,
         until_date=until_date,
         weekdays=days,
@@ -140,6 +155,24 @@ def join(
         until_date=until_date.isoformat(),
     )
     return entry
+
+
+def _visit_to_bring_forward(
+    session: Session, patient: Patient, appointment_id: int, until_date: date, now: datetime
+) -> Appointment:
+    """The patient's own scheduled, future visit, whose day the window does not pass."""
+    visit = get_or_raise(session, Appointment, appointment_id, "appointment")
+    if visit.patient_id != patient.id:
+        raise ValidationError("That visit is another patient's.", field="appointment_id")
+    if visit.status != AppointmentStatus.SCHEDULED or visit.start_at <= now:
+        raise ValidationError(
+            "Only a scheduled visit still ahead can be brought earlier.", field="appointment_id"
+        )
+    if until_date > visit.start_at.astimezone(zone(patient.time_zone)).date():
+        raise ValidationError(
+            "To bring a visit earlier, wait only until its own date.", field="until_date"
+        )
+    return visit
 
 
 def _on_team_within(
@@ -255,17 +288,7 @@ def accept(
     _refuse_answer(offer, now)
     entry = offer.entry
     _cover_the_day(session, offer, actor=actor, now=now)
-    appointment = book_appointment(
-        session,
-        patient_id=entry.patient_id,
-        nurse_id=offer.nurse_id,
-        start=offer.start_at,
-        duration_minutes=int((offer.end_at - offer.start_at).total_seconds() // 60),
-        kind=entry.kind,
-        actor=actor,
-        now=now,
-        idempotency_key=f"waitlist-offer:{offer.id}",
-    )
+    appointment = _take(session, offer, actor=actor, now=now)
     offer.status = OfferStatus.ACCEPTED
     offer.appointment_id = appointment.id
     offer.responded_at = now
@@ -284,6 +307,48 @@ def accept(
         changes=field_changes({"status": OfferStatus.OFFERED}, {"status": OfferStatus.ACCEPTED}),
     )
     return appointment
+
+
+def _take(session: Session, offer: WaitlistOffer, *, actor: Actor, now: datetime) -> Appointment:
+    """Book the held time, or move the visit the patient wanted earlier onto it: with the same
+    nurse a reschedule; with another, a booking and the old visit cancelled, in one step."""
+    entry, key = offer.entry, f"waitlist-offer:{offer.id}"
+    minutes = int((offer.end_at - offer.start_at).total_seconds() // 60)
+    visit = entry.appointment
+    if visit is not None and visit.status != AppointmentStatus.SCHEDULED:
+        visit = None  # cancelled or moved meanwhile: the held time is booked as a new visit
+    if visit is not None and visit.nurse_id == offer.nurse_id:
+        return reschedule_appointment(
+            session,
+            visit.id,
+            new_start=offer.start_at,
+            duration_minutes=minutes,
+            actor=actor,
+            now=now,
+            idempotency_key=key,
+        )
+    booked = book_appointment(
+        session,
+        patient_id=entry.patient_id,
+        nurse_id=offer.nurse_id,
+        start=offer.start_at,
+        duration_minutes=minutes,
+        kind=entry.kind if visit is None else visit.kind,
+        reason="" if visit is None else visit.reason,
+        actor=actor,
+        now=now,
+        idempotency_key=key,
+    )
+    if visit is not None:
+        cancel_appointment(
+            session,
+            visit.id,
+            actor=actor,
+            now=now,
+            reason_code=CancelReason.PATIENT_REQUEST,
+            note=f"Brought earlier from the waitlist: now appointment {booked.id}.",
+        )
+    return booked
 
 
 def _cover_the_day(session: Session, offer: WaitlistOffer, *, actor: Actor, now: datetime) -> None:

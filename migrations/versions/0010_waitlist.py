@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=False),
         sa.Column("nurse_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
         sa.Column("from_date", sa.Date(), nullable=False),
         sa.Column("until_date", sa.Date(), nullable=False),
         sa.Column("weekdays", sa.JSON(), nullable=False),
@@ -52,6 +53,11 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["nurse_id"], ["nurses.id"], name=op.f("fk_waitlist_entries_nurse_id_nurses")
+        ),
+        sa.ForeignKeyConstraint(
+            ["appointment_id"],
+            ["appointments.id"],
+            name=op.f("fk_waitlist_entries_appointment_id_appointments"),
         ),
         sa.ForeignKeyConstraint(
             ["created_by_user_id"],

@@ -36,7 +36,7 @@ from core.services.booking import (
 )
 from core.services.people import create_nurse, update_nurse
 from core.services.series import book_series, move_following
-from tests.services.world import ACTOR, World, build_world, local
+from tests.services.world import ACTOR, World, assign_backup, build_world, local
 
 TUESDAY = date(2025, 3, 4)
 HOLD = timedelta(minutes=30)
@@ -579,3 +579,76 @@ def test_times_a_series_moves_away_from_are_offered(session_factory, frozen_now,
         session.commit()
     # One visit each: the first in line is offered the first time freed.
     assert offers(session_factory) == [(entry, local(TUESDAY, 10), "offered")]
+
+
+def cancel_visit(factory: sessionmaker[Session], now: datetime, visit_id: int) -> None:
+    """Cancel a visit at the patient's request, committed (its time is offered)."""
+    with factory() as session:
+        cancel_appointment(session, visit_id, actor=ACTOR, now=now)
+        session.commit()
+
+
+def test_a_visit_brought_earlier_is_moved_onto_the_held_time_not_doubled(
+    session_factory, frozen_now, world
+):
+    thursday = date(2025, 3, 6)
+    own = book_visit(session_factory, frozen_now, world.patient_id, local(thursday, 15))
+    entry = join(
+        session_factory, frozen_now, world.patient_id, appointment_id=own, until_date=thursday
+    )
+    later = book_visit(session_factory, frozen_now, world.other_patient_id, local(thursday, 16))
+    earlier = book_visit(session_factory, frozen_now, world.other_patient_id, local(TUESDAY, 10))
+    cancel_visit(session_factory, frozen_now, later)  # after their visit: not for them
+    assert offers(session_factory) == []
+    cancel_visit(session_factory, frozen_now, earlier)
+    [(offered_entry, start, _)] = offers(session_factory)
+    assert (offered_entry, start) == (entry, local(TUESDAY, 10))
+    with session_factory() as session:
+        offer_id = session.scalars(select(WaitlistOffer.id)).one()
+        moved = waitlist.accept(session, offer_id, actor=ACTOR, now=frozen_now)
+        session.commit()
+        assert (moved.start_at, moved.rescheduled_from_id) == (local(TUESDAY, 10), own)
+        theirs = session.scalars(
+            select(Appointment).where(
+                Appointment.patient_id == world.patient_id,
+                Appointment.status == AppointmentStatus.SCHEDULED,
+            )
+        ).all()
+        assert [a.id for a in theirs] == [moved.id]  # one visit, earlier: not two
+        assert session.get_one(Appointment, own).cancel_reason == "rescheduled"
+
+
+def test_bringing_forward_needs_the_patients_own_visit_and_a_window_that_ends_by_it(
+    session_factory, frozen_now, world
+):
+    thursday = date(2025, 3, 6)
+    theirs = book_visit(session_factory, frozen_now, world.other_patient_id, local(thursday, 15))
+    own = book_visit(session_factory, frozen_now, world.patient_id, local(thursday, 11))
+    for kwargs, field in (
+        ({"appointment_id": theirs, "until_date": thursday}, "appointment_id"),
+        ({"appointment_id": own, "until_date": date(2025, 3, 7)}, "until_date"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            join(session_factory, frozen_now, world.patient_id, **kwargs)
+        assert refused.value.field == field
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(WaitlistEntry)) == 0
+
+
+def test_a_visit_brought_earlier_with_another_nurse_is_booked_and_the_old_one_cancelled(
+    session_factory, frozen_now, world
+):
+    thursday = date(2025, 3, 6)
+    own = book_visit(session_factory, frozen_now, world.patient_id, local(thursday, 15))
+    with session_factory() as session:
+        assign_backup(session, world.patient_id, world.other_nurse_id, frozen_now)
+        session.commit()
+    join(session_factory, frozen_now, world.patient_id, appointment_id=own, until_date=thursday)
+    [offer_id] = free(session_factory, frozen_now, world.other_nurse_id, local(TUESDAY, 10))
+    with session_factory() as session:
+        booked = waitlist.accept(session, offer_id, actor=ACTOR, now=frozen_now)
+        session.commit()
+        assert (booked.nurse_id, booked.start_at) == (world.other_nurse_id, local(TUESDAY, 10))
+        old = session.get_one(Appointment, own)
+        assert old.status == AppointmentStatus.CANCELLED
+        assert f"now appointment {booked.id}" in (old.cancel_note or "")

@@ -472,6 +472,9 @@ class WaitlistEntryOut(BaseModel):
     nurse_id: int | None = Field(
         description="Null: any nurse on the care team or who covers the patient's conditions"
     )
+    appointment_id: int | None = Field(
+        description="The visit to bring earlier (accepting moves it); null: a new visit"
+    )
     from_date: Date
     until_date: Date
     weekdays: list[Weekday] = Field(description="Empty: any day")

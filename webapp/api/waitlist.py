@@ -53,6 +53,7 @@ def entry_out(entry: WaitlistEntry, ctx: Context) -> WaitlistEntryOut:
         id=entry.id,
         patient_id=entry.patient_id,
         nurse_id=entry.nurse_id,
+        appointment_id=entry.appointment_id,
         from_date=entry.from_date,
         until_date=entry.until_date,
         weekdays=[Weekday.numbered(n) for n in entry.weekdays],
@@ -93,6 +94,7 @@ def join_waitlist(ctx: Context, body: WaitlistCreate) -> WaitlistEntryOut:
         weekdays=[day.number for day in body.weekdays],
         parts_of_day=[part.value for part in body.parts_of_day],
         kind=body.kind,
+        appointment_id=body.appointment_id,
         actor=actor(ctx),
         now=ctx.now,
     )

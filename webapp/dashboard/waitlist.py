@@ -10,7 +10,9 @@ from werkzeug.wrappers import Response
 
 from core.errors import DomainError
 from core.models import (
+    Appointment,
     AppointmentKind,
+    AppointmentStatus,
     AssignmentRole,
     OfferStatus,
     PartOfDay,
@@ -22,11 +24,22 @@ from core.models import (
     Weekday,
 )
 from core.operations import JoinWaitlist, validate_form
+from core.scheduling import zone
 from core.services import access, waitlist
 from core.services.assignments import active_assignment, patient_today
+from core.timefmt import short_local
 from webapp import db
 from webapp.auth import now_utc, roles_required
-from webapp.dashboard.common import actor, blueprint, errors_of, finish, paginate, render, viewer
+from webapp.dashboard.common import (
+    actor,
+    blueprint,
+    errors_of,
+    finish,
+    paginate,
+    render,
+    viewer,
+    viewer_zone,
+)
 
 bp = blueprint("waitlist", __name__, url_prefix="/waitlist")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
@@ -96,7 +109,28 @@ def waitlist_join_context(patient: Patient) -> dict[str, object]:
         "weekdays": list(Weekday),
         "parts": list(PartOfDay),
         "kinds": AppointmentKind,
+        "visits": _upcoming_visits(patient),
     }
+
+
+def _upcoming_visits(patient: Patient) -> list[tuple[str, str]]:
+    """The patient's scheduled visits still ahead, as choices of a visit to bring earlier."""
+    tz = zone(viewer_zone())
+    visits = db.session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.patient_id == patient.id,
+            Appointment.status == AppointmentStatus.SCHEDULED,
+            Appointment.start_at > now_utc(),
+        )
+        .options(selectinload(Appointment.nurse))
+        .order_by(Appointment.start_at)
+        .limit(20)
+    )
+    return [
+        (str(v.id), f"{short_local(v.start_at.astimezone(tz))} with {v.nurse.display_name}")
+        for v in visits
+    ]
 
 
 @bp.get("/")
@@ -153,6 +187,7 @@ def join(patient_id: int) -> Response:
             weekdays=[day.number for day in details.weekdays],
             parts_of_day=[part.value for part in details.parts_of_day],
             kind=details.kind,
+            appointment_id=details.appointment_id,
             actor=actor(),
             now=now_utc(),
         )

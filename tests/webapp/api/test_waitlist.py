@@ -136,3 +136,31 @@ def test_only_coordinators_and_admins_may_use_the_waitlist(api: ApiWorld) -> Non
     assert api.get("/waitlist", "nurse").status_code == 403
     assert api.get("/waitlist", None).status_code == 401
     assert api.count(WaitlistEntry) == 0
+
+
+def test_bringing_a_visit_earlier_moves_it_when_accepted(api: ApiWorld) -> None:
+    later = api.post(
+        "/appointments",
+        "coordinator",
+        {"patient_id": api.ids["second_patient"], "start": "2025-03-06T11:00:00-05:00"},
+    ).get_json()
+    others = api.post(
+        "/waitlist",
+        "coordinator",
+        join_body(api, appointment_id=api.ids["appointment"], until_date="2025-03-04"),
+    )
+    assert others.status_code == 422  # the world's visit is the first patient's
+    assert others.get_json()["errors"][0]["field"] == "appointment_id"
+    joined = api.post(
+        "/waitlist",
+        "coordinator",
+        join_body(api, appointment_id=later["id"], until_date="2025-03-06"),
+    )
+    assert joined.status_code == 201, joined.get_json()
+    assert joined.get_json()["appointment_id"] == later["id"]
+    free_tuesday_ten(api)
+    [offer] = api.get("/waitlist?status=offered", "coordinator").get_json()["items"][0]["offers"]
+    moved = api.post(f"/waitlist-offers/{offer['id']}/accept", "coordinator").get_json()
+    assert moved["rescheduled_from_id"] == later["id"] and moved["start"] == offer["start"]
+    old = api.get(f"/appointments/{later['id']}", "coordinator").get_json()
+    assert old["status"] == "cancelled"

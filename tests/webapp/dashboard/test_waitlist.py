@@ -138,3 +138,37 @@ def test_coordinators_see_the_waitlist_in_the_audit_trail(dash: Dashboard) -> No
     trail = dash.client("coordinator").get("/audit/?entity_type=waitlist_entry")
     assert trail.status_code == 200
     assert "waitlist.joined" in trail.get_data(as_text=True)
+
+
+def test_waiting_to_bring_a_visit_earlier_from_its_page(dash: Dashboard) -> None:
+    patient = dash.ids["patient"]
+    visit = dash.scalar(
+        select(Appointment)
+        .where(Appointment.patient_id == patient, Appointment.status == "scheduled")
+        .where(Appointment.start_at > datetime.now(UTC))
+        .order_by(Appointment.start_at)
+    )
+    page = dash.client("coordinator").get(f"/appointments/{visit.id}").get_data(as_text=True)
+    link = f"/waitlist/join/{patient}?appointment_id={visit.id}"
+    assert f'href="{link}"' in page
+    form = dash.client("coordinator").get(link).get_data(as_text=True)
+    assert f'<option value="{visit.id}" selected' in form
+    visit_day = visit.start_at.astimezone(ZoneInfo("America/New_York")).date()
+    too_late = dash.post(
+        "coordinator",
+        f"/waitlist/join/{patient}",
+        {"until_date": (visit_day + timedelta(days=1)).isoformat(), "appointment_id": visit.id},
+    )
+    assert too_late.status_code == 422 and 'id="until_date-error"' in too_late.get_data(
+        as_text=True
+    )
+    joined = dash.post(
+        "coordinator",
+        f"/waitlist/join/{patient}",
+        {"until_date": visit_day.isoformat(), "appointment_id": visit.id},
+    )
+    assert joined.status_code == 303
+    [entry] = dash.scalars(select(WaitlistEntry))
+    assert entry.appointment_id == visit.id
+    shown = dash.client("coordinator").get(f"/patients/{patient}").get_data(as_text=True)
+    assert "Accepting moves their visit of" in shown
