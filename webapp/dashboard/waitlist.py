@@ -225,14 +225,20 @@ def cancel(entry_id: int) -> Response:
 @bp.post("/offers/<int:offer_id>/accept")
 @roles_required(*STAFF)
 def accept(offer_id: int) -> Response:
-    """Book the held time for the patient, through the ordinary booking checks."""
+    """Book the held time for the patient (or move the visit they wanted earlier onto it),
+    through the ordinary booking checks."""
     try:
         visit = waitlist.accept(db.session(), offer_id, actor=actor(), now=now_utc())
     except DomainError as exc:
         db.session.rollback()
         return _done(exc.message, "error")
     db.session.commit()
-    return finish(url_for("appointments.show", appointment_id=visit.id), "Booked the held time.")
+    told = (
+        "Moved their visit to the held time."
+        if visit.rescheduled_from_id is not None
+        else "Booked the held time."
+    )
+    return finish(url_for("appointments.show", appointment_id=visit.id), told)
 
 
 @bp.post("/offers/<int:offer_id>/decline")
