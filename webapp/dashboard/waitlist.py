@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.models import (
     Appointment,
     AppointmentKind,
@@ -35,6 +35,7 @@ from webapp.dashboard.common import (
     blueprint,
     errors_of,
     finish,
+    id_field,
     paginate,
     render,
     viewer,
@@ -86,7 +87,9 @@ def _team(patient: Patient) -> list[tuple[str, str]]:
     return team
 
 
-def _join_form(patient: Patient, errors: dict[str, str], status: int = 200) -> Response:
+def _join_form(
+    patient: Patient, errors: dict[str, str], status: int = 200, chosen_visit: int | None = None
+) -> Response:
     form = request.form if request.method == "POST" else None
     return render(
         "waitlist/join.html",
@@ -97,6 +100,7 @@ def _join_form(patient: Patient, errors: dict[str, str], status: int = 200) -> R
         form=form,
         chosen_weekdays=form.getlist("weekdays") if form else [],
         chosen_parts=form.getlist("parts_of_day") if form else [],
+        chosen_visit=chosen_visit,
         joining=True,
     )
 
@@ -158,9 +162,13 @@ def index() -> Response:
 @bp.get("/join/<int:patient_id>")
 @roles_required(*STAFF)
 def new(patient_id: int) -> Response:
-    """The form to put a patient on the waitlist."""
+    """The form to put a patient on the waitlist (`appointment_id`: to bring that visit
+    earlier, chosen already)."""
     patient = access.get_patient(db.session(), viewer(), patient_id, now_utc())
-    return _join_form(patient, {})
+    chosen = id_field("appointment_id", "visit", required=False, source=request.args)
+    if chosen is not None and str(chosen) not in dict(_upcoming_visits(patient)):
+        raise NotFound("That is not one of this patient's visits still ahead.")
+    return _join_form(patient, {}, chosen_visit=chosen)
 
 
 @bp.post("/join/<int:patient_id>")

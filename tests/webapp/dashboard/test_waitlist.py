@@ -172,3 +172,13 @@ def test_waiting_to_bring_a_visit_earlier_from_its_page(dash: Dashboard) -> None
     assert entry.appointment_id == visit.id
     shown = dash.client("coordinator").get(f"/patients/{patient}").get_data(as_text=True)
     assert "Accepting moves their visit of" in shown
+
+
+def test_a_visit_to_bring_earlier_must_be_the_patients_own_and_ahead(dash: Dashboard) -> None:
+    patient = dash.ids["patient"]
+    someone_elses = dash.scalar(
+        select(Appointment.id).where(Appointment.patient_id != patient).limit(1)
+    )
+    for raw in (str(someone_elses), "0", "x", "9" * 20):
+        response = dash.client("coordinator").get(f"/waitlist/join/{patient}?appointment_id={raw}")
+        assert 400 <= response.status_code < 500, (raw, response.status_code)
