@@ -110,15 +110,20 @@ def _free_links(grid: Grid, nurse_for: Any) -> dict[tuple[int, int], tuple[str, 
     if current_user.role not in STAFF:
         return {}
     base, mine, shown_in = url_for("appointments.new"), zone(viewer_zone()), zone(grid.time_zone)
+    # A board's columns share their rows' instants: each is written out once, not per nurse.
+    written: dict[datetime, tuple[str, str]] = {}
     links = {}
     for free in grid.free:
-        # The instant is UTC ("+00:00"): its "+" is the one character a query must escape.
-        at = free.start.isoformat().replace("+", "%2B")
-        day = free.start.astimezone(mine).date().isoformat()
-        links[free.column, free.line] = (
-            f"{base}?nurse_id={nurse_for(free.key).id}&at={at}&day={day}",
-            f"{free.start.astimezone(shown_in):%H:%M}",
-        )
+        if free.start not in written:
+            # The instant is UTC ("+00:00"): its "+" is the one character a query must escape.
+            at = free.start.isoformat().replace("+", "%2B")
+            day = free.start.astimezone(mine).date().isoformat()
+            written[free.start] = (
+                f"&at={at}&day={day}",
+                f"{free.start.astimezone(shown_in):%H:%M}",
+            )
+        query, shown = written[free.start]
+        links[free.column, free.line] = (f"{base}?nurse_id={nurse_for(free.key).id}{query}", shown)
     return links
 
 
