@@ -501,13 +501,14 @@ def test_a_dropped_model_socket_is_reopened_once_and_the_conversation_replayed(
 ) -> None:
     factory = _factory(sqlite_url)
     _world(factory)
+    heard = asyncio.Event()  # the caller has played the whole greeting and echoed its marks
 
     async def script(model: FakeModelSession) -> None:
         await model.handshake()
         if model.index == 0:
             await model.say("Hello, how can I help?")
+            await heard.wait()
             await model.user_says("I'd like to book.")
-            await asyncio.sleep(0.1)
             await model.ws.close(code=1011)
             return
         await model.next("response.create")
@@ -517,6 +518,9 @@ def test_a_dropped_model_socket_is_reopened_once_and_the_conversation_replayed(
     async def scenario() -> None:
         async with voice_stack(sqlite_url, script) as stack:
             _, call = await stack.call_in(JOHN)
+            # The greeting is 300 ms of audio; only what the caller heard is replayed.
+            await call.wait_for(lambda: call.audio_received_ms >= 300 and not call.buffer)
+            heard.set()
             await call.wait_for(lambda: len(stack.realtime.sessions) == 2)
             second = stack.realtime.sessions[1]
             await call.wait_for(lambda: bool(second.of_type("response.create")))
