@@ -534,12 +534,7 @@ def reschedule_appointment(
             include_backup=False,  # a moved visit stays with its nurse: offer only hers
         )
     with session.begin_nested():
-        old.status = AppointmentStatus.CANCELLED
-        old.cancel_reason = CancelReason.RESCHEDULED
-        old.cancelled_by = actor.name
-        old.cancelled_at = now
-        old.updated_at = now
-        old.sequence += 1
+        retire_moved(old, actor=actor, now=now)
         session.flush()  # free the old time first, so the backstop allows overlapping itself
         new = successor(old, nurse.id, new_start, new_end, actor=actor, now=now, key=key)
         insert_appointment(session, new)
@@ -783,12 +778,7 @@ def move_to_nurse(
             f"{nurse.display_name} cannot take this visit: {REFUSAL_MESSAGES[refusal]}",
             field=field,
         )
-    old.status = AppointmentStatus.CANCELLED
-    old.cancel_reason = CancelReason.RESCHEDULED
-    old.cancelled_by = actor.name
-    old.cancelled_at = now
-    old.updated_at = now
-    old.sequence += 1
+    retire_moved(old, actor=actor, now=now)
     new = successor(old, nurse.id, old.start_at, old.end_at, actor=actor, now=now)
     insert_appointment(session, new)
     audit(
@@ -810,6 +800,16 @@ def move_to_nurse(
     sync_reminders(session, new, now, just_booked=True)
     offer_freed_time(session, old.nurse_id, old.start_at, old.end_at, now)
     return new
+
+
+def retire_moved(old: Appointment, *, actor: Actor, now: datetime) -> None:
+    """Mark a visit cancelled because a successor replaces it (moved in time or to a nurse)."""
+    old.status = AppointmentStatus.CANCELLED
+    old.cancel_reason = CancelReason.RESCHEDULED
+    old.cancelled_by = actor.name
+    old.cancelled_at = now
+    old.updated_at = now
+    old.sequence += 1
 
 
 def successor(

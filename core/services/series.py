@@ -16,7 +16,6 @@ from core.models import (
     AppointmentKind,
     AppointmentSeries,
     AppointmentStatus,
-    CancelReason,
     Nurse,
     Patient,
     PatientNurseAssignment,
@@ -121,6 +120,18 @@ def _assigned_days(
     )
 
 
+def _refuse_unassigned(
+    plan: OccurrencePlan,
+    day: date,
+    assignments: Collection[PatientNurseAssignment],
+    nurse: Nurse,
+) -> None:
+    """Refuse the occurrence when the nurse is not on the patient's care team that day."""
+    if not any(a.is_active_on(day) for a in assignments):
+        plan.refusal = NOT_ASSIGNED
+        plan.message = f"{nurse.display_name} is not assigned to this patient on that date."
+
+
 def _check_indexes(indexes: Collection[int], count: int, what: str) -> None:
     for index in indexes:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
@@ -182,10 +193,7 @@ def plan_series(
         plan = OccurrencePlan(
             occurrence.index, begin, begin + length, replaces=occurrence.start if chosen else None
         )
-        day = begin.astimezone(tz).date()
-        if not any(a.is_active_on(day) for a in assignments):
-            plan.refusal = NOT_ASSIGNED
-            plan.message = f"{nurse.display_name} is not assigned to this patient on that date."
+        _refuse_unassigned(plan, begin.astimezone(tz).date(), assignments, nurse)
         plans.append(plan)
         candidates.append((begin, chosen is not None or occurrence.exists))
 
@@ -570,9 +578,7 @@ def move_following(
         begin = local_to_utc(day, minute, tz)
         index = visit.series_index or 0
         plan = OccurrencePlan(index, begin, begin + length, replaces=visit.start_at)
-        if not any(a.is_active_on(day) for a in assignments):
-            plan.refusal = NOT_ASSIGNED
-            plan.message = f"{nurse.display_name} is not assigned to this patient on that date."
+        _refuse_unassigned(plan, day, assignments, nurse)
         plans.append(plan)
         candidates.append((begin, skipped_time(day, minute, tz) is None))
     _judge(
@@ -618,12 +624,7 @@ def move_following(
     series.ends_on = chosen.start_at.astimezone(tz).date() - timedelta(days=1)
     series.updated_at = now
     for old in following:
-        old.status = AppointmentStatus.CANCELLED
-        old.cancel_reason = CancelReason.RESCHEDULED
-        old.cancelled_by = actor.name
-        old.cancelled_at = now
-        old.updated_at = now
-        old.sequence += 1
+        booking.retire_moved(old, actor=actor, now=now)
     session.flush()  # free the old times first, so the backstop allows overlapping them
     moved = [
         booking.successor(old, nurse.id, plan.start, plan.end, actor=actor, now=now)
