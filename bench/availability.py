@@ -1111,6 +1111,20 @@ def free_slots_call(
     return scenario, one_call
 
 
+def pick_free_slot(
+    factory: sessionmaker[Session], sizes: Sizes, rng: random.Random, scenario: Scenario
+) -> tuple[int, int, Any] | None:
+    """A random patient, their primary nurse and one of her free slots, found untimed (the
+    caller found the slot before booking it); None, counted, when she has none."""
+    patient_id = rng.randint(1, sizes.patients)
+    nurse_id = sizes.primary_nurse(patient_id)
+    slots = list_slots(factory, nurse_id)
+    if not slots:
+        scenario.extra["no_free_slot"] += 1
+        return None
+    return patient_id, nurse_id, rng.choice(slots)
+
+
 def booking_call(
     factory: sessionmaker[Session],
     meter: SqlMeter,
@@ -1127,13 +1141,10 @@ def booking_call(
     def one_call() -> Sample | None:
         nonlocal attempts
         attempts += 1
-        patient_id = rng.randint(1, sizes.patients)
-        nurse_id = sizes.primary_nurse(patient_id)
-        slots = list_slots(factory, nurse_id)  # untimed: the caller found the slot before
-        if not slots:
-            scenario.extra["no_free_slot"] += 1
+        picked = pick_free_slot(factory, sizes, rng, scenario)
+        if picked is None:
             return None
-        slot = rng.choice(slots)
+        patient_id, nurse_id, slot = picked
 
         def book() -> Any:
             with transaction(factory) as session:  # commits, as the entry points do
@@ -1178,13 +1189,11 @@ def series_call(
     def one_call() -> Sample | None:
         nonlocal attempts
         attempts += 1
-        patient_id = rng.randint(1, sizes.patients)
-        nurse_id = sizes.primary_nurse(patient_id)
-        slots = list_slots(factory, nurse_id)  # untimed, as for a single booking
-        if not slots:
-            scenario.extra["no_free_slot"] += 1
+        picked = pick_free_slot(factory, sizes, rng, scenario)
+        if picked is None:
             return None
-        first = rng.choice(slots).start
+        patient_id, nurse_id, slot = picked
+        first = slot.start
         local = first.astimezone(zone(sizes.zone_of(nurse_id)))
         weekday = list(Weekday)[local.weekday()]
         details = SeriesDetails.model_validate(

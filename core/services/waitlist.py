@@ -46,6 +46,7 @@ from core.timefmt import spoken
 
 # offer_freed_time lives with the booking services that call it; it is part of this API too.
 __all__ = [
+    "OPEN",
     "accept",
     "answer_by_text",
     "cancel",

@@ -158,8 +158,8 @@ def get_series(ctx: Context, series_id: int) -> SeriesOut:
 )
 def cancel_series_visits(ctx: Context, series_id: int, body: SeriesCancelRequest) -> SeriesOut:
     """Cancel the visit `appointment_id` of the series (`scope` `this`), or it and every
-    scheduled visit after it (`following`: the series then ends the day before). To move one
-    visit, reschedule it: it stays in its series."""
+    scheduled visit after it (`following`: the series then ends the day before). To move
+    visits, use `/move`."""
     series = visible_series(ctx, series_id)
     cancel_occurrences(
         db.session(),

@@ -44,7 +44,6 @@ from webapp.dashboard.common import (
 
 bp = blueprint("waitlist", __name__, url_prefix="/waitlist")
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-OPEN = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
 
 
 @bp.app_template_global("waitlist_entry_of")
@@ -52,7 +51,7 @@ def waitlist_entry_of(patient_id: int) -> WaitlistEntry | None:
     """The patient's entry still waiting (or holding a time), for their page."""
     return db.session.scalar(
         select(WaitlistEntry)
-        .where(WaitlistEntry.patient_id == patient_id, WaitlistEntry.status.in_(OPEN))
+        .where(WaitlistEntry.patient_id == patient_id, WaitlistEntry.status.in_(waitlist.OPEN))
         .options(selectinload(WaitlistEntry.offers))
     )
 
@@ -142,7 +141,7 @@ def _upcoming_visits(patient: Patient) -> list[tuple[str, str]]:
 def index() -> Response:
     """Who is waiting, first in line first, with the times held for them; or past entries."""
     closed = request.args.get("show") == "closed"
-    statuses = [s for s in WaitlistStatus if (s in OPEN) != closed]
+    statuses = [s for s in WaitlistStatus if (s in waitlist.OPEN) != closed]
     stmt = (
         select(WaitlistEntry)
         .where(WaitlistEntry.status.in_(statuses))
