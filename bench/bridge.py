@@ -47,10 +47,14 @@ variants alternating, so a shared machine's slow spells hit them alike. A varian
 the commit before a change, run with this venv) or `LABEL=sample:DIR` (a scratch copy of
 Twilio's public Python sample with its own .venv, its model URL read from OPENAI_REALTIME_URL;
 the fake then plays a plain conversation: no tools, no response.create to wait for).
+A product variant ending in `*N` (`two=carematix*2`) serves the calls from N voice processes,
+each on its own port, the calls dealt to them in turn; each call's webhook and stream reach the
+same process, as behind a load balancer with sticky routing. CPU is summed over them all.
 
     .venv/bin/python bench/bridge.py [--calls 1 20 50 100] [--seconds 25] [--delta-ms 20]
         [--database-url postgresql+psycopg://...] [--profile] [--keep]
         [--variants new=carematix old=carematix:/tmp/old sample=sample:/tmp/sample --rounds 2]
+        [--variants one=carematix 'two=carematix*2']
 """
 
 from __future__ import annotations
@@ -414,7 +418,10 @@ async def _one_call(
     config: dict[str, Any], index: int, http: httpx.AsyncClient, start_at: float
 ) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    base, public = config["base"], config["public"]
+    # Sticky routing, as a load balancer in front of several voice processes does: a call's
+    # webhook and its stream go to the same process (the one holding its pre-opened model).
+    base = config["bases"][index % len(config["bases"])]
+    public = base
     _, _, phone = config["patients"][index % len(config["patients"])]
     call_sid = "CA" + uuid.uuid4().hex
     form = {
@@ -631,7 +638,13 @@ def _service_command(profile: Path | None) -> list[str]:
 
 
 async def _run_generator(
-    work: Path, tag: str, calls: int, seconds: float, ramp: float, base: str, start_at: float
+    work: Path,
+    tag: str,
+    calls: int,
+    seconds: float,
+    ramp: float,
+    bases: list[str],
+    start_at: float,
 ) -> dict[str, Any]:
     """Run the load generator in its own process; what it measured."""
     config_path = work / f"generator-{tag}.json"
@@ -640,8 +653,7 @@ async def _run_generator(
         "calls": calls,
         "seconds": seconds,
         "ramp": ramp,
-        "base": base,
-        "public": base,
+        "bases": bases,
         "patients": _patients(),
         "output": str(output_path),
         "start_at": start_at,
@@ -667,15 +679,25 @@ class Variant:
     label: str
     kind: str  # "carematix" or "sample"
     root: Path
+    processes: int = 1  # voice service processes, each on its own port
 
     @classmethod
     def parse(cls, spec: str) -> Variant:
-        """`LABEL=carematix`, `LABEL=carematix:DIR` or `LABEL=sample:DIR`."""
+        """`LABEL=carematix`, `LABEL=carematix:DIR` or `LABEL=sample:DIR`, with an optional
+        `*N` to serve the calls from N product processes (`two=carematix*2`)."""
         label, _, rest = spec.partition("=")
+        rest, star, count = rest.partition("*")
         kind, _, directory = rest.partition(":")
-        if not label or kind not in ("carematix", "sample") or (kind == "sample" and not directory):
+        processes = int(count) if star and count.isdigit() else 1
+        if (
+            not label
+            or kind not in ("carematix", "sample")
+            or (kind == "sample" and (not directory or processes != 1))
+            or (star and not count.isdigit())
+            or processes < 1
+        ):
             raise argparse.ArgumentTypeError(f"bad variant {spec!r}")
-        return cls(label, kind, Path(directory).resolve() if directory else ROOT)
+        return cls(label, kind, Path(directory).resolve() if directory else ROOT, processes)
 
     def command(self, profile: Path | None) -> list[str]:
         """How to start it."""
@@ -715,41 +737,56 @@ async def run_scenario(
         waits_for_response=not sample,
     )
     await fake.start()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "bench-secret-key",
-        "INTERNAL_API_TOKEN": "bench-internal-token",
-        "PUBLIC_BASE_URL": base,
-        "VOICE_HOST": "127.0.0.1",
-        "VOICE_PORT": str(port),
-        "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": fake.base_url,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": PRACTICE_NUMBER,
-        "TWILIO_API_BASE_URL": "http://127.0.0.1:9",  # never used: no hang-up or transfer
-        "STAFF_PHONE_NUMBER": "",
-        "REDIS_URL": "",
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        **variant.env(port, fake),
-    }
-    profile = work / f"service-{variant.label}-{calls}.prof" if args.profile else None
-    log_path = work / f"service-{variant.label}-{calls}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed below)
-    service = subprocess.Popen(
-        variant.command(profile), cwd=variant.root, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    ports = [_free_port() for _ in range(variant.processes)]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    services: list[subprocess.Popen[bytes]] = []
+    logs = []
+    log_paths: list[Path] = []
     try:
-        await _wait_healthy(base + variant.health_path, service, 60)
+        for number, port in enumerate(ports):
+            base = bases[number]
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": "bench-secret-key",
+                "INTERNAL_API_TOKEN": "bench-internal-token",
+                "PUBLIC_BASE_URL": base,
+                "VOICE_HOST": "127.0.0.1",
+                "VOICE_PORT": str(port),
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": fake.base_url,
+                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "TWILIO_PHONE_NUMBER": PRACTICE_NUMBER,
+                "TWILIO_API_BASE_URL": "http://127.0.0.1:9",  # never used: no hang-up or transfer
+                "STAFF_PHONE_NUMBER": "",
+                "REDIS_URL": "",
+                "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+                **variant.env(port, fake),
+            }
+            suffix = f"-{number + 1}" if variant.processes > 1 else ""
+            profile = (
+                work / f"service-{variant.label}-{calls}{suffix}.prof" if args.profile else None
+            )
+            log_paths.append(work / f"service-{variant.label}-{calls}{suffix}.log")
+            logs.append(open(log_paths[-1], "wb"))  # noqa: SIM115 (closed below)
+            services.append(
+                subprocess.Popen(
+                    variant.command(profile),
+                    cwd=variant.root,
+                    env=env,
+                    stdout=logs[-1],
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for base, service in zip(bases, services, strict=True):
+            await _wait_healthy(base + variant.health_path, service, 60)
         await asyncio.sleep(0.5)
-        pids = _tree(service.pid)
+        pids = [pid for service in services for pid in _tree(service.pid)]
         ramp = args.ramp if args.ramp is not None else min(5.0, 0.05 * calls)
         if args.warmup:
             # A long-running service has its lazy imports and first connections behind it.
-            await _run_generator(work, f"warmup-{calls}", 1, args.warmup, 0.0, base, 0.0)
+            await _run_generator(work, f"warmup-{calls}", len(bases), args.warmup, 0.0, bases, 0.0)
             await asyncio.sleep(CLOSE_GRACE_SECONDS + 0.5)
             fake.sessions.clear()
             fake.stats = ModelStats()
@@ -760,7 +797,7 @@ async def run_scenario(
         lags: list[float] = []
         watcher = asyncio.create_task(_watch_loop(lags))
         generator = asyncio.create_task(
-            _run_generator(work, str(calls), calls, args.seconds, ramp, base, start_at)
+            _run_generator(work, str(calls), calls, args.seconds, ramp, bases, start_at)
         )
         await asyncio.sleep(max(0.0, start_at - 0.05 - time.monotonic()))
         load_before = os.getloadavg()
@@ -782,16 +819,11 @@ async def run_scenario(
         sockets = _socket_report(served, results)
         watcher.cancel()
     finally:
-        if service.poll() is None:
-            # uvicorn re-raises the signal once it has shut down; only SIGINT (a
-            # KeyboardInterrupt) still lets cProfile write its file.
-            service.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
-            try:
-                await asyncio.to_thread(service.wait, 20)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                await asyncio.to_thread(service.wait)
-        log.close()
+        await asyncio.gather(
+            *(_stop_service(service, profiled=args.profile) for service in services)
+        )
+        for log in logs:
+            log.close()
         await fake.stop()
 
     own_cpu = (own1.user - own0.user) + (own1.system - own0.system)
@@ -823,14 +855,17 @@ async def run_scenario(
             "before": [round(v, 2) for v in load_before],
             "after": [round(v, 2) for v in load_after],
         },
-        service_log=_log_digest(log_path),
+        service_log=_log_digest(log_paths),
         loop_lag={
             "fake_realtime": summarize(lags).as_dict(),
             "generator": summarize(generated["loop_lag"]).as_dict(),
         },
-        profile=_profile_digest(profile) if profile is not None else None,
+        profile=_profile_digest(work / f"service-{variant.label}-{calls}.prof")
+        if args.profile and variant.processes == 1
+        else None,
     )
     summary["variant"] = variant.label
+    summary["processes"] = variant.processes
     return summary
 
 
@@ -951,9 +986,25 @@ def _summarise(
     }
 
 
-def _log_digest(path: Path) -> dict[str, Any]:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    lines = text.splitlines()
+async def _stop_service(service: subprocess.Popen[bytes], *, profiled: bool) -> None:
+    if service.poll() is None:
+        # uvicorn re-raises the signal once it has shut down; only SIGINT (a
+        # KeyboardInterrupt) still lets cProfile write its file.
+        service.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
+        try:
+            await asyncio.to_thread(service.wait, 20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            await asyncio.to_thread(service.wait)
+
+
+def _log_digest(paths: list[Path]) -> dict[str, Any]:
+    lines = [
+        line
+        for path in paths
+        if path.exists()
+        for line in path.read_text(errors="replace").splitlines()
+    ]
     interesting = [
         line for line in lines if "WARNING" in line or "ERROR" in line or "Traceback" in line
     ]
