@@ -1,4 +1,4 @@
-"""WS /media-stream: authenticate Twilio's media stream, then hand it to a CallSession.
+"""WS /media-stream[/<instance>]: authenticate Twilio's media stream, then hand it to a CallSession.
 
 The stream is served as a plain ASGI route in front of Quart (`MediaStreamRoute`, wrapped
 around `app.asgi_app` as Quart documents for ASGI middleware), on uvicorn's stock protocol.
@@ -41,7 +41,7 @@ from voice import (
 )
 from voice.protocol import Connected, Media, ProtocolError, Start, parse_twilio
 from voice.security import (
-    MEDIA_STREAM_PATH,
+    is_stream_path,
     media_stream_url,
     read_stream_token,
     simulator_signature_ok,
@@ -138,7 +138,7 @@ class MediaStreamRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI connection."""
-        if scope["type"] == "websocket" and scope["path"] == MEDIA_STREAM_PATH:
+        if scope["type"] == "websocket" and is_stream_path(scope["path"]):
             async with self.app.app_context():
                 await media_stream(TwilioStream(scope, receive, send))
             return
@@ -194,7 +194,8 @@ async def media_stream(twilio: TwilioStream) -> None:
     settings = get_settings(current_app)
     simulated = bool(current_app.config.get("SIMULATED"))
     signature = twilio.header("X-Twilio-Signature")
-    url = media_stream_url(settings)
+    # Twilio signs the URL it was given, which names the instance that answered the call.
+    url = media_stream_url(settings, twilio.scope["path"])
     if not twilio_signature_ok(settings, url, {}, signature, simulated=simulated) and not (
         simulator_running(current_app) and simulator_signature_ok(settings, url, {}, signature)
     ):

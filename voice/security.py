@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 STREAM_TOKEN_TTL_SECONDS = 60
 MEDIA_STREAM_PATH = "/media-stream"
+# An instance name that can be a path segment: letters, digits, dot, dash and underscore.
+_ROUTABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TOKEN_CONTEXT = b"carematix:media-stream-token:v1"
 _SIMULATOR_CONTEXT = b"carematix:simulated-twilio:v1"
 # Without any configured secret (local development only) tokens are signed with a key that
@@ -35,10 +38,31 @@ def public_url(settings: Settings, path: str, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
-def media_stream_url(settings: Settings) -> str:
-    """The wss:// URL of the media stream, as written into the TwiML (and signed by Twilio)."""
+def stream_path(settings: Settings) -> str:
+    """This instance's media stream path: `/media-stream/<VOICE_INSTANCE_NAME>` when the name
+    can be a path segment, so a proxy in front of several instances can send each call's
+    stream to the instance that answered its webhook (and holds its pre-opened model)."""
+    name = settings.voice_instance_name
+    if name and _ROUTABLE_NAME.fullmatch(name):
+        return f"{MEDIA_STREAM_PATH}/{name}"
+    return MEDIA_STREAM_PATH
+
+
+def is_stream_path(path: str) -> bool:
+    """True for `/media-stream` and `/media-stream/<instance>` (any instance's: a stream that a
+    proxy sends to another instance is still served, with a model opened for it there)."""
+    if path == MEDIA_STREAM_PATH:
+        return True
+    prefix, _, name = path.rpartition("/")
+    return prefix == MEDIA_STREAM_PATH and bool(_ROUTABLE_NAME.fullmatch(name))
+
+
+def media_stream_url(settings: Settings, path: str | None = None) -> str:
+    """The wss:// URL of the media stream at `path` (default: this instance's), as written
+    into the TwiML and signed by Twilio."""
     parts = urlsplit(settings.public_base_url.rstrip("/"))
-    return urlunsplit(("wss", parts.netloc, parts.path + MEDIA_STREAM_PATH, "", ""))
+    stream = path if path is not None else stream_path(settings)
+    return urlunsplit(("wss", parts.netloc, parts.path + stream, "", ""))
 
 
 def unsigned_allowed(settings: Settings) -> bool:

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import httpx
@@ -150,8 +151,11 @@ async def simulate_call(
     assert stream is not None
     custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     result = SimulatedCallResult(call_sid, answered=True, plan=planned.plan)
-    ws_url = voice_url.rstrip("/").replace("http", "ws", 1) + "/media-stream"
-    headers = _sign(settings, media_stream_url(settings), {})
+    # As Twilio does: connect to the TwiML's stream path (it may name the instance that
+    # answered), signed over that path at the public URL.
+    path = urlsplit(stream.get("url", "")).path
+    ws_url = voice_url.rstrip("/").replace("http", "ws", 1) + path
+    headers = _sign(settings, media_stream_url(settings, path), {})
     async with websockets.connect(ws_url, additional_headers=headers) as ws:
         await asyncio.wait_for(_talk(ws, call_sid, custom, speed, result), timeout)
     return result

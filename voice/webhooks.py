@@ -39,6 +39,7 @@ from voice.security import (
     new_nonce,
     public_url,
     simulator_signature_ok,
+    stream_path,
     twilio_signature_ok,
 )
 from voice.twilio_rest import (
@@ -146,7 +147,7 @@ def _stream_url(settings: Settings) -> str:
     if settings.public_base_url:
         return media_stream_url(settings)
     # Local development without a public URL: the host the request came to.
-    return f"wss://{request.host}/media-stream"
+    return f"wss://{request.host}{stream_path(settings)}"
 
 
 @bp.post(STATUS_CALLBACK_PATH)

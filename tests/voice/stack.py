@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,6 +32,7 @@ from tests.voice.fakes import (
 from voice import create_app
 
 PUBLIC_BASE = "https://voice.example.test"
+PUBLIC_STREAM_URL = "wss://voice.example.test/media-stream"
 AUTH_TOKEN = "twilio-auth-token-for-tests"
 ACCOUNT_SID = "AC" + "1" * 32
 PRACTICE_NUMBER = "+12025550199"
@@ -132,10 +134,13 @@ class Stack:
         signed: bool = True,
         speed: float = 10.0,
         audio_byte: int = 0x7F,
+        stream_url: str = PUBLIC_STREAM_URL,
     ) -> FakeTwilioCall:
-        """Connect a fake Twilio media stream and start it; hang-ups/transfers stop it."""
-        call = FakeTwilioCall(self.ws_url, speed=speed, audio_byte=audio_byte)
-        signature = sign(AUTH_TOKEN, "wss://voice.example.test/media-stream", {})
+        """Connect a fake Twilio media stream to `stream_url`'s path (as the TwiML gives it)
+        and start it; hang-ups/transfers stop it."""
+        ws_url = self.base.replace("http://", "ws://") + urlsplit(stream_url).path
+        call = FakeTwilioCall(ws_url, speed=speed, audio_byte=audio_byte)
+        signature = sign(AUTH_TOKEN, stream_url, {})
         await call.connect(signature if signed else None)
 
         async def ended(form: dict[str, str]) -> None:
@@ -150,6 +155,7 @@ class Stack:
         """An inbound call: webhook, then the media stream with the token from the TwiML."""
         call_sid, answer = await self.incoming_call(from_number=from_number)
         assert answer.status == 200, answer.body
+        kwargs.setdefault("stream_url", answer.stream_url)
         return call_sid, await self.open_stream(call_sid, answer.params, **kwargs)
 
 

@@ -198,3 +198,41 @@ def test_a_message_over_the_size_limit_ends_the_stream_and_its_model_socket(
             assert call_row is not None and call_row.ended_at is not None
 
     asyncio.run(scenario())
+
+
+def test_a_named_instance_streams_on_its_own_path_and_serves_one_routed_from_another(
+    sqlite_url: str,
+) -> None:
+    build_world(open_factory(sqlite_url), datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, greet_then_idle, voice_instance_name="voice-2") as stack:
+            call_sid, answer = await stack.incoming_call(from_number=JOHN)
+            assert answer.stream_url == "wss://voice.example.test/media-stream/voice-2"
+            # Twilio signs the URL it was given: a signature over another path is refused.
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(
+                    stack.base.replace("http://", "ws://") + "/media-stream/voice-2",
+                    additional_headers={
+                        "X-Twilio-Signature": sign(
+                            AUTH_TOKEN, "wss://voice.example.test/media-stream", {}
+                        )
+                    },
+                )
+            assert refused.value.response.status_code == 403
+            call = await stack.open_stream(call_sid, answer.params, stream_url=answer.stream_url)
+            await call.wait_for(lambda: bool(call.sent_events("media")))
+            # The stream used the model socket its webhook pre-opened: one session, greeted.
+            assert len(stack.realtime.sessions) == 1
+            await call.stop()
+            # A proxy that sends a stream named for another instance here still gets it served.
+            other_sid, other_answer = await stack.incoming_call(from_number=JOHN)
+            other = await stack.open_stream(
+                other_sid,
+                other_answer.params,
+                stream_url="wss://voice.example.test/media-stream/voice-1",
+            )
+            await other.wait_for(lambda: bool(other.sent_events("media")))
+            await other.stop()
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 
@@ -14,10 +15,12 @@ from voice import protocol
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_twilio
 from voice.security import (
     bearer_ok,
+    is_stream_path,
     make_stream_token,
     media_stream_url,
     public_url,
     read_stream_token,
+    stream_path,
     twilio_signature_ok,
 )
 from voice.tools import TOOL_DEFINITIONS
@@ -124,6 +127,27 @@ def test_urls_are_rebuilt_from_the_public_base_url() -> None:
     assert public_url(SETTINGS, "/incoming-call") == "https://voice.example.test/incoming-call"
     assert public_url(SETTINGS, "/x", "a=1") == "https://voice.example.test/x?a=1"
     assert media_stream_url(SETTINGS) == "wss://voice.example.test/media-stream"
+
+
+def test_a_routable_instance_name_is_in_the_stream_path() -> None:
+    named = dataclasses.replace(SETTINGS, public_base_url="https://v.test/base")
+    for name, path in [
+        ("", "/media-stream"),
+        ("voice-2", "/media-stream/voice-2"),
+        ("eu.voice_1", "/media-stream/eu.voice_1"),
+        ("host:8001", "/media-stream"),  # not a path segment: recovery only, no routing
+        ("a/b", "/media-stream"),
+        ("x" * 65, "/media-stream"),
+    ]:
+        settings = dataclasses.replace(named, voice_instance_name=name)
+        assert stream_path(settings) == path
+        assert media_stream_url(settings) == "wss://v.test/base" + path
+        assert is_stream_path(path)
+    assert (
+        media_stream_url(named, "/media-stream/voice-9") == "wss://v.test/base/media-stream/voice-9"
+    )
+    for other in ("/media-stream/", "/media-stream/a/b", "/media-streams", "/media-stream/.x", "/"):
+        assert not is_stream_path(other)
 
 
 def test_signatures_are_required_unless_explicitly_allowed() -> None:
