@@ -97,6 +97,15 @@ def async_database_url(url: str) -> str:
     return url
 
 
+def metrics_token_ok(settings: Settings, authorization: str | None) -> bool:
+    """Whether `Authorization: Bearer <METRICS_TOKEN>` was sent; never with no token set."""
+    expected = settings.metrics_token
+    if not expected or not authorization or not authorization.startswith("Bearer "):
+        return False
+    given = authorization[len("Bearer ") :].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -134,6 +143,7 @@ class Settings:
     demo_password: str = ""
     default_time_zone: str = "America/New_York"
     waitlist_hold_minutes: int = 30
+    metrics_token: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -182,4 +192,5 @@ class Settings:
             demo_password=env.get("DEMO_PASSWORD", ""),
             default_time_zone=env.get("DEFAULT_TIME_ZONE", "America/New_York"),
             waitlist_hold_minutes=max(1, int(env.get("WAITLIST_HOLD_MINUTES", "30"))),
+            metrics_token=env.get("METRICS_TOKEN", ""),
         )

@@ -216,19 +216,21 @@ def running_product(database_url: str, log_dir: Path, **settings: str) -> Iterat
     web_port, voice_port = free_port(), free_port()
     voice_url = f"http://127.0.0.1:{voice_port}"
     env = product_env(
-        DATABASE_URL=database_url,
-        SECRET_KEY="cross-process-test-secret",
-        DASHBOARD_HOST="127.0.0.1",
-        DASHBOARD_PORT=str(web_port),
-        VOICE_HOST="127.0.0.1",
-        VOICE_PORT=str(voice_port),
-        VOICE_SERVICE_URL=voice_url,
-        VOICE_TOOL_PROCESSES="0",
-        WEB_CONCURRENCY="1",
-        GUNICORN_THREADS="4",
-        # Plain http on loopback: a Secure cookie would never come back.
-        SESSION_COOKIE_SECURE="false",
-        **settings,
+        **{
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "cross-process-test-secret",
+            "DASHBOARD_HOST": "127.0.0.1",
+            "DASHBOARD_PORT": str(web_port),
+            "VOICE_HOST": "127.0.0.1",
+            "VOICE_PORT": str(voice_port),
+            "VOICE_SERVICE_URL": voice_url,
+            "VOICE_TOOL_PROCESSES": "0",
+            "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": "4",
+            # Plain http on loopback: a Secure cookie would never come back.
+            "SESSION_COOKIE_SECURE": "false",
+            **settings,
+        }
     )
     product = Product(f"http://127.0.0.1:{web_port}", voice_url, env)
     try:

@@ -106,7 +106,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             database.engine.dispose()
 
     _warn_about_signatures(settings)
-    from voice import health, media, webhooks
+    from voice import health, media, metrics, webhooks
     from voice.model_connection import ModelConnector, PreopenedModels
     from voice.prompts import session_update_text
     from voice.simulator import SimulatedRealtime
@@ -150,6 +150,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(metrics.bp)
+    lag_sampler = metrics.LoopLagSampler()
+    app.before_serving(lag_sampler.start)
+    app.after_serving(lag_sampler.stop)
     # The media stream skips Quart's per-message websocket layer (see voice.media).
     app.asgi_app = media.MediaStreamRoute(app, app.asgi_app)  # type: ignore[method-assign,assignment]
     return app

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import transaction
+from core.metrics import CALLS_ACTIVE
 from core.models import Call
 from core.services import calls
 from voice import (
@@ -256,5 +257,6 @@ async def _bridge(
         log_writer=get_log_writer(current_app),
     )
     logger.info("call %s: media stream started", context.call_id)
-    await session.run()
+    with CALLS_ACTIVE.track_inprogress():
+        await session.run()
     logger.info("call %s: media stream ended", context.call_id)

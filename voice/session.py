@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
+from core.metrics import MODEL_RECONNECTS
 from core.models import LogRole
 from voice import protocol
 from voice.call_actions import CallActions
@@ -39,6 +40,7 @@ from voice.model_link import (
 from voice.playout import PlayoutTracker
 from voice.prompts import TELL_CALLBACK
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
+from voice.reply_timer import ReplyTimer
 from voice.tool_runner import ToolRunner
 from voice.tools import PendingAction, ToolBox
 from voice.transcript import TranscriptWriter
@@ -101,6 +103,7 @@ class CallSession:
             preopened=preopened,
         )
         self.playout = PlayoutTracker()
+        self.reply_timer = ReplyTimer()
         self.transcript = TranscriptWriter(self.call_id, sessions, log_writer)
         self.runner = ToolRunner(
             toolbox=toolbox,
@@ -190,6 +193,7 @@ class CallSession:
         )
         if replacement is None:
             return False
+        MODEL_RECONNECTS.labels(reason="dropped" if prompt else "recycled").inc()
         self.runner.new_model_session(replacement.replayed)
         # The replayed conversation already has the greeting; the caller is heard again.
         if self.state in (CallState.GREETING, CallState.RECONNECTING):
@@ -338,6 +342,8 @@ class CallSession:
         kind = event["type"]
         if kind == "response.output_audio.delta":
             await self._on_audio_delta(event)
+        elif kind == "input_audio_buffer.speech_stopped":
+            self.reply_timer.caller_stopped()
         elif kind == "input_audio_buffer.speech_started":
             if event.get("item_id"):
                 self.transcript.position(event["item_id"])
@@ -399,6 +405,7 @@ class CallSession:
         if before is not None:  # a new item: close the previous one's accounting
             await self._send_mark(before)
         await self.twilio.send(protocol.twilio_media(self.stream_sid, delta))
+        self.reply_timer.agent_spoke()
         if after is not None:
             await self._send_mark(after)
 

@@ -8,13 +8,15 @@ running and no answer is being generated is the model asked to answer (`response
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.metrics import TOOL_SECONDS
 from voice import protocol
 from voice.protocol import ProtocolError
-from voice.tools import ToolBox
+from voice.tools import TOOLS, ToolBox
 from voice.transcript import TranscriptWriter
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ class ToolRunner:
                     "message": "The arguments were not a JSON object.",
                 }
             else:
+                began = time.monotonic()
                 result = await self.tools.run(name, arguments, tool_call_id=call_id)
+                # The model names the tool: only the product's own names become labels.
+                label = name if name in TOOLS else "unknown"
+                TOOL_SECONDS.labels(tool=label).observe(time.monotonic() - began)
             logger.info(
                 "call %s: tool %s -> %s", self.transcript.call_id, name, result.get("error", "ok")
             )

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import RETRY_DELAYS_SECONDS, retry_transient, transaction
 from core.logs import log_failure
-from core.models import LogRole
+from core.metrics import CALLS_FINISHED
+from core.models import Call, LogRole
 from core.services import calls
 from voice.log_writer import LogWriter, store_lines
 
@@ -179,14 +180,18 @@ class TranscriptWriter:
         if self._writes:
             await asyncio.wait(list(self._writes), timeout=LAST_LINES_WAIT_SECONDS)
         try:
-            await asyncio.to_thread(retry_transient, self._finish_sync)
+            outcome = await asyncio.to_thread(retry_transient, self._finish_sync)
         except Exception:
             log_failure(logger, "call %s: could not assemble the transcript", self.call_id)
+            outcome = "unrecorded"
+        CALLS_FINISHED.labels(outcome=outcome).inc()
 
-    def _finish_sync(self, _attempt: int = 0) -> None:
+    def _finish_sync(self, _attempt: int = 0) -> str:
         # Safe to repeat: the end time and outcome are kept once set, the transcript rebuilt.
         with transaction(self.sessions) as session:
             calls.finish_call(session, self.call_id, now=datetime.now(UTC))
+            call = session.get(Call, self.call_id)
+            return (call.outcome if call is not None else None) or "completed"
 
     def _in_thread(self, function: Callable[..., Any], *args: Any) -> None:
         task = asyncio.ensure_future(asyncio.to_thread(function, *args))

@@ -98,11 +98,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     htmx.init_app(app)
 
-    from webapp import cli, feeds, headers, health
+    from webapp import cli, feeds, headers, health, metrics
     from webapp.api import register as register_api  # REST API (issue 5)
     from webapp.dashboard import register as register_dashboard  # staff dashboard (issue 4)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(feeds.bp)
     cli.register(app)
     register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from core.models import Notification
+from core.models import Notification, NotificationStatus
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Messages of one channel that are due and not yet sent."""
+
+    channel: str
+    due: int
+    oldest_due: datetime
 
 
 def notifications(
@@ -51,3 +63,17 @@ def notifications_for_appointment(session: Session, appointment_id: int) -> list
 def notification_events(session: Session) -> list[str]:
     """The distinct event names present, sorted (for the dashboard's event filter)."""
     return list(session.scalars(select(Notification.event).distinct().order_by(Notification.event)))
+
+
+def backlog(session: Session, now: datetime) -> list[Backlog]:
+    """Due messages still queued or being sent, by channel, with the oldest one's due time."""
+    rows = session.execute(
+        select(Notification.channel, func.count(), func.min(Notification.send_after))
+        .where(
+            Notification.status.in_([NotificationStatus.QUEUED, NotificationStatus.SENDING]),
+            Notification.send_after <= now,
+        )
+        .group_by(Notification.channel)
+        .order_by(Notification.channel)
+    )
+    return [Backlog(channel, due, oldest) for channel, due, oldest in rows]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.appointment_status import change_refusal, restore_refusal, undo_refusal
 from core.errors import InvalidState, NotAssigned, Slot, SlotUnavailable, ValidationError
+from core.metrics import BOOKING_REFUSALS
 from core.models import (
     Appointment,
     AppointmentKind,
@@ -350,6 +351,7 @@ def insert_appointment(session: Session, *appointments: Appointment) -> None:
     except IntegrityError as exc:
         if not any(marker in str(exc.orig) for marker in OVERLAP_MARKERS):
             raise
+        BOOKING_REFUSALS.labels(reason=Refusal.CONFLICT.value).inc()
         raise SlotUnavailable(
             REFUSAL_MESSAGES[Refusal.CONFLICT], reason=Refusal.CONFLICT.value
         ) from exc
@@ -401,6 +403,7 @@ def book_appointment(
     schedule = load_schedule(session, nurse, start, end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, start, end, now, None, override_reason)
     if refusal is not None:
+        BOOKING_REFUSALS.labels(reason=refusal.value).inc()
         raise _refuse(
             session,
             refusal,
@@ -521,6 +524,7 @@ def reschedule_appointment(
     schedule = load_schedule(session, nurse, new_start, new_end, now=now, patient_id=patient.id)
     refusal, waived = judged(schedule, new_start, new_end, now, old.id, override_reason)
     if refusal is not None:
+        BOOKING_REFUSALS.labels(reason=refusal.value).inc()
         raise _refuse(
             session,
             refusal,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Channel, Notification, NotificationStatus
 from core.notifications.delivery import run_once
-from core.notifications.queries import notifications, notifications_for_appointment
+from core.notifications.queries import backlog, notifications, notifications_for_appointment
 from tests.notifications.helpers import book, queue_sms
 from tests.services.world import build_world
 
@@ -46,3 +49,17 @@ def test_notifications_filter_by_status_channel_and_recipient(
             ("reminder_24h", NotificationStatus.QUEUED),
             ("reminder_1h", NotificationStatus.QUEUED),
         ]
+
+
+def test_backlog_counts_due_unsent_messages_by_channel_with_the_oldest(session_factory, frozen_now):
+    world = build_world(session_factory, frozen_now)
+    queue_sms(session_factory, frozen_now - timedelta(minutes=10), world.patient_id, 2)
+    queue_sms(session_factory, frozen_now - timedelta(minutes=3), world.patient_id, 1)
+    queue_sms(session_factory, frozen_now + timedelta(minutes=5), world.patient_id, 4)  # not due
+    with session_factory.begin() as session:
+        for row in session.scalars(select(Notification).order_by(Notification.id).limit(1)):
+            row.status = NotificationStatus.SENT  # one of the oldest two went out
+    with session_factory() as session:
+        [sms] = backlog(session, frozen_now)
+    assert (sms.channel, sms.due) == (Channel.SMS, 2)
+    assert sms.oldest_due == frozen_now - timedelta(minutes=10)
