@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import transaction
+from core.logging_setup import CURRENT_CALL_ID
 from core.metrics import CALLS_ACTIVE
 from core.models import Call
 from core.services import calls
@@ -234,6 +235,8 @@ async def _bridge(
         logger.warning("media stream closed: missing, invalid, expired or reused token")
         await twilio.close(POLICY_VIOLATION)
         return
+    # Every log line of this call (and of the tasks it starts) carries its id.
+    CURRENT_CALL_ID.set(context.call_id)
     toolbox = ToolBox(
         sessions,
         context,

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from core.heap import freeze_startup_heap
+from core.logging_setup import logging_config
 
 # Twilio's frames are a few hundred bytes; refuse anything larger at the protocol level.
 MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024
@@ -77,7 +78,8 @@ def main() -> None:
     """Serve `asgi:app` on VOICE_HOST:VOICE_PORT until SIGTERM/SIGINT."""
     host = os.environ.get("VOICE_HOST") or "127.0.0.1"
     port = int(os.environ.get("VOICE_PORT") or 8001)
-    VoiceServer(server_config("asgi:app", host=host, port=port)).run()
+    config = server_config("asgi:app", host=host, port=port, log_config=logging_config())
+    VoiceServer(config).run()
 
 
 if __name__ == "__main__":

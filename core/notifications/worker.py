@@ -8,6 +8,7 @@ current batch and exits cleanly.
 from __future__ import annotations
 
 import logging
+import logging.config
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, transaction
+from core.logging_setup import logging_config
 from core.logs import log_failure
 from core.notifications.delivery import RunReport, new_worker_id, run_once
 from core.notifications.providers import Provider, providers_from_settings
@@ -107,9 +109,8 @@ class Worker:
 
 def main() -> int:
     """Entry point of the worker process."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request URL at INFO; keep the worker's log to our own PHI-free lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Our format (LOG_FORMAT), with httpx's request URLs (phone numbers) held back.
+    logging.config.dictConfig(logging_config())
     settings = Settings.from_env()
     config = NotifySettings.from_env(settings)
     engine = make_engine(settings.database_url)

@@ -1,12 +1,14 @@
-"""/metrics on the dashboard and the voice service, as `make run` starts them.
+"""/metrics and JSON logs from the dashboard and the voice service, as `make run` starts them.
 
 The dashboard runs two gunicorn workers: the counts a scrape sees must be the sum of both
 (prometheus_client's multiprocess mode), whichever worker answers it. The voice service's
-figures come from a simulated call placed from another process, as `make simulate-call` does.
+figures come from a simulated call placed from another process, as `make simulate-call` does;
+the same call's log lines are JSON, carry its id, and name no patient detail.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,9 +19,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from core.db import make_engine, make_session_factory
-from core.models import Appointment, AppointmentStatus
+from core.models import Appointment, AppointmentStatus, Call
 from tests.processes import ROOT, Product, running_product, wait_for
 
 METRICS_TOKEN = "metrics-token-for-tests"
@@ -35,6 +38,7 @@ def product(db_url: str, tmp_path: Path) -> Iterator[Product]:
         db_url,
         tmp_path,
         METRICS_TOKEN=METRICS_TOKEN,
+        LOG_FORMAT="json",
         WEB_CONCURRENCY="2",
         DEMO_PASSWORD="metrics-demo-password",
         OPENAI_API_KEY="",
@@ -112,7 +116,7 @@ def test_dashboard_counts_refusals_from_every_worker(product: Product, db_url: s
     assert ("carematix_notifications_due", ()) not in samples  # labelled by channel only
 
 
-def test_voice_service_measures_a_call(product: Product) -> None:
+def test_voice_service_measures_and_logs_a_call(product: Product, db_url: str) -> None:
     _refused_without_the_token(product.voice_url)
     done = subprocess.run(
         [sys.executable, "-m", "voice.simulate_call", "--speed", "20", "--intent", "book"],
@@ -138,3 +142,32 @@ def test_voice_service_measures_a_call(product: Product) -> None:
     assert samples[("carematix_relay_lag_seconds_count", ())] > 0.0
     # Labels are the product's own names: nothing a caller said or dialled.
     assert "+1" not in "".join(str(labels) for _, labels in samples)
+
+    call = _last_call(db_url)
+    lines = [json.loads(line) for line in _log(product, "voice").splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    about_the_call = [line for line in lines if line.get("call_id") == call.id]
+    assert any("media stream started" in line["message"] for line in about_the_call)
+    everything = _log(product, "voice") + _log(product, "web")
+    assert call.from_number not in everything
+    assert call.from_number.removeprefix("+1") not in everything
+    assert call.patient is not None and call.patient.last_name not in everything
+
+
+def _last_call(database_url: str) -> Call:
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            call = session.scalar(
+                select(Call).options(joinedload(Call.patient)).order_by(Call.id.desc()).limit(1)
+            )
+            assert call is not None
+            session.expunge_all()
+            return call
+    finally:
+        engine.dispose()
+
+
+def _log(product: Product, name: str) -> str:
+    [process] = [p for p in product.processes if p.name == name]
+    return process.log()
