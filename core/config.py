@@ -144,6 +144,7 @@ class Settings:
     default_time_zone: str = "America/New_York"
     waitlist_hold_minutes: int = 30
     metrics_token: str = ""
+    voice_drain_seconds: int = 60
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -193,4 +194,5 @@ class Settings:
             default_time_zone=env.get("DEFAULT_TIME_ZONE", "America/New_York"),
             waitlist_hold_minutes=max(1, int(env.get("WAITLIST_HOLD_MINUTES", "30"))),
             metrics_token=env.get("METRICS_TOKEN", ""),
+            voice_drain_seconds=max(0, int(env.get("VOICE_DRAIN_SECONDS", "60"))),
         )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings, with_shared_secrets
 from core.db import make_engine, make_session_factory
 from core.logs import log_failure
+from voice.drain import Drain
 from voice.log_writer import LogWriter
 from voice.reconciler import CallReconciler
 from voice.tool_processes import ToolProcesses
@@ -34,6 +35,7 @@ FINISHING_CALLS_EXTENSION = "carematix.finishing_calls"  # calls storing their l
 LOG_WRITER_EXTENSION = "carematix.log_writer"
 TOOL_PROCESSES_EXTENSION = "carematix.tool_processes"
 RECONCILER_EXTENSION = "carematix.reconciler"
+DRAIN_EXTENSION = "carematix.drain"  # the calls in flight, and the drain on SIGTERM
 FINISH_WAIT_SECONDS = 10
 
 
@@ -80,6 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         app.extensions[RECONCILER_EXTENSION] = reconciler
 
     app.extensions[FINISHING_CALLS_EXTENSION] = set()
+    app.extensions[DRAIN_EXTENSION] = Drain(settings.voice_drain_seconds)
 
     @app.after_serving
     async def close_database() -> None:
@@ -216,6 +219,12 @@ def realtime_connect(app: Quart, *, simulated_call: bool) -> Any:
     if simulated_call and simulator is not None and not app.config["SIMULATED"]:
         return simulator.connect
     return app.config["REALTIME_CONNECT"]
+
+
+def get_drain(app: Quart) -> Drain:
+    """The instance's calls in flight and its drain."""
+    drain: Drain = app.extensions[DRAIN_EXTENSION]
+    return drain
 
 
 def get_finishing_calls(app: Quart) -> set[asyncio.Task[None]]:

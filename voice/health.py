@@ -8,7 +8,7 @@ import logging
 from quart import Blueprint, current_app
 from sqlalchemy import Engine, text
 
-from voice import get_database
+from voice import get_database, get_drain
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ def _select_one(engine: Engine) -> None:
 
 @bp.get("/health")
 async def health() -> tuple[dict[str, str], int]:
-    """200 with {"status": "ok", "database": "ok"}, or 503 when the database cannot be reached."""
+    """200 with {"status": "ok", "database": "ok"}; 503 when the database cannot be reached, or
+    with {"status": "draining"} once the instance is shutting down (voice.drain)."""
     database = get_database(current_app)
     if database is None:
         return {"status": "error", "database": "error"}, 503
@@ -38,4 +39,8 @@ async def health() -> tuple[dict[str, str], int]:
         # The class name is enough to diagnose; the message may carry hosts or paths.
         logger.warning("health check: database unreachable (%s)", type(exc).__name__)
         return {"status": "error", "database": "error"}, 503
+    drain = get_drain(current_app)
+    if drain.draining:
+        # A proxy's health check takes this instance out of rotation; its calls carry on.
+        return {"status": "draining", "database": "ok", "calls": str(len(drain.calls))}, 503
     return {"status": "ok", "database": "ok"}, 200

@@ -31,6 +31,7 @@ from core.models import Call
 from core.services import calls
 from voice import (
     get_database,
+    get_drain,
     get_finishing_calls,
     get_instance_name,
     get_log_writer,
@@ -260,6 +261,6 @@ async def _bridge(
         log_writer=get_log_writer(current_app),
     )
     logger.info("call %s: media stream started", context.call_id)
-    with CALLS_ACTIVE.track_inprogress():
+    with get_drain(current_app).live(session), CALLS_ACTIVE.track_inprogress():
         await session.run()
     logger.info("call %s: media stream ended", context.call_id)

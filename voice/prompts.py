@@ -41,6 +41,12 @@ TELL_CALLBACK = (
     "and a care coordinator will call them back."
 )
 
+WIND_DOWN = (
+    "This call has to end now. Without asking anything more, tell the caller briefly that you "
+    "must end the call, that a care coordinator will call them back soon to finish, and say "
+    "goodbye."
+)
+
 # Said by Twilio (not the agent) when the model is gone for good.
 SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."
 SORRY_CALLBACK = (

@@ -9,14 +9,18 @@ The tests serve the app through `server_config` too, so they run what production
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from core.heap import freeze_startup_heap
 from core.logging_setup import logging_config
+from voice.drain import Drain
 
 # Twilio's frames are a few hundred bytes; refuse anything larger at the protocol level.
 MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024
@@ -65,7 +69,13 @@ def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 class VoiceServer(uvicorn.Server):
-    """uvicorn's server, freezing the startup heap once the app is ready to serve."""
+    """uvicorn's server, freezing the startup heap once the app is ready to serve, and
+    draining the calls in flight (voice.drain) on SIGTERM before it shuts down."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain | None = None) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self._draining: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as uvicorn does (lifespan first), then freeze what startup built."""
@@ -73,13 +83,34 @@ class VoiceServer(uvicorn.Server):
         if not self.should_exit:
             freeze_startup_heap()
 
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """The first SIGTERM drains, then shuts down; SIGINT, or a second signal, at once."""
+        if sig != signal.SIGTERM or self.drain is None or self._draining is not None:
+            super().handle_exit(sig, frame)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving yet: nothing to drain
+            super().handle_exit(sig, frame)
+            return
+        # A signal handler runs between two steps of the loop: start the drain from the loop.
+        loop.call_soon_threadsafe(self._start_drain, sig, frame)
+
+    def _start_drain(self, sig: int, frame: FrameType | None) -> None:
+        assert self.drain is not None
+        self._draining = asyncio.ensure_future(self.drain.run())
+        self._draining.add_done_callback(lambda _: super(VoiceServer, self).handle_exit(sig, frame))
+
 
 def main() -> None:
-    """Serve `asgi:app` on VOICE_HOST:VOICE_PORT until SIGTERM/SIGINT."""
+    """Serve the voice app on VOICE_HOST:VOICE_PORT until SIGTERM (after draining) or SIGINT."""
+    from asgi import app
+    from voice import get_drain
+
     host = os.environ.get("VOICE_HOST") or "127.0.0.1"
     port = int(os.environ.get("VOICE_PORT") or 8001)
-    config = server_config("asgi:app", host=host, port=port, log_config=logging_config())
-    VoiceServer(config).run()
+    config = server_config(app, host=host, port=port, log_config=logging_config())
+    VoiceServer(config, drain=get_drain(app)).run()
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from voice.model_link import (
     replay_events,
 )
 from voice.playout import PlayoutTracker
-from voice.prompts import TELL_CALLBACK
+from voice.prompts import TELL_CALLBACK, WIND_DOWN
 from voice.protocol import Dtmf, Mark, Media, ProtocolError, Stop
 from voice.reply_timer import ReplyTimer
 from voice.tool_runner import ToolRunner
@@ -291,6 +291,20 @@ class CallSession:
             await self.actions.start(PendingAction("transfer", self.settings.staff_phone_number))
         elif result.get("callback_requested"):
             await self._tell_callback()
+
+    async def wind_down(self) -> None:
+        """End the call politely (the service is draining): a callback is recorded, the agent
+        says so and goodbye, then the call hangs up once that has played (or at the deadline)."""
+        if self.lifecycle.closing or self.lifecycle.handing_over:
+            return
+        logger.info("call %s: winding down", self.call_id)
+        await asyncio.to_thread(self.tools.request_callback, "call ended by a service restart")
+        self.tools.pending_action = self.tools.pending_action or PendingAction("hang_up")
+        if self.link.model is None:
+            await self.actions.start(self.tools.pending_action)
+            return
+        await self.runner.ask(WIND_DOWN)
+        self.actions.watch_deadline()
 
     async def _tell_callback(self) -> None:
         """The agent tells the caller a callback is coming, once any reply under way is done."""

@@ -817,18 +817,23 @@ class ToolBox:
 
     def transfer(self, reason: str) -> dict[str, Any]:
         """Arrange a transfer (or a callback request when no staff line is configured)."""
-        with transaction(self.sessions) as session:
-            if self.staff_phone_number and self.can_transfer:
+        if self.staff_phone_number and self.can_transfer:
+            with transaction(self.sessions) as session:
                 calls.set_outcome(session, self.context.call_id, "transferred")
-                self.pending_action = PendingAction("transfer", self.staff_phone_number)
-                return {
-                    "transferring": True,
-                    "message": "Tell the caller you are connecting them to a staff member now.",
-                }
-            if self.callback_requested:
-                # Asked again on this call (the keypad pressed twice, then the agent): one
-                # request is what the coordinators should see.
-                return dict(CALLBACK_REQUESTED)
+            self.pending_action = PendingAction("transfer", self.staff_phone_number)
+            return {
+                "transferring": True,
+                "message": "Tell the caller you are connecting them to a staff member now.",
+            }
+        return self.request_callback(reason)
+
+    def request_callback(self, reason: str) -> dict[str, Any]:
+        """Record that the caller should be called back (once per call)."""
+        if self.callback_requested:
+            # Asked again on this call (the keypad pressed twice, then the agent): one
+            # request is what the coordinators should see.
+            return dict(CALLBACK_REQUESTED)
+        with transaction(self.sessions) as session:
             calls.record_callback_request(
                 session,
                 call_id=self.context.call_id,

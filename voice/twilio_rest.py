@@ -99,6 +99,13 @@ def message_twiml(text: str) -> str:
     return str(response)
 
 
+def redirect_twiml(url: str) -> str:
+    """Ask Twilio to fetch the call's instructions again from `url`."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return str(response)
+
+
 def hang_up_twiml() -> str:
     """End the call without a word."""
     response = VoiceResponse()

@@ -26,6 +26,7 @@ from core.services import calls, waitlist
 from voice import (
     SIMULATED_CALLS_EXTENSION,
     get_database,
+    get_drain,
     get_instance_name,
     get_preopened_models,
     get_settings,
@@ -46,11 +47,15 @@ from voice.twilio_rest import (
     DIAL_STATUS_PATH,
     hang_up_twiml,
     message_twiml,
+    redirect_twiml,
     say_twiml,
     stream_twiml,
 )
 
 logger = logging.getLogger(__name__)
+
+# The query parameter marking a call a draining instance sent back through the public address.
+REDIRECTED = "redirected"
 
 bp = Blueprint("webhooks", __name__)
 
@@ -105,6 +110,13 @@ async def incoming_call() -> Response:
         return Response("Missing CallSid", status=400, mimetype="text/plain")
     if database is None:
         return Response(say_twiml(_SORRY), mimetype=XML)
+    if get_drain(current_app).draining and request.args.get(REDIRECTED) is None:
+        # Shutting down: through the public address once more, to an instance that serves.
+        # A call redirected here again is served all the same, rather than bounced.
+        logger.info("draining: redirected a new call")
+        # Without PUBLIC_BASE_URL the URL is relative: Twilio resolves it against this one.
+        again = public_url(settings, "/incoming-call", f"{REDIRECTED}=1")
+        return Response(redirect_twiml(again), mimetype=XML)
     nonce = new_nonce()
     outbound = params.get("Direction", "inbound").startswith("outbound")
     simulated = _simulated_call()
@@ -286,6 +298,8 @@ async def make_call() -> tuple[dict[str, Any], int]:
     calling = calls_setup(settings)
     if not calling.configured:
         return {"error": "not_configured", "message": calling.reason}, 503
+    if get_drain(current_app).draining:
+        return {"error": "draining", "message": "This voice instance is shutting down."}, 503
     body = await request.get_json(silent=True) or {}
     patient_id = body.get("patient_id") if isinstance(body, dict) else None
     user_id = body.get("user_id") if isinstance(body, dict) else None
