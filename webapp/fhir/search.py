@@ -155,6 +155,7 @@ DATE_TIME = re.compile(
 
 def _instant_range(value: str, name: str) -> tuple[datetime, datetime]:
     """The span a date (a UTC day) or a dateTime (to its precision) stands for, [low, high)."""
+    value = value.replace(" ", "+")  # an unencoded "+" of an offset arrives as a space
     try:
         if DATE.fullmatch(value):
             low = datetime.fromisoformat(value).replace(tzinfo=UTC)
