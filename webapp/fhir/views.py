@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
@@ -28,6 +27,7 @@ from werkzeug.routing import Map, Rule
 
 from core.errors import DomainError, SlotUnavailable
 from core.limits import MAX_ID
+from core.logs import log_failure
 from core.models import Appointment, AppointmentStatus, Nurse
 from core.services.booking import free_slots
 from webapp import db
@@ -111,14 +111,7 @@ def _refusal(exc: Exception) -> FhirError:
     if isinstance(exc, IntegrityError):
         # A concurrent request won a race the services' own checks could not see.
         return FhirError(409, "The change conflicts with another one made at the same time.")
-    # Class and frames only: exception messages can carry SQL parameters (PHI).
-    logger.error(
-        "FHIR %s %s failed: %s\n%s",
-        request.method,
-        request.path,
-        type(exc).__name__,
-        "".join(traceback.format_tb(exc.__traceback__)),
-    )
+    log_failure(logger, "FHIR %s %s failed", request.method, request.path)
     if current_app.config.get("API_RAISE_ERRORS"):
         raise exc
     return FhirError(500, "Something failed on our side.")

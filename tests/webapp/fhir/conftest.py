@@ -4,8 +4,6 @@ facade: requests under /fhir/R4B, and answers parsed with the R4B models."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -13,8 +11,8 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
 from werkzeug.test import TestResponse
 
-from tests.webapp.api.conftest import ApiWorld, build_api_world
-from webapp import db
+# The API's fixtures, imported to be found here: the facade is asked in the same world.
+from tests.webapp.api.conftest import ApiWorld, api, api_any_db  # noqa: F401
 
 BASE = "/fhir/R4B"
 FHIR_JSON = "application/fhir+json"
@@ -24,10 +22,10 @@ ResourceT = TypeVar("ResourceT", bound=Resource)
 class FhirWorld:
     """The API world, asked through the FHIR facade."""
 
-    def __init__(self, api: ApiWorld) -> None:
-        self.api = api
-        self.ids = api.ids
-        self.now = api.now
+    def __init__(self, world: ApiWorld) -> None:
+        self.api = world
+        self.ids = world.ids
+        self.now = world.now
 
     def get(self, path: str, role: str | None = "admin", **kwargs: Any) -> TestResponse:
         """GET /fhir/R4B{path} as `role` (None: no token)."""
@@ -70,25 +68,16 @@ def diagnostics(response: TestResponse) -> str:
     return str(OperationOutcome.model_validate_json(response.get_data()).issue[0].diagnostics)
 
 
-def _dispose(world: ApiWorld) -> None:
-    with world.app.app_context():
-        db.engine.dispose()
-
-
 @pytest.fixture
-def fhir(sqlite_url: str, frozen_now: datetime) -> Iterator[FhirWorld]:
+def fhir(api: ApiWorld) -> FhirWorld:  # noqa: F811
     """The FHIR facade on SQLite."""
-    world = build_api_world(sqlite_url, frozen_now)
-    yield FhirWorld(world)
-    _dispose(world)
+    return FhirWorld(api)
 
 
 @pytest.fixture
-def fhir_any_db(db_url: str, frozen_now: datetime) -> Iterator[FhirWorld]:
+def fhir_any_db(api_any_db: ApiWorld) -> FhirWorld:  # noqa: F811
     """The FHIR facade on each backend."""
-    world = build_api_world(db_url, frozen_now)
-    yield FhirWorld(world)
-    _dispose(world)
+    return FhirWorld(api_any_db)
 
 
 def booking(patient_id: int, slot_id: str | None = None, **fields: Any) -> dict[str, Any]:
