@@ -223,9 +223,11 @@ def _whole_number(args: dict[str, list[str]], name: str, default: int, most: int
     return int(values[0])
 
 
-def _link(relation: str, offset: int) -> dict[str, str]:
+def _link(relation: str, offset: int | None = None) -> dict[str, str]:
+    """A link to this search, encoded afresh, at `offset` when given."""
     args = request.args.to_dict(flat=False)
-    args["_offset"] = [str(offset)]
+    if offset is not None:
+        args["_offset"] = [str(offset)]
     return {"relation": relation, "url": f"{request.base_url}?{urlencode(args, doseq=True)}"}
 
 
@@ -236,7 +238,7 @@ def base_url() -> str:
 
 def bundle(resources: Sequence[Resource], total: int, at: Page) -> Bundle:
     """A searchset Bundle of one page of matches, with self, next and previous links."""
-    links = [{"relation": "self", "url": request.url}]
+    links = [_link("self")]
     if at.offset + at.count < total:
         links.append(_link("next", at.offset + at.count))
     if at.offset > 0:

@@ -172,6 +172,8 @@ def test_slot_searches_page_with_count_and_offset(fhir: FhirWorld) -> None:
     assert {e.resource.id for e in first.entry}.isdisjoint(e.resource.id for e in second.entry)
     assert first.entry[-1].resource.start < second.entry[0].resource.start
     assert {link.relation for link in second.link} == {"self", "next", "previous"}
+    again = parsed(fhir.get(links["self"].removeprefix("http://localhost/fhir/R4B")), Bundle)
+    assert [e.resource.id for e in again.entry] == [e.resource.id for e in first.entry]
 
 
 def test_a_slot_found_by_search_reads_back_while_it_is_free(fhir_any_db: FhirWorld) -> None:
