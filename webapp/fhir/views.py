@@ -75,7 +75,15 @@ def interaction(
         def wrapped(**path: str) -> Response:
             return _answer(view, path, auth)
 
-        bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapped, methods=[method])
+        # OPTIONS is answered by `unmatched` from the facade's own routes: Flask's would list
+        # the catch-all's methods too.
+        bp.add_url_rule(
+            rule,
+            endpoint=view.__name__,
+            view_func=wrapped,
+            methods=[method],
+            provide_automatic_options=False,
+        )
         _ROUTES.append((rule, view.__name__, method))
         return view
 
@@ -314,11 +322,14 @@ def _fhir_map() -> Map:
 @bp.route("/", defaults={"rest": ""}, methods=ALL_METHODS, endpoint="unmatched_root")
 @bp.route("/<api_any_path:rest>", methods=ALL_METHODS)
 def unmatched(rest: str) -> Response:
-    """Anything under /fhir/R4B no interaction matched: an OperationOutcome 404 or 405."""
+    """Anything under /fhir/R4B no interaction matched: OPTIONS, or an OperationOutcome 404
+    or 405."""
     try:
         _fhir_map().bind("fhir").match("/" + rest, method=request.method)
     except MethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.valid_methods or []))
+        allowed = ", ".join(sorted({*(exc.valid_methods or []), "OPTIONS"}))
+        if request.method == "OPTIONS":
+            return Response(status=204, headers={"Allow": allowed})
         return FhirError(
             405,
             f"{request.method} is not supported here; use {allowed}.",

@@ -205,4 +205,6 @@ def test_an_unknown_path_is_404_and_a_wrong_method_405_as_outcomes(fhir: FhirWor
     wrong = fhir.api.client.delete("/fhir/R4B/Appointment/1", headers=fhir.api.headers("admin"))
 
     assert outcome(wrong, 405).issue[0].code == "not-supported"
-    assert wrong.headers["Allow"] == "GET, HEAD"
+    assert wrong.headers["Allow"] == "GET, HEAD, OPTIONS"
+    options = fhir.api.client.options("/fhir/R4B/Appointment")
+    assert (options.status_code, options.headers["Allow"]) == (204, "GET, HEAD, OPTIONS, POST")
