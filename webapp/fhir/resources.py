@@ -113,7 +113,6 @@ def patient(record: Patient) -> FhirPatient:
         {
             "resourceType": "Patient",
             "id": str(record.id),
-            "active": True,
             "name": [{"use": "official", "family": record.last_name, "given": [record.first_name]}],
             "birthDate": record.date_of_birth.isoformat(),
             "telecom": [{"system": "phone", "value": record.phone}],

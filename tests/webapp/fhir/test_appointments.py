@@ -163,6 +163,23 @@ def test_the_same_idempotency_key_books_once(fhir_any_db: FhirWorld) -> None:
     assert world.api.count(Appointment) == 3
 
 
+def test_an_idempotency_key_used_for_another_patient_is_422_and_an_unknown_patient_404(
+    fhir_any_db: FhirWorld,
+) -> None:
+    world, ids = fhir_any_db, fhir_any_db.ids
+    first, second = free_slot_ids(world)[:2]
+    key = {"Idempotency-Key": "ehr-9"}
+    parsed(world.post("/Appointment", booking(ids["patient"], first), **key), FhirAppointment, 201)
+    before = world.api.counts()
+
+    reused = world.post("/Appointment", booking(ids["second_patient"], second), **key)
+    unknown = world.post("/Appointment", booking(424242, second))
+
+    assert outcome(reused, 422).issue[0].code == "business-rule"
+    assert outcome(unknown, 404).issue[0].code == "not-found"
+    assert world.api.counts() == before
+
+
 def test_a_visit_is_booked_by_start_and_practitioner_without_a_slot(
     fhir_any_db: FhirWorld,
 ) -> None:

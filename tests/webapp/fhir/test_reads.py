@@ -124,7 +124,6 @@ def test_a_patient_shows_only_the_minimum_an_ehr_needs(fhir_any_db: FhirWorld) -
     assert set(response.get_json()) == {
         "resourceType",
         "id",
-        "active",
         "name",
         "telecom",
         "birthDate",
