@@ -101,12 +101,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp import cli, feeds, headers, health, metrics
     from webapp.api import register as register_api  # REST API (issue 5)
     from webapp.dashboard import register as register_dashboard  # staff dashboard (issue 4)
+    from webapp.fhir import register as register_fhir  # FHIR R4B facade (issue 20)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(feeds.bp)
     cli.register(app)
     register_api(app)  # REST API under /api/v1 and `create-token` (issue 5)
+    register_fhir(app)  # FHIR R4B scheduling facade under /fhir/R4B, same tokens
     register_dashboard(app)  # sign-in, CSRF and the HTMX dashboard (issue 4)
     headers.init_app(app)  # after sign-in has chosen the cookie flags
     return app

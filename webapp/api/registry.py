@@ -126,7 +126,8 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
         raise from_validation(exc, "query") from exc
 
 
-def _idempotency_key() -> str | None:
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key header, or None; a 422 problem when it is malformed."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     limits = IDEMPOTENCY_KEY_SCHEMA
     if key is not None and not (
@@ -169,7 +170,7 @@ def _call(op: Operation, view: Callable[..., Any], path: dict[str, Any]) -> Resp
         if op.body is not None:
             kwargs["body"] = _parse_body(op.body)
         if op.idempotent_header:
-            kwargs["idempotency_key"] = _idempotency_key()
+            kwargs["idempotency_key"] = idempotency_key()
         result = view(Context(user=user, now=now), **kwargs)
         db.session.commit()
         return _json(result, op.status)
