@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+
 CURRENT_CALL_ID: ContextVar[int | None] = ContextVar("carematix_call_id", default=None)
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -45,6 +47,8 @@ def logging_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": JSON_FIELDS,
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # uvicorn repeats some messages with terminal colour codes: the plain one is enough.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         }
         if log_format == "json"
         else {"format": TEXT_FORMAT}

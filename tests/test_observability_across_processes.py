@@ -146,6 +146,7 @@ def test_voice_service_measures_and_logs_a_call(product: Product, db_url: str) -
     call = _last_call(db_url)
     lines = [json.loads(line) for line in _log(product, "voice").splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    assert not [line for line in lines if "color_message" in line]  # uvicorn's coloured copy
     about_the_call = [line for line in lines if line.get("call_id") == call.id]
     assert any("media stream started" in line["message"] for line in about_the_call)
     everything = _log(product, "voice") + _log(product, "web")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
+from core.logging_setup import CURRENT_CALL_ID
 from core.metrics import MODEL_RECONNECTS
 from core.models import LogRole
 from voice import protocol
@@ -297,6 +298,7 @@ class CallSession:
         says so and goodbye, then the call hangs up once that has played (or at the deadline)."""
         if self.lifecycle.closing or self.lifecycle.handing_over:
             return
+        CURRENT_CALL_ID.set(self.call_id)  # run from the drain's task: log as this call's
         logger.info("call %s: winding down", self.call_id)
         await asyncio.to_thread(self.tools.request_callback, "call ended by a service restart")
         self.tools.pending_action = self.tools.pending_action or PendingAction("hang_up")
