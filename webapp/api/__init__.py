@@ -14,6 +14,7 @@ from webapp.api import (  # noqa: F401  (declare operations)
     calls,
     meta,
     nurses,
+    patients,
     series,
     waitlist,
 )
