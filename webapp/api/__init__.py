@@ -13,6 +13,7 @@ from webapp.api import (  # noqa: F401  (declare operations)
     appointments,
     calls,
     meta,
+    nurse_changes,
     nurses,
     patients,
     series,
