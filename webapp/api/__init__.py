@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from webapp.api import (  # noqa: F401  (declare operations)
     appointments,
+    brief,
     callbacks,
     calls,
     meta,
