@@ -80,22 +80,3 @@ def test_a_request_without_someone_to_call_is_refused_and_queues_nothing(
     if field is not None:
         assert response.get_json()["errors"][0]["field"] == field
     assert callbacks_and_audit(api) == before
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "body"),
-    [
-        ("GET", "/callback-requests", None),
-        ("POST", "/callback-requests", {"phone": "+12025550150", "reason": "x"}),
-        ("POST", "/callback-requests/1/resolve", None),
-    ],
-)
-def test_a_nurse_token_has_no_access_to_the_coordinators_queue(
-    api: ApiWorld, method: str, path: str, body: Any
-) -> None:
-    before = callbacks_and_audit(api)
-
-    response = api.send(method, path, "nurse", body)
-
-    assert response.status_code == 403
-    assert callbacks_and_audit(api) == before

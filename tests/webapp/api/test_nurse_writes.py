@@ -271,25 +271,3 @@ def test_an_override_the_services_or_schema_refuse_is_422_and_adds_nothing(
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["errors"][0]["field"] == field
     assert nurse_records(api) == before
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "body"),
-    [
-        ("POST", "/nurses", {"first_name": "A", "last_name": "B", "time_zone": "UTC"}),
-        ("PATCH", "/nurses/{nurse}", {"visit_minutes": 45}),
-        ("POST", "/nurses/{nurse}/deactivate", {}),
-        ("PUT", "/nurses/{nurse}/weekly-hours", {"windows": WEEKDAY_NOONS}),
-        ("POST", "/nurses/{nurse}/overrides", {"start_date": "2025-03-05"}),
-        ("DELETE", "/nurses/{nurse}/overrides/1", None),
-    ],
-)
-def test_a_nurse_token_may_not_change_nurses_even_herself(
-    api: ApiWorld, method: str, path: str, body: Any
-) -> None:
-    before = nurse_records(api)
-
-    response = api.send(method, path.format(nurse=api.ids["nurse"]), "nurse", body)
-
-    assert response.status_code == 403
-    assert nurse_records(api) == before
