@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import ApiIdempotentResult
 from core.scheduling import require_aware
+
+# Long enough for any client's retries; the answers hold PHI, so none is kept for good.
+KEEP_ANSWERS_FOR = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,21 @@ def fingerprint(method: str, path: str, body: str) -> str:
     return hashlib.sha256(f"{method} {path}\n{body}".encode()).hexdigest()
 
 
-def kept_answer(session: Session, user_id: int, key: str, request: str) -> KeptAnswer | None:
-    """The answer this login got under `key`, if any; `request` is the request's fingerprint."""
+def kept_answer(
+    session: Session, user_id: int, key: str, request: str, *, now: datetime
+) -> KeptAnswer | None:
+    """The answer this login got under `key` within KEEP_ANSWERS_FOR, if any; `request` is the
+    request's fingerprint. An older one is forgotten, so the key is free again."""
     row = session.scalar(
         select(ApiIdempotentResult).where(
             ApiIdempotentResult.user_id == user_id, ApiIdempotentResult.key == key
         )
     )
     if row is None:
+        return None
+    if row.created_at <= require_aware(now, "now") - KEEP_ANSWERS_FOR:
+        session.delete(row)
+        session.flush()
         return None
     return KeptAnswer(status=row.status, body=row.body, same_request=row.fingerprint == request)
 
@@ -61,3 +71,12 @@ def keep_answer(
         )
     )
     session.flush()
+
+
+def forget_old_answers(session: Session, now: datetime) -> int:
+    """Delete the answers kept longer than KEEP_ANSWERS_FOR; how many went."""
+    cutoff = require_aware(now, "now") - KEEP_ANSWERS_FOR
+    result = session.execute(
+        delete(ApiIdempotentResult).where(ApiIdempotentResult.created_at <= cutoff)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

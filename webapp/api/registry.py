@@ -159,7 +159,7 @@ def _replayed(op: Operation, user: User | None, key: str | None, body: Any) -> R
     """The answer kept under the key for this same request; a key reused elsewhere is 422."""
     if not op.keeps_answers or user is None or key is None:
         return None
-    kept = kept_answer(db.session(), user.id, key, _fingerprint(op, body))
+    kept = kept_answer(db.session(), user.id, key, _fingerprint(op, body), now=clock())
     if kept is None:
         return None
     if not kept.same_request:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -80,3 +81,16 @@ def test_a_request_without_someone_to_call_is_refused_and_queues_nothing(
     if field is not None:
         assert response.get_json()["errors"][0]["field"] == field
     assert callbacks_and_audit(api) == before
+
+
+def test_a_key_reused_a_day_later_is_a_new_request(api: ApiWorld) -> None:
+    body = {"phone": "+12025550150", "reason": "Call me"}
+    first = api.send("POST", "/callback-requests", "admin", body, key="daily")
+    later = api.now + timedelta(hours=24)
+    api.app.config["API_CLOCK"] = lambda: later
+
+    again = api.send("POST", "/callback-requests", "admin", body, key="daily")
+
+    assert again.status_code == 201
+    assert again.get_json()["id"] != first.get_json()["id"]
+    assert api.count(CallbackRequest) == 2
