@@ -825,6 +825,25 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class ApiIdempotentResult(Base):
+    """The answer an API write gave under an Idempotency-Key, replayed when the key returns.
+
+    Keyed per login, so two integrations cannot collide; `fingerprint` (SHA-256 of the method,
+    path and validated body) tells a true retry from the key reused for another request.
+    """
+
+    __tablename__ = "api_idempotent_results"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class StatusChange(Base):
     """One change of an appointment's status, with its note; undone within a short window."""
 

@@ -142,7 +142,7 @@ def _listed(value: Any) -> Any:
     return kept
 
 
-def _whole_number(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """A JSON number without a fraction (1.0) is an integer, as JSON Schema itself reads it."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -166,9 +166,9 @@ Text200 = Annotated[str, BeforeValidator(_text_or_empty), StringConstraints(max_
 Text5000 = Annotated[str, BeforeValidator(_text_or_empty), StringConstraints(max_length=5000)]
 # The API's free text: taken as sent, NUL refused (PostgreSQL cannot store it).
 Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
-Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(whole_number)]
 # Which visit of a series (0 = the first), as a 409 and the series' appointments number them.
-VisitIndex = Annotated[int, Field(ge=0, le=103), BeforeValidator(_whole_number)]
+VisitIndex = Annotated[int, Field(ge=0, le=103), BeforeValidator(whole_number)]
 Phone = Annotated[str, AfterValidator(_service_check(normalise_phone))]
 Email = Annotated[str, AfterValidator(_service_check(normalise_email))]
 Password = Annotated[str, AfterValidator(_service_check(check_password))]  # taken as typed
@@ -198,15 +198,16 @@ INSTANT_RULES = (
 
 
 def written_as(
-    pattern: re.Pattern[str], parse: Callable[[str], Any], example: str
+    pattern: re.Pattern[str],
+    parse: Callable[[str], Any],
+    example: str,
+    years: tuple[int, int] = (EARLIEST_YEAR, LATEST_YEAR),
 ) -> Callable[[Any], Any]:
     """A validator taking only text in `pattern`, parsed (strict mode takes no text after one)."""
 
     def check(value: Any) -> Any:
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(
-                f"write it like {example}, with a year from {EARLIEST_YEAR} to {LATEST_YEAR}"
-            )
+            raise ValueError(f"write it like {example}, with a year from {years[0]} to {years[1]}")
         return parse(value)  # ValueError for a day the month does not have
 
     return check
@@ -227,11 +228,21 @@ Day = Annotated[
     BeforeValidator(written_as(_DATE, date.fromisoformat, "2025-03-04")),
     Field(json_schema_extra={"pattern": DATE_PATTERN}),
 ]
+# A date of birth: the scheduling years do not reach back far enough. Whether it has come yet
+# is the service's check (it knows today).
+BIRTH_DATE_PATTERN = f"^(19[0-9]{{2}}|20[0-9]{{2}}|2100){_DAY}$"
+BirthDate = Annotated[
+    date,
+    BeforeValidator(
+        written_as(re.compile(BIRTH_DATE_PATTERN), date.fromisoformat, "1940-01-02", (1900, 2100))
+    ),
+    Field(json_schema_extra={"pattern": BIRTH_DATE_PATTERN}),
+]
 MAX_VISIT_MINUTES = 8 * 60
 VisitMinutes = Annotated[
     int,
     Field(ge=5, le=MAX_VISIT_MINUTES, description="Visit length in minutes"),
-    BeforeValidator(_whole_number),
+    BeforeValidator(whole_number),
 ]
 
 
@@ -554,12 +565,12 @@ class SeriesDetails(Operation):
         title="Weekdays",
         json_schema_extra={"required_message": "Choose at least one weekday"},
     )
-    interval_weeks: Annotated[int, Field(ge=1, le=12), BeforeValidator(_whole_number)] = Field(
+    interval_weeks: Annotated[int, Field(ge=1, le=12), BeforeValidator(whole_number)] = Field(
         1, title="Every how many weeks"
     )
     count: Annotated[
         int | None,
-        BeforeValidator(_whole_number),
+        BeforeValidator(whole_number),
         BeforeValidator(_not_null),
         WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 104}),
         AfterValidator(_visits_in_a_series),

@@ -1,8 +1,8 @@
 """The delivery worker process: `python -m core.notifications.worker`.
 
-Each pass queues due reminders and nurse agendas and lapses expired waitlist holds (idempotent
-sweeps), flags dead leases, then claims and sends a batch. SIGTERM or SIGINT finishes the
-current batch and exits cleanly.
+Each pass queues due reminders and nurse agendas, lapses expired waitlist holds and forgets
+day-old API answers kept under idempotency keys (idempotent sweeps), flags dead leases, then
+claims and sends a batch. SIGTERM or SIGINT finishes the current batch and exits cleanly.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from core.notifications.delivery import RunReport, new_worker_id, run_once
 from core.notifications.providers import Provider, providers_from_settings
 from core.notifications.reminders import queue_daily_agendas, queue_upcoming_reminders
 from core.notifications.settings import NotifySettings
+from core.services.api_idempotency import forget_old_answers
 from core.services.waitlist import lapse_expired
 
 log = logging.getLogger("core.notifications.worker")
@@ -68,8 +69,8 @@ class Worker:
         return self._stopping.is_set()
 
     def sweep(self, now: datetime) -> None:
-        """Queue reminders and agendas that have come due, and pass lapsed waitlist holds to
-        the next in line (at most once a minute)."""
+        """Queue reminders and agendas that have come due, pass lapsed waitlist holds to the
+        next in line, and forget day-old API answers (at most once a minute)."""
         if self._last_sweep is not None and now - self._last_sweep < SWEEP_EVERY:
             return
         with transaction(self.factory) as session:
@@ -82,6 +83,10 @@ class Worker:
             lapsed, expired = lapse_expired(session, now)
         if lapsed or expired:
             log.info("waitlist: %s holds lapsed, %s entries expired", lapsed, expired)
+        with transaction(self.factory) as session:
+            forgotten = forget_old_answers(session, now)
+        if forgotten:
+            log.info("forgot %s API answers kept under idempotency keys", forgotten)
         self._last_sweep = now
 
     def tick(self) -> RunReport:

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.errors import OverrideCollision, ValidationError
+from core.errors import NotFound, OverrideCollision, ValidationError
 from core.models import (
     Appointment,
     AppointmentStatus,
@@ -268,6 +268,26 @@ def _offer_override_time(
     """Offer the time an override frees (extra hours added, time off removed) to the waitlist."""
     spans = override_intervals(override, nurse.time_zone)
     offer_freed_time(session, nurse.id, spans[0][0], spans[-1][1], now)
+
+
+def remove_nurse_override(
+    session: Session, nurse_id: int, override_id: int, *, actor: Actor, now: datetime
+) -> list[OverrideCollision]:
+    """Remove one of this nurse's overrides (another nurse's is NotFound); returns the visits
+    booked in extra hours it took away, which now stand outside her hours."""
+    nurse = get_or_raise(session, Nurse, nurse_id, "nurse")
+    override = session.get(NurseAvailabilityOverride, override_id)
+    if override is None or override.nurse_id != nurse.id:
+        raise NotFound(f"No override {override_id} for this nurse.", field="override_id")
+    spans = override_intervals(override, nurse.time_zone)
+    extra_hours = override.kind == OverrideKind.EXTRA_HOURS
+    remove_override(session, override.id, actor=actor, now=now)
+    outside = visits_outside_hours(session, nurse.id, now) if extra_hours else []
+    return [
+        visit
+        for visit in outside
+        if any(visit.start < end and visit.end > start for start, end in spans)
+    ]
 
 
 def remove_override(session: Session, override_id: int, *, actor: Actor, now: datetime) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.call_lifecycle import FINAL_STATUSES, is_final, next_status
-from core.errors import InvalidState, NotFound
+from core.errors import InvalidState, NotFound, ValidationError
 from core.models import (
     Appointment,
     AppointmentStatus,
@@ -27,7 +27,7 @@ from core.models import (
     Patient,
 )
 from core.scheduling import require_aware
-from core.services.common import Actor, audit, get_or_raise
+from core.services.common import Actor, audit, get_or_raise, normalise_phone
 from core.services.people import find_patient_by_phone
 
 TERMINAL_STATUSES = FINAL_STATUSES
@@ -429,8 +429,10 @@ def record_callback_request(
     phone: str,
     reason: str,
     now: datetime,
+    actor: Actor | None = None,
 ) -> CallbackRequest:
-    """A caller who needs a person and could not be transferred: coordinators call back."""
+    """A caller who needs a person and could not be transferred: coordinators call back.
+    Recorded as the phone agent's unless `actor` says who else asked."""
     now = require_aware(now, "now")
     request = CallbackRequest(
         call_id=call_id,
@@ -443,7 +445,7 @@ def record_callback_request(
     session.flush()
     audit(
         session,
-        actor=Actor.agent(call_id),
+        actor=actor or Actor.agent(call_id),
         action="callback.requested",
         entity_type="callback_request",
         entity_id=request.id,
@@ -452,6 +454,40 @@ def record_callback_request(
         patient_id=patient_id,
     )
     return request
+
+
+def request_callback(
+    session: Session,
+    *,
+    patient_id: int | None,
+    phone: str | None,
+    call_id: int | None,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+) -> CallbackRequest:
+    """Staff or an integration record that someone needs a call back: the patient, a phone
+    number (the patient's by default), or both; the call it came from, if any."""
+    patient = get_or_raise(session, Patient, patient_id, "patient") if patient_id else None
+    if call_id is not None:
+        get_or_raise(session, Call, call_id, "call")
+    if phone:
+        number = normalise_phone(phone)
+    elif patient is not None:
+        number = patient.phone
+    else:
+        raise ValidationError("Give the patient or the phone number to call back.", field="phone")
+    if not reason.strip():
+        raise ValidationError("Say why they need a call back.", field="reason")
+    return record_callback_request(
+        session,
+        call_id=call_id,
+        patient_id=patient.id if patient else None,
+        phone=number,
+        reason=reason,
+        now=now,
+        actor=actor,
+    )
 
 
 def record_transfer_result(

@@ -124,6 +124,18 @@ def deactivation_overview(session: Session, nurse_id: int, *, now: datetime) -> 
     return Overview(nurse, choices, primaries, backups, candidates)
 
 
+def refuse_unplanned_deactivation(
+    session: Session, nurse_id: int, *, now: datetime, instead: str
+) -> None:
+    """A ValidationError when deactivating her outright would leave visits or patients behind
+    (`deactivate_with_handover` then says who takes them); `instead` says how, where asked."""
+    if deactivation_overview(session, nurse_id, now=now).affects_anything:
+        raise ValidationError(
+            f"She still has upcoming visits or patients: {instead} to hand them over first.",
+            field="active",
+        )
+
+
 def _end(session: Session, assignment: PatientNurseAssignment, now: datetime) -> None:
     """End the assignment before the patient's today; one not yet started is removed."""
     today = patient_today(assignment.patient, now)

@@ -11,9 +11,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from webapp.api import (  # noqa: F401  (declare operations)
     appointments,
+    brief,
+    callbacks,
     calls,
     meta,
+    nurse_changes,
     nurses,
+    patients,
     series,
     waitlist,
 )

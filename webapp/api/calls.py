@@ -22,7 +22,7 @@ from webapp.api.queries import (
     visible_call,
     visible_patient,
 )
-from webapp.api.registry import ID, Context, operation
+from webapp.api.registry import ID, STAFF, Context, operation
 from webapp.api.schemas import (
     AppointmentOut,
     CallListQuery,
@@ -148,7 +148,7 @@ def schedule_from_call(
     body=OutboundCallCreate,
     response=OutboundCallOut,
     status=202,
-    roles={"admin", "coordinator"},
+    roles=STAFF,
     errors=(404, 502, 503),
 )
 def place_call(ctx: Context, body: OutboundCallCreate) -> tuple[OutboundCallOut, int]:

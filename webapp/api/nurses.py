@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 
@@ -16,12 +16,14 @@ from webapp import db
 from webapp.api.problems import ApiProblem
 from webapp.api.queries import (
     nurse_out,
+    override_out,
     paginate,
     patient_out,
     scoped_nurses,
     scoped_patients,
     visible_nurse,
     visible_patient,
+    weekly_window_out,
 )
 from webapp.api.registry import ID, Context, operation
 from webapp.api.schemas import (
@@ -33,12 +35,10 @@ from webapp.api.schemas import (
     NurseListQuery,
     NurseOut,
     NurseSlots,
-    OverrideOut,
     Page,
     PatientOut,
     SlotOut,
     SlotsQuery,
-    WeeklyWindowOut,
 )
 
 MAX_SLOTS_PER_NURSE = 50
@@ -169,10 +169,6 @@ def nurse_slots(ctx: Context, nurse_id: int, query: SlotsQuery) -> NurseSlots:
     )
 
 
-def _hhmm(value: time | None) -> str | None:
-    return None if value is None else value.strftime("%H:%M")
-
-
 @operation(
     "GET",
     f"/nurses/<{ID}:nurse_id>/availability",
@@ -197,26 +193,8 @@ def nurse_availability(ctx: Context, nurse_id: int) -> NurseAvailabilityRules:
     return NurseAvailabilityRules(
         nurse_id=nurse.id,
         time_zone=nurse.time_zone,
-        weekly=[
-            WeeklyWindowOut(
-                weekday=w.weekday,
-                start_time=w.start_time.strftime("%H:%M"),
-                end_time=w.end_time.strftime("%H:%M"),
-                valid_from=w.valid_from,
-                valid_to=w.valid_to,
-            )
-            for w in nurse.availability
-        ],
-        overrides=[
-            OverrideOut(
-                kind=o.kind,  # type: ignore[arg-type]
-                start_date=o.start_date,
-                end_date=o.end_date,
-                start_time=_hhmm(o.start_time),
-                end_time=_hhmm(o.end_time),
-            )
-            for o in overrides
-        ],
+        weekly=[weekly_window_out(w) for w in nurse.availability],
+        overrides=[override_out(o) for o in overrides],
     )
 
 

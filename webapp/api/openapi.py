@@ -25,13 +25,15 @@ Mode = Literal["validation", "serialization"]
 REF_TEMPLATE = "#/components/schemas/{model}"
 TAG_DESCRIPTIONS = {
     "meta": "Health, connection checks and this documentation.",
-    "nurses": "Nurses, who is available, and free slots.",
-    "patients": "Patient lookups.",
+    "nurses": "Nurses, who is available, and free slots; add and change nurses, their weekly "
+    "hours, time off and extra hours.",
+    "patients": "Patients: look up, add and change them, and their care team.",
     "appointments": "Book, move, cancel and close visits.",
     "appointment series": "Recurring visits: book a series, read it, cancel visits of it.",
     "waitlist": "Patients waiting for an earlier time, and the freed times held for them.",
     "calls": "Call history, transcripts, booking from a call, outbound calls.",
     "transcripts": "Stored call transcripts.",
+    "callbacks": "People who need a coordinator to call them back.",
 }
 STATUS_TEXT = {
     200: "OK",
@@ -49,6 +51,11 @@ STATUS_TEXT = {
     502: "An upstream service failed",
     503: "Not configured or not healthy",
 }
+BOOKING_KEY = "Retrying with the same key returns the first result."
+KEY_DESCRIPTION = (
+    "Retrying with the same key (per token's login) returns the first answer, status and body, "
+    "without doing the change again; the key sent with another request is 422."
+)
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -117,7 +124,7 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses.add(403)
     if op.path_params:
         statuses.add(404)
-    if op.query is not None or op.body is not None or op.idempotent_header or op.rules:
+    if op.query is not None or op.body is not None or op.takes_idempotency_key or op.rules:
         statuses.add(422)
     if op.body is not None:
         statuses.update({400, 413, 415})
@@ -154,13 +161,13 @@ def openapi_document() -> dict[str, Any]:
             name = ref_name(op.query, "validation")
             query_models.add(name)
             parameters += _query_parameters(copy.deepcopy(schemas[name]))
-        if op.idempotent_header:
+        if op.takes_idempotency_key:
             parameters.append(
                 {
                     "name": IDEMPOTENCY_HEADER,
                     "in": "header",
                     "required": False,
-                    "description": "Retrying with the same key returns the first result.",
+                    "description": KEY_DESCRIPTION if op.keeps_answers else BOOKING_KEY,
                     "schema": dict(IDEMPOTENCY_KEY_SCHEMA),
                 }
             )
@@ -194,6 +201,15 @@ def openapi_document() -> dict[str, Any]:
             "responses": responses,
         }
         description = _description(op)
+        if op.alias_of is not None:
+            target = f"{op.method} {openapi_path(op.alias_of)}"
+            entry["summary"] = f"Alias of {target} ({op.alias_of.summary})"
+            entry["deprecated"] = False
+            entry["x-alias-of"] = op.alias_of.endpoint
+            description = (
+                f"The product brief's path for `{target}` (operation `{op.alias_of.endpoint}`): "
+                f"the same handler, token, roles, input and answers.\n\n{description}"
+            )
         if description:
             entry["description"] = description
         if parameters:

@@ -82,6 +82,9 @@ def problem_response(problem: ApiProblem) -> Response:
 def from_domain(error: DomainError) -> ApiProblem:
     """The problem matching a core service's error."""
     errors = [FieldError(field=error.field, message=error.message)] if error.field else None
+    by_field = error.details.get("errors")
+    if isinstance(by_field, dict) and by_field:  # a service that reports every field at once
+        errors = [FieldError(field=name, message=message) for name, message in by_field.items()]
     if isinstance(error, SlotUnavailable):
         alternatives = [SlotOut.model_validate(s) for s in error.alternatives]
         return ApiProblem(

@@ -7,13 +7,24 @@ queries themselves, so another nurse's records answer 404 exactly like missing o
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import time
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
 from sqlalchemy import Select
 
-from core.models import Appointment, AppointmentSeries, Call, Nurse, Patient
+from core.errors import OverrideCollision
+from core.models import (
+    Appointment,
+    AppointmentSeries,
+    Call,
+    Nurse,
+    NurseAvailability,
+    NurseAvailabilityOverride,
+    Patient,
+    PatientNurseAssignment,
+)
 from core.services import access
 from core.timefmt import local_iso
 from webapp import db
@@ -21,12 +32,16 @@ from webapp.api.registry import Context
 from webapp.api.schemas import (
     AddressOut,
     AppointmentOut,
+    AssignmentOut,
     CallOut,
     EmergencyContactOut,
     NurseOut,
+    OverrideOut,
     Page,
     PageQuery,
     PatientOut,
+    VisitOutsideHours,
+    WeeklyWindowOut,
 )
 
 OutT = TypeVar("OutT")
@@ -202,4 +217,54 @@ def call_out(call: Call) -> CallOut:
         verified=call.verified,
         simulated=call.simulated,
         has_transcript=call.transcript is not None,
+    )
+
+
+def _hhmm(value: time | None) -> str | None:
+    return None if value is None else value.strftime("%H:%M")
+
+
+def weekly_window_out(window: NurseAvailability) -> WeeklyWindowOut:
+    """The API's view of one weekly working window."""
+    return WeeklyWindowOut(
+        weekday=window.weekday,
+        start_time=window.start_time.strftime("%H:%M"),
+        end_time=window.end_time.strftime("%H:%M"),
+        valid_from=window.valid_from,
+        valid_to=window.valid_to,
+    )
+
+
+def override_out(override: NurseAvailabilityOverride) -> OverrideOut:
+    """The API's view of time off or extra hours."""
+    return OverrideOut(
+        id=override.id,
+        kind=override.kind,  # type: ignore[arg-type]
+        start_date=override.start_date,
+        end_date=override.end_date,
+        start_time=_hhmm(override.start_time),
+        end_time=_hhmm(override.end_time),
+    )
+
+
+def visit_outside_hours(collision: OverrideCollision) -> VisitOutsideHours:
+    """A booked visit a change of hours leaves uncovered, as the dashboard lists it."""
+    return VisitOutsideHours(
+        appointment_id=collision.appointment_id,
+        patient_id=collision.extra["patient_id"],
+        start=collision.start,
+        end=collision.end,
+    )
+
+
+def assignment_out(assignment: PatientNurseAssignment) -> AssignmentOut:
+    """The API's view of a nurse on a patient's care team."""
+    return AssignmentOut(
+        id=assignment.id,
+        patient_id=assignment.patient_id,
+        nurse_id=assignment.nurse_id,
+        role=assignment.role,  # type: ignore[arg-type]
+        valid_from=assignment.valid_from,
+        valid_to=assignment.valid_to,
+        nurse=nurse_out(assignment.nurse),
     )

@@ -3,6 +3,7 @@ input and shape its output; Flask routing and the OpenAPI document are both buil
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -21,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from core.errors import DomainError
 from core.limits import MAX_ID
 from core.models import Role, User
+from core.services.api_idempotency import fingerprint, keep_answer, kept_answer
 from webapp import db
 from webapp.api.auth import authenticate_request
 from webapp.api.problems import ApiProblem, from_domain, from_validation, problem_response
@@ -40,6 +42,9 @@ IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
     "maxLength": 200,
     "pattern": rf"^{_KEY_CHAR}*[^\x00-\x20\x7f]{_KEY_CHAR}*$",
 }
+
+# Roles that may change records others rely on; a nurse's token only reads them.
+STAFF = frozenset({Role.ADMIN.value, Role.COORDINATOR.value})
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
@@ -81,9 +86,17 @@ class Operation:
     other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     rules: tuple[str, ...] = ()  # refusals (422) of schema-valid input: rules no schema states
+    keeps_answers: bool = False  # the answer is stored under the Idempotency-Key and replayed
+    alias_of: Operation | None = None  # the operation this path is another name for
+
+    @property
+    def takes_idempotency_key(self) -> bool:
+        """Whether the Idempotency-Key header is read (by the view, or to replay answers)."""
+        return self.idempotent_header or self.keeps_answers
 
 
 REGISTRY: list[Operation] = []
+KEY_USED_ELSEWHERE = "the Idempotency-Key was already used by this login for another request"
 
 
 def clock() -> datetime:
@@ -143,6 +156,42 @@ def idempotency_key() -> str | None:
     return key
 
 
+def _replayed(op: Operation, user: User | None, key: str | None, body: Any) -> Response | None:
+    """The answer kept under the key for this same request; a key reused elsewhere is 422."""
+    if not op.keeps_answers or user is None or key is None:
+        return None
+    kept = kept_answer(db.session(), user.id, key, _fingerprint(op, body), now=clock())
+    if kept is None:
+        return None
+    if not kept.same_request:
+        # The header is valid; what refuses it is a rule (see KEY_USED_ELSEWHERE).
+        raise ApiProblem(
+            "invalid",
+            f"That {IDEMPOTENCY_HEADER} was already used for another request; use a new one.",
+        )
+    return Response(kept.body, status=kept.status, mimetype="application/json")
+
+
+def _fingerprint(op: Operation, body: Any) -> str:
+    text = body.model_dump_json() if isinstance(body, BaseModel) else ""
+    return fingerprint(op.method, request.path, text)
+
+
+def _keep(op: Operation, ctx: Context, key: str | None, body: Any, answer: Response) -> None:
+    """Store a successful answer under the key, in the same transaction as the change."""
+    if not op.keeps_answers or ctx.user is None or key is None or answer.status_code >= 300:
+        return
+    keep_answer(
+        db.session(),
+        user_id=ctx.user.id,
+        key=key,
+        request=_fingerprint(op, body),
+        status=answer.status_code,
+        body=answer.get_data(as_text=True),
+        now=ctx.now,
+    )
+
+
 def _json(result: BaseModel | Response | tuple[BaseModel, int], status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -169,11 +218,18 @@ def _call(op: Operation, view: Callable[..., Any], path: dict[str, Any]) -> Resp
             kwargs["query"] = _parse_query(op.query)
         if op.body is not None:
             kwargs["body"] = _parse_body(op.body)
+        key = idempotency_key() if op.takes_idempotency_key else None
         if op.idempotent_header:
-            kwargs["idempotency_key"] = idempotency_key()
-        result = view(Context(user=user, now=now), **kwargs)
+            kwargs["idempotency_key"] = key
+        replay = _replayed(op, user, key, kwargs.get("body"))
+        if replay is not None:
+            db.session.rollback()
+            return replay
+        ctx = Context(user=user, now=now)
+        answer = _json(view(ctx, **kwargs), op.status)
+        _keep(op, ctx, key, kwargs.get("body"), answer)
         db.session.commit()
-        return _json(result, op.status)
+        return answer
     except ApiProblem as problem:
         db.session.rollback()
         return problem_response(problem)
@@ -230,23 +286,24 @@ def operation(
     status: int = 200,
     raw_response: dict[str, Any] | None = None,
     auth: bool = True,
-    roles: set[str] | None = None,
+    roles: set[str] | frozenset[str] | None = None,
     idempotent_header: bool = False,
     errors: tuple[int, ...] = (),
     other_responses: dict[int, type[BaseModel]] | None = None,
     rules: tuple[str, ...] = (),
+    keeps_answers: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API operation: route it on the blueprint and record it for OpenAPI.
 
     Integer ids use the `ID` converter, so ids beyond PostgreSQL's integer range are 404s.
     `rules` name what answers 422 to input the schema accepts; the document lists them.
+    `keeps_answers` stores a write's answer under its Idempotency-Key, replayed on a retry.
     """
-    flask_rule = rule
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
             method=method.upper(),
-            rule=flask_rule,
+            rule=rule,
             endpoint=view.__name__,
             summary=summary,
             tag=tag,
@@ -261,23 +318,45 @@ def operation(
             idempotent_header=idempotent_header,
             errors=errors,
             other_responses=dict(other_responses or {}),
-            path_params=_path_params(flask_rule),
-            rules=rules,
+            path_params=_path_params(rule),
+            rules=(*rules, KEY_USED_ELSEWHERE) if keeps_answers else rules,
+            keeps_answers=keeps_answers,
         )
-        REGISTRY.append(op)
-
-        @functools.wraps(view)
-        def wrapped(**path: Any) -> Response:
-            return _call(op, view, path)
-
-        # OPTIONS is answered by the catch-all from the API's own map (see webapp.api).
-        bp.add_url_rule(
-            flask_rule,
-            endpoint=view.__name__,
-            view_func=wrapped,
-            methods=[op.method],
-            provide_automatic_options=False,
-        )
+        _route(op, view)
         return view
 
     return decorator
+
+
+_VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def _route(op: Operation, view: Callable[..., Any]) -> None:
+    """Record the operation and route its path to the view through `_call`."""
+    REGISTRY.append(op)
+    _VIEWS[op.endpoint] = view
+
+    @functools.wraps(view)
+    def wrapped(**path: Any) -> Response:
+        return _call(op, view, path)
+
+    # OPTIONS is answered by the catch-all from the API's own map (see webapp.api).
+    bp.add_url_rule(
+        op.rule,
+        endpoint=op.endpoint,
+        view_func=wrapped,
+        methods=[op.method],
+        provide_automatic_options=False,
+    )
+
+
+def alias(method: str, rule: str, *, of: Callable[..., Any], name: str) -> None:
+    """Serve the operation `of` (declared with `method`) at another path too, as `name`: same
+    view, auth, roles, input and answers; the document says whose alias it is."""
+    original = next(
+        op for op in REGISTRY if _VIEWS[op.endpoint] is of and op.method == method.upper()
+    )
+    copy = dataclasses.replace(
+        original, rule=rule, endpoint=name, path_params=_path_params(rule), alias_of=original
+    )
+    _route(copy, of)

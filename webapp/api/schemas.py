@@ -22,9 +22,12 @@ from core.limits import EARLIEST_YEAR, LATEST_YEAR
 from core.models import (
     AppointmentKind,
     AppointmentStatus,
+    AssignmentRole,
+    CallbackStatus,
     CallDirection,
     CallStatus,
     OfferStatus,
+    OverrideKind,
     PartOfDay,
     SeriesBookMode,
     WaitlistStatus,
@@ -34,9 +37,12 @@ from core.operations import (
     INSTANT_EXAMPLE,
     INSTANT_PATTERN,
     INSTANT_RULES,
+    LANGUAGES,
     NO_NUL,
+    BirthDate,
     CancelSeriesVisits,
     CancelVisit,
+    CareTeamChange,
     Day,
     Id,
     Instant,
@@ -49,6 +55,7 @@ from core.operations import (
     VisitIndex,
     VisitMinutes,
     VisitNote,
+    whole_number,
     written_as,
 )
 
@@ -146,6 +153,18 @@ class TranscriptListQuery(PageQuery):
     call_id: Id | None = None
 
 
+class PatientListQuery(PageQuery):
+    q: Search | None = Field(
+        None, description="Every word in the first or last name, or 3+ digits of the phone"
+    )
+
+
+class CallbackListQuery(PageQuery):
+    status: CallbackStatus = Field(
+        CallbackStatus.OPEN, description="`open` (oldest first, a queue) or `done` (latest first)"
+    )
+
+
 # ------------------------------------------------------------------------------ bodies
 
 
@@ -234,6 +253,218 @@ class WaitlistCreate(JoinWaitlist):
 
 class OutboundCallCreate(Strict):
     patient_id: Id
+
+
+# People's details. The dashboard's form models trim and normalise as they validate, which no
+# schema can state; these state exactly what they check (lengths, forms, choices) and leave
+# the rest to the services both share: a phone that is not a possible number or is another
+# patient's, an unknown time zone, a date of birth not yet come... (422, see each operation).
+SomeText = Annotated[str, StringConstraints(max_length=100, pattern=SOME_TEXT)]
+PhoneText = Annotated[
+    str,
+    StringConstraints(max_length=32, pattern=SOME_TEXT),
+    Field(description="E.164 such as +12025550101 (other written forms are normalised)"),
+]
+EmailText = Annotated[str, StringConstraints(max_length=254, pattern=NO_NUL)]
+ZoneName = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=SOME_TEXT),
+    Field(description="An IANA time zone such as America/New_York"),
+]
+Language = Annotated[
+    str,
+    StringConstraints(pattern=f"^({'|'.join(LANGUAGES)})$"),
+    Field(description="A supported language code"),
+]
+Labels = Annotated[
+    list[Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]],
+    Field(max_length=50),
+]
+Line200 = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Line100 = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
+Line60 = Annotated[str, StringConstraints(max_length=60, pattern=NO_NUL)]
+Line20 = Annotated[str, StringConstraints(max_length=20, pattern=NO_NUL)]
+Notes = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL)]
+
+
+def _unchanged_is_no_default(schema: dict[str, Any]) -> None:
+    """A field that cannot be null, left out of an update, stays: it has no default to state."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None and "anyOf" not in prop:
+            del prop["default"]
+
+
+class Partial(Strict):
+    """A partial update: fields left out stay as they are; null clears a field that may be
+    empty and is refused for one that may not."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_unchanged_is_no_default)
+
+
+UNCHANGED: Any = None  # the default of a field that cannot be null (see Partial)
+
+
+class PatientContacts(Strict):
+    """A patient's optional parts: left out or null, they are empty (an update clears them)."""
+
+    email: EmailText | None = None
+    address_line1: Line200 | None = None
+    address_line2: Line200 | None = None
+    address_city: Line100 | None = None
+    address_region: Line100 | None = None
+    address_postal_code: Line20 | None = None
+    emergency_contact_name: Line100 | None = None
+    emergency_contact_relationship: Line60 | None = None
+    emergency_contact_phone: PhoneText | None = None
+
+
+class PatientCreate(PatientContacts):
+    """Add a patient; an address and an emergency contact are given whole or not at all."""
+
+    first_name: SomeText
+    last_name: SomeText
+    date_of_birth: BirthDate
+    phone: PhoneText
+    time_zone: ZoneName
+    preferred_language: Language = "en"
+    conditions: Labels = Field([], description="Conditions, for matching nurses")
+    sms_consent: bool = False
+    notes: Notes = ""
+
+
+class PatientUpdate(PatientContacts, Partial):
+    """Change some of a patient's details: fields left out stay; null clears an optional one."""
+
+    first_name: SomeText = UNCHANGED
+    last_name: SomeText = UNCHANGED
+    date_of_birth: BirthDate = UNCHANGED
+    phone: PhoneText = UNCHANGED
+    time_zone: ZoneName = UNCHANGED
+    preferred_language: Language = UNCHANGED
+    conditions: Labels = UNCHANGED
+    sms_consent: bool = UNCHANGED
+    notes: Notes = UNCHANGED
+
+
+VisitLength = Annotated[int, Field(ge=5, le=480), BeforeValidator(whole_number)]
+Buffer = Annotated[int, Field(ge=0, le=240), BeforeValidator(whole_number)]
+Notice = Annotated[int, Field(ge=0, le=60 * 24 * 30), BeforeValidator(whole_number)]
+Horizon = Annotated[int, Field(ge=1, le=365), BeforeValidator(whole_number)]
+SlotStep = Annotated[int, Field(ge=5, le=120), BeforeValidator(whole_number)]
+DailyCap = Annotated[int, Field(ge=1, le=100), BeforeValidator(whole_number)]
+NurseTitle = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)]
+
+
+class NurseContacts(Strict):
+    """A nurse's optional parts: left out or null, they are empty (an update clears them)."""
+
+    phone: PhoneText | None = None
+    email: EmailText | None = None
+    daily_cap: DailyCap | None = Field(None, description="Visits a day at most; null: no cap")
+
+
+class NurseCreate(NurseContacts):
+    """Add a nurse; visit settings not given take the usual values."""
+
+    first_name: SomeText
+    last_name: SomeText
+    title: NurseTitle = "RN"
+    specializations: Labels = []
+    time_zone: ZoneName
+    visit_minutes: VisitLength = 30
+    buffer_before_minutes: Buffer = 0
+    buffer_after_minutes: Buffer = 0
+    min_notice_minutes: Notice = 120
+    horizon_days: Horizon = 60
+    slot_step_minutes: SlotStep = 15
+
+
+class NurseUpdate(NurseContacts, Partial):
+    """Change some of a nurse's details or visit settings: fields left out stay."""
+
+    first_name: SomeText = UNCHANGED
+    last_name: SomeText = UNCHANGED
+    title: NurseTitle = UNCHANGED
+    specializations: Labels = UNCHANGED
+    time_zone: ZoneName = UNCHANGED
+    visit_minutes: VisitLength = UNCHANGED
+    buffer_before_minutes: Buffer = UNCHANGED
+    buffer_after_minutes: Buffer = UNCHANGED
+    min_notice_minutes: Notice = UNCHANGED
+    horizon_days: Horizon = UNCHANGED
+    slot_step_minutes: SlotStep = UNCHANGED
+    active: bool = Field(
+        UNCHANGED,
+        description="true reactivates; false deactivates a nurse with no visit or patient to "
+        "hand over (else use /deactivate)",
+    )
+
+
+class PatientHandover(Strict):
+    patient_id: Id
+    nurse_id: Id | None = Field(
+        description="The nurse who takes the patient over; null: their backup covers"
+    )
+
+
+class VisitHandover(Strict):
+    appointment_id: Id
+    nurse_id: Id | None = Field(description="The nurse who takes the visit; null: cancel it")
+
+
+class NurseDeactivate(Strict):
+    """Deactivate a nurse, handing over each patient she is primary for and each upcoming
+    visit; her backup roles end. All of it happens, or none of it."""
+
+    patients: Annotated[list[PatientHandover], Field(max_length=500)] = []
+    visits: Annotated[list[VisitHandover], Field(max_length=2000)] = []
+
+
+ClockText = Annotated[
+    str,
+    StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+    Field(description="HH:MM wall-clock time in the nurse's zone; as an end, 00:00 is midnight"),
+]
+
+
+class WeeklyWindowIn(Strict):
+    weekday: Annotated[int, Field(ge=0, le=6), BeforeValidator(whole_number)] = Field(
+        description="0 = Monday ... 6 = Sunday"
+    )
+    start: ClockText
+    end: ClockText
+    valid_from: Day | None = None
+    valid_to: Day | None = None
+
+
+class WeeklyHoursPut(Strict):
+    """The nurse's whole weekly hours: these windows replace all of them."""
+
+    windows: Annotated[list[WeeklyWindowIn], Field(max_length=70)]
+
+
+class OverrideCreate(Strict):
+    """Time off or extra hours, on dates in the nurse's zone: all day, or between two times."""
+
+    kind: OverrideKind = OverrideKind.TIME_OFF
+    start_date: Day
+    end_date: Day | None = Field(None, description="Default: the start date")
+    start_time: ClockText | None = None
+    end_time: ClockText | None = None
+    reason: Line200 = ""
+
+
+class AssignmentCreate(CareTeamChange):
+    """Make a nurse the patient's primary or backup nurse from today (in the patient's zone)."""
+
+
+class CallbackCreate(Strict):
+    """Record that someone needs a coordinator to call them back."""
+
+    patient_id: Id | None = Field(None, description="Give the patient, the phone, or both")
+    phone: PhoneText | None = Field(None, description="Default: the patient's phone")
+    call_id: Id | None = Field(None, description="The call it came from, if any")
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=SOME_TEXT)]
 
 
 # ------------------------------------------------------------------------------ responses
@@ -351,6 +582,7 @@ class WeeklyWindowOut(BaseModel):
 
 
 class OverrideOut(BaseModel):
+    id: int
     kind: Literal["time_off", "extra_hours"]
     start_date: Date
     end_date: Date
@@ -528,6 +760,67 @@ class TranscriptSummary(BaseModel):
     summary: str
     text: str
     created_at: datetime
+
+
+class AssignmentOut(BaseModel):
+    id: int
+    patient_id: int
+    nurse_id: int
+    role: AssignmentRole
+    valid_from: Date
+    valid_to: Date | None = Field(description="Last day; null: open-ended")
+    nurse: NurseOut
+
+
+class CareTeamOut(BaseModel):
+    patient_id: int
+    primary: AssignmentOut | None = Field(description="Today's primary nurse")
+    backup: AssignmentOut | None = Field(description="Today's backup nurse")
+    assignments: list[AssignmentOut] = Field(description="Current and later ones, by start")
+
+
+class VisitOutsideHours(BaseModel):
+    """A booked visit that the change leaves outside the nurse's working time: move it."""
+
+    appointment_id: int
+    patient_id: int
+    start: datetime
+    end: datetime
+
+
+class WeeklyHoursOut(BaseModel):
+    nurse_id: int
+    time_zone: str
+    weekly: list[WeeklyWindowOut]
+    outside_hours: list[VisitOutsideHours] = Field(
+        description="Booked visits from now on that the new hours no longer cover"
+    )
+
+
+class OverrideAdded(BaseModel):
+    override: OverrideOut
+    collisions: list[VisitOutsideHours] = Field(
+        description="Booked visits the time off covers (kept: move or cancel them)"
+    )
+
+
+class OverrideRemoved(BaseModel):
+    override_id: int
+    outside_hours: list[VisitOutsideHours] = Field(
+        description="Visits booked in the removed extra hours, now outside her hours"
+    )
+
+
+class CallbackRequestOut(BaseModel):
+    id: int
+    call_id: int | None
+    patient_id: int | None
+    phone: str
+    reason: str
+    status: CallbackStatus
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by_user_id: int | None
 
 
 class OutboundCallOut(BaseModel):

@@ -11,7 +11,7 @@ from core.services.common import get_or_raise
 from webapp import db
 from webapp.api.appointments import actor
 from webapp.api.queries import appointment_out, paginate, visible_patient
-from webapp.api.registry import ID, Context, operation
+from webapp.api.registry import ID, STAFF, Context, operation
 from webapp.api.schemas import (
     AppointmentOut,
     Page,
@@ -22,7 +22,6 @@ from webapp.api.schemas import (
 )
 
 TAG = "waitlist"
-STAFF = {"admin", "coordinator"}
 JOIN_RULES = (
     "`until_date` is before `from_date`",
     "`from_date` is before the patient's today, or `until_date` more than 92 days after it",

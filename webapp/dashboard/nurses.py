@@ -8,7 +8,7 @@ from flask import request, url_for
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
-from core.errors import DomainError, NotFound, ValidationError
+from core.errors import DomainError, ValidationError
 from core.models import (
     Nurse,
     NurseAvailabilityOverride,
@@ -21,8 +21,7 @@ from core.services.availability import (
     WEEKDAY_NAMES,
     WeeklyWindowInput,
     add_override,
-    override_intervals,
-    remove_override,
+    remove_nurse_override,
     set_weekly_availability,
     visits_outside_hours,
 )
@@ -31,6 +30,7 @@ from core.services.handover import (
     CANCEL_VISIT,
     deactivate_with_handover,
     deactivation_overview,
+    refuse_unplanned_deactivation,
 )
 from core.services.people import create_nurse, update_nurse
 from webapp import db
@@ -124,16 +124,6 @@ def create() -> Response:
     return finish(url_for("nurses.show", nurse_id=nurse.id), "Nurse added.")
 
 
-def _refuse_unplanned_deactivation(nurse: Nurse) -> None:
-    """A ValidationError when deactivating her would leave visits or patients behind."""
-    if deactivation_overview(db.session(), nurse.id, now=now_utc()).affects_anything:
-        raise ValidationError(
-            "She still has upcoming visits or patients: use Deactivate on her page to hand"
-            " them over first.",
-            field="active",
-        )
-
-
 @bp.route("/<int:nurse_id>/edit", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def edit(nurse_id: int) -> Response:
@@ -148,7 +138,9 @@ def edit(nurse_id: int) -> Response:
         return _form(nurse, errors, 422)
     try:
         if nurse.active and not details.active:
-            _refuse_unplanned_deactivation(nurse)
+            refuse_unplanned_deactivation(
+                db.session(), nurse.id, now=now_utc(), instead="use Deactivate on her page"
+            )
         update_nurse(db.session(), nurse.id, actor=actor(), now=now_utc(), **details.model_dump())
     except ValidationError as exc:
         db.session.rollback()
@@ -398,18 +390,9 @@ def add_override_view(nurse_id: int) -> Response:
 def remove_override_view(nurse_id: int, override_id: int) -> Response:
     """Remove one of this nurse's overrides."""
     nurse = _nurse(nurse_id)
-    override = db.session.get(NurseAvailabilityOverride, override_id)
-    if override is None or override.nurse_id != nurse.id:
-        raise NotFound("No such override.")
-    spans = override_intervals(override, nurse.time_zone)
-    extra_hours = override.kind == OverrideKind.EXTRA_HOURS
-    remove_override(db.session(), override.id, actor=actor(), now=now_utc())
-    # Visits booked in extra hours that are gone now stand outside her hours: list them.
-    outside = visits_outside_hours(db.session(), nurse.id, now_utc()) if extra_hours else []
-    stranded = [
-        visit
-        for visit in outside
-        if any(visit.start < end and visit.end > start for start, end in spans)
-    ]
+    # Visits booked in extra hours that are gone now stand outside her hours: listed.
+    stranded = remove_nurse_override(
+        db.session(), nurse.id, override_id, actor=actor(), now=now_utc()
+    )
     db.session.commit()
     return _overrides_partial(nurse, stranded=stranded)

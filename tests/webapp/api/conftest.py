@@ -80,6 +80,31 @@ class ApiWorld:
             **kwargs,
         )
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        role: str | None = "admin",
+        json: Any = None,
+        key: str | None = None,
+    ) -> TestResponse:
+        """Any method on /api/v1{path} as `role`, with a JSON body and an Idempotency-Key."""
+        extra = {"Idempotency-Key": key} if key is not None else {}
+        return self.client.open(
+            f"/api/v1{path}", method=method, headers=self.headers(role, **extra), json=json
+        )
+
+    def audit_trail(self) -> list[tuple[str, str, int | None]]:
+        """(action, actor, entity id) of every audit event, oldest first."""
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(AuditEvent.action, AuditEvent.actor, AuditEvent.entity_id).order_by(
+                    AuditEvent.id
+                )
+            ).all()
+            db.session.rollback()
+            return [(row.action, row.actor, row.entity_id) for row in rows]
+
     def count(self, model: type) -> int:
         """Rows of `model` in the database, read in a fresh transaction."""
         with self.app.app_context():

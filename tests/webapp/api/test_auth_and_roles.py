@@ -15,6 +15,10 @@ from webapp.api.openapi import openapi_path
 from webapp.api.registry import REGISTRY, Operation
 
 PROTECTED = [op for op in REGISTRY if op.auth]
+# Writes on people, hours, care teams, the waitlist and callbacks; outbound calls; the OpenAI
+# check: as in the dashboard, a nurse may not do them (every write is audited, so the counts
+# show that nothing was changed).
+STAFF_ONLY = [op for op in REGISTRY if op.roles is not None and "nurse" not in op.roles]
 
 
 def _concrete(op: Operation) -> str:
@@ -38,6 +42,21 @@ def test_every_protected_operation_refuses_anonymous_callers(api: ApiWorld, op: 
     response = api.client.open(f"/api/v1{_concrete(op)}", method=op.method, json={})
 
     _assert_401(response)
+    assert api.counts() == before
+
+
+@pytest.mark.parametrize("op", STAFF_ONLY, ids=lambda op: f"{op.method} {op.rule}")
+def test_a_nurse_token_is_refused_every_staff_operation_and_changes_nothing(
+    api: ApiWorld, op: Operation
+) -> None:
+    before = api.counts()
+
+    response = api.client.open(
+        f"/api/v1{_concrete(op)}", method=op.method, json={}, headers=api.headers("nurse")
+    )
+
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "forbidden"
     assert api.counts() == before
 
 

@@ -290,7 +290,7 @@ def test_a_nurses_weekly_hours_and_upcoming_time_off(api: ApiWorld) -> None:
     from core.services.common import Actor
 
     with api.app.app_context():
-        add_override(
+        override, _ = add_override(
             db.session,
             api.ids["nurse"],
             kind="time_off",
@@ -300,6 +300,7 @@ def test_a_nurses_weekly_hours_and_upcoming_time_off(api: ApiWorld) -> None:
             now=api.now,
         )
         db.session.commit()
+        override_id = override.id
 
     body = api.get(f"/nurses/{api.ids['nurse']}/availability", "nurse").get_json()
     other = api.get(f"/nurses/{api.ids['other_nurse']}/availability", "nurse")
@@ -309,6 +310,7 @@ def test_a_nurses_weekly_hours_and_upcoming_time_off(api: ApiWorld) -> None:
     assert body["weekly"][0]["start_time"] == "09:00" and body["weekly"][0]["end_time"] == "17:00"
     assert body["overrides"] == [
         {
+            "id": override_id,
             "kind": "time_off",
             "start_date": "2025-03-10",
             "end_date": "2025-03-11",
