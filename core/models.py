@@ -155,6 +155,22 @@ class CallStatus(Choices):
     CANCELED = "canceled"
 
 
+class AnsweredBy(Choices):
+    """Who picked up an outbound call, as Twilio's answering-machine detection judged it."""
+
+    HUMAN = "human", "A person"
+    MACHINE = "machine", "Answering machine"
+    FAX = "fax", "Fax"
+    UNKNOWN = "unknown", "Could not tell"
+
+    @classmethod
+    def from_twilio(cls, answered_by: str) -> AnsweredBy:
+        """Twilio's AnsweredBy (`machine_end_beep`, `human`, ...) in our words."""
+        if answered_by.startswith("machine"):
+            return cls.MACHINE
+        return cls(answered_by) if answered_by in {"human", "fax"} else cls.UNKNOWN
+
+
 class LogRole(Choices):
     USER = "user"
     ASSISTANT = "assistant"
@@ -642,6 +658,8 @@ class Call(Base):
     stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # The voice service instance that holds the call (see VoiceInstance), to notice a crash.
     handled_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    # An outbound call's answering-machine detection (AnsweredBy); written from the enum only.
+    answered_by: Mapped[str | None] = mapped_column(String(10), default=None)
 
     patient: Mapped[Patient | None] = relationship()
     logs: Mapped[list[ConversationLog]] = relationship(

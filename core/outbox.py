@@ -18,6 +18,7 @@ from core.models import (
     Channel,
     Notification,
     NotificationStatus,
+    Patient,
     RecipientKind,
     Role,
     User,
@@ -40,6 +41,7 @@ class BookingEvent(StrEnum):
     SERIES_CANCELLED = "series_cancelled"
     SERIES_MOVED = "series_moved"
     WAITLIST_OFFER = "waitlist_offer"
+    MISSED_CALL = "missed_call"
 
 
 def _patient_text(
@@ -243,6 +245,32 @@ def queue_waitlist_offer(
         patient_id=patient.id,
         channel=Channel.SMS,
         body=waitlist_offer_text(offer),
+        status=NotificationStatus.QUEUED,
+        send_after=now,
+        created_at=now,
+    )
+    session.add(row)
+    return [row]
+
+
+def missed_call_text(callback_number: str) -> str:
+    """After a voicemail: who called and how to call back, nothing about why."""
+    return f"Carematix: we tried to reach you by phone. Please call us back at {callback_number}."
+
+
+def queue_missed_call_text(
+    session: Session, patient: Patient, callback_number: str, now: datetime
+) -> list[Notification]:
+    """Text a patient who agreed to texts that we tried to call (after a voicemail)."""
+    if not patient.sms_consent or not callback_number:
+        return []
+    row = Notification(
+        event=BookingEvent.MISSED_CALL.value,
+        subject="We tried to call",
+        recipient_kind=RecipientKind.PATIENT,
+        patient_id=patient.id,
+        channel=Channel.SMS,
+        body=missed_call_text(callback_number),
         status=NotificationStatus.QUEUED,
         send_after=now,
         created_at=now,

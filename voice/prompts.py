@@ -7,7 +7,10 @@ None of this holds caller data, so one text serves every call in a direction (an
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+
+import phonenumbers
 
 from core.config import Settings
 from core.scheduling import zone
@@ -46,6 +49,26 @@ WIND_DOWN = (
     "must end the call, that a care coordinator will call them back soon to finish, and say "
     "goodbye."
 )
+
+
+def voicemail_message(callback_number: str) -> str:
+    """Left on an answering machine: the practice and a number, nothing about whom or why
+    (anyone may hear a voicemail)."""
+    return (
+        "Hello, this is a message from Carematix. Please call us back at "
+        f"{spoken_phone_number(callback_number)}. Thank you, goodbye."
+    )
+
+
+def spoken_phone_number(number: str) -> str:
+    """Digits read one by one in their groups (`2 0 2, 5 5 5, 0 1 9 9`), as people say them."""
+    try:
+        parsed = phonenumbers.parse(number, "US")
+        national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        national = number
+    return ", ".join(" ".join(group) for group in re.findall(r"\d+", national))
+
 
 # Said by Twilio (not the agent) when the model is gone for good.
 SORRY_TRANSFER = "Sorry, we are having technical trouble. Connecting you to our staff now."

@@ -18,6 +18,7 @@ REST_TIMEOUT_SECONDS = 10
 # How long staff's phone rings on a transfer before the caller is offered a callback instead.
 TRANSFER_RING_SECONDS = 20
 DIAL_STATUS_PATH = "/dial-status"
+AMD_STATUS_PATH = "/amd-status"
 
 
 class TwilioRest:
@@ -56,13 +57,22 @@ class TwilioRest:
         self.client.calls(call_sid).update(twiml=say_twiml(text))
 
     def place_call(self, *, to: str, answer_url: str, status_callback: str) -> str:
-        """Place an outbound call from TWILIO_PHONE_NUMBER; returns its CallSid."""
+        """Place an outbound call from TWILIO_PHONE_NUMBER; returns its CallSid.
+
+        Answering-machine detection runs asynchronously, so a person is greeted by the agent
+        at once; on a machine Twilio reports at the end of its greeting (after the beep), to
+        AMD_STATUS_PATH, and the call then leaves its short message there.
+        """
         call = self.client.calls.create(
             to=to,
             from_=self.settings.twilio_phone_number,
             url=answer_url,
             status_callback=status_callback,
             status_callback_event=["initiated", "ringing", "answered", "completed"],
+            machine_detection="DetectMessageEnd",
+            async_amd="true",
+            async_amd_status_callback=public_url(self.settings, AMD_STATUS_PATH),
+            async_amd_status_callback_method="POST",
         )
         return str(call.sid)
 

@@ -19,7 +19,7 @@ from core.config import Settings
 from core.db import transaction
 from core.errors import DomainError, InvalidState
 from core.logs import log_failure
-from core.models import Call, CallDirection, CallStatus
+from core.models import AnsweredBy, Call, CallDirection, CallStatus
 from core.notifications.callbacks import apply_status_callback
 from core.notifications.settings import STATUS_CALLBACK_PATH
 from core.services import calls, waitlist
@@ -33,6 +33,7 @@ from voice import (
     get_twilio,
     simulator_running,
 )
+from voice.prompts import voicemail_message
 from voice.security import (
     bearer_ok,
     make_stream_token,
@@ -44,6 +45,7 @@ from voice.security import (
     twilio_signature_ok,
 )
 from voice.twilio_rest import (
+    AMD_STATUS_PATH,
     DIAL_STATUS_PATH,
     hang_up_twiml,
     message_twiml,
@@ -250,6 +252,48 @@ async def call_status() -> Response:
         logger.info("status callback for an unknown call ignored")
     else:
         logger.info("call %s status %s", call_id, status[:16])
+    return Response("", status=204)
+
+
+@bp.post(AMD_STATUS_PATH)
+async def amd_status() -> Response:
+    """Twilio's answering-machine detection for a call we placed: on a machine, the agent stops
+    and a short message with no patient detail is left, then the call ends as `voicemail`."""
+    params = await _signed_form()
+    if params is None:
+        return _forbidden()
+    database = get_database(current_app)
+    if database is None:
+        return Response("", status=503)
+    settings = get_settings(current_app)
+    call_sid = params.get("CallSid", "")
+    answered_by = AnsweredBy.from_twilio(params.get("AnsweredBy", ""))
+
+    def apply() -> Call | None:
+        with transaction(database.sessions) as session:
+            return calls.record_answered_by(
+                session,
+                call_sid,
+                answered_by,
+                now=datetime.now(UTC),
+                callback_number=settings.twilio_phone_number,
+            )
+
+    call = await asyncio.to_thread(apply)
+    if call is None:
+        logger.info("answering-machine report ignored: not a call we placed, or a repeat")
+        return Response("", status=204)
+    logger.info("call %s answered by %s", call.id, answered_by.value)
+    if answered_by in (AnsweredBy.MACHINE, AnsweredBy.FAX) and not call.simulated:
+        twilio = get_twilio(current_app)
+        try:
+            if answered_by is AnsweredBy.MACHINE:
+                message = voicemail_message(settings.twilio_phone_number)
+                await asyncio.to_thread(twilio.say_and_hang_up, call_sid, message)
+            else:
+                await asyncio.to_thread(twilio.hang_up, call_sid)
+        except Exception:
+            log_failure(logger, "call %s: could not leave the message", call.id)
     return Response("", status=204)
 
 

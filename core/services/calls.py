@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.call_lifecycle import FINAL_STATUSES, is_final, next_status
 from core.errors import InvalidState, NotFound, ValidationError
 from core.models import (
+    AnsweredBy,
     Appointment,
     AppointmentStatus,
     Call,
@@ -26,6 +27,7 @@ from core.models import (
     LogRole,
     Patient,
 )
+from core.outbox import queue_missed_call_text
 from core.scheduling import require_aware
 from core.services.common import Actor, audit, get_or_raise, normalise_phone
 from core.services.people import find_patient_by_phone
@@ -189,6 +191,31 @@ def _end(call: Call, status: str, now: datetime, duration_seconds: int | None = 
         call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
     if call.outcome is None:
         call.outcome = "completed" if status == CallStatus.COMPLETED else status
+
+
+def record_answered_by(
+    session: Session,
+    call_sid: str,
+    answered_by: AnsweredBy,
+    *,
+    now: datetime,
+    callback_number: str,
+) -> Call | None:
+    """Record who answered an outbound call; None when there is nothing to act on (no such
+    outbound call, or a repeated report). A machine makes the call a voicemail, and a patient
+    who agreed to texts is told by text that we tried to call."""
+    call = get_call_by_sid(session, call_sid)
+    if call is None or call.direction != CallDirection.OUTBOUND or call.answered_by is not None:
+        return None
+    call.answered_by = answered_by
+    if answered_by is AnsweredBy.MACHINE:
+        set_outcome(session, call.id, "voicemail")
+        if call.patient is not None:
+            queue_missed_call_text(session, call.patient, callback_number, now)
+    elif answered_by is AnsweredBy.FAX:
+        set_outcome(session, call.id, "failed")
+    session.flush()
+    return call
 
 
 def set_outcome(session: Session, call_id: int, outcome: str, *, force: bool = False) -> None:

@@ -12,8 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import Call, Notification
 from core.services.booking import book_appointment
 from tests.services.world import ACTOR, build_world, local
-from tests.voice.fakes import idle
-from tests.voice.stack import INTERNAL_TOKEN, PRACTICE_NUMBER, open_factory, voice_stack
+from tests.voice.fakes import FakeModelSession, idle
+from tests.voice.stack import (
+    ACCOUNT_SID,
+    INTERNAL_TOKEN,
+    PRACTICE_NUMBER,
+    open_factory,
+    voice_stack,
+)
 
 JOHN = "+12025550101"
 
@@ -171,6 +177,10 @@ def test_make_call_needs_the_internal_token_and_places_the_call(sqlite_url: str)
             assert created.form["To"] == JOHN and created.form["From"] == PRACTICE_NUMBER
             assert created.form["Url"] == "https://voice.example.test/incoming-call"
             assert created.form["StatusCallback"] == "https://voice.example.test/call-status"
+            # Answering machines are detected while the agent already talks to a person.
+            assert created.form["MachineDetection"] == "DetectMessageEnd"
+            assert created.form["AsyncAmd"] == "true"
+            assert created.form["AsyncAmdStatusCallback"] == "https://voice.example.test/amd-status"
 
             # Twilio then fetches the answer URL for the outbound call.
             _, answer = await stack.incoming_call(
@@ -258,3 +268,96 @@ def _weekday_offset(now: datetime) -> timedelta:
     while (now + timedelta(days=days)).weekday() >= 5:
         days += 1
     return timedelta(days=days)
+
+
+async def greet_then_idle(model: FakeModelSession) -> None:
+    """Handshake, say hello, then wait for the bridge to close the socket."""
+    await model.handshake()
+    await model.say("Hello, this is the Carematix scheduling assistant.")
+    await model.closed.wait()
+
+
+def _amd(call_sid: str, answered_by: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid,
+        "AccountSid": ACCOUNT_SID,
+        "AnsweredBy": answered_by,
+        "MachineDetectionDuration": "4200",
+    }
+
+
+def test_an_answering_machine_gets_a_short_message_and_the_patient_a_text(
+    db_url: str,
+) -> None:
+    factory = _factory(db_url)
+    world = build_world(factory, datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(db_url, greet_then_idle) as stack:
+            auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+            placed = await stack.http.post(
+                stack.base + "/make-call", json={"patient_id": world.patient_id}, headers=auth
+            )
+            call_sid = placed.json()["call_sid"]
+            _, answer = await stack.incoming_call(
+                from_number=PRACTICE_NUMBER,
+                to_number=JOHN,
+                call_sid=call_sid,
+                direction="outbound-api",
+            )
+            call = await stack.open_stream(call_sid, answer.params, stream_url=answer.stream_url)
+            await call.wait_for(lambda: bool(call.sent_events("media")))  # the agent greets
+
+            unsigned = await stack.post_twilio(
+                "/amd-status", _amd(call_sid, "human"), signature=None
+            )
+            assert unsigned.status_code == 403
+            report = await stack.post_twilio("/amd-status", _amd(call_sid, "machine_end_beep"))
+            assert report.status_code == 204
+            await call.wait_closed()  # the message replaced the stream
+            again = await stack.post_twilio("/amd-status", _amd(call_sid, "machine_end_beep"))
+            assert again.status_code == 204
+            [update] = stack.rest.updates(call_sid)  # acted on once
+            message = update["Twiml"]
+            assert "Carematix" in message and "2 0 2, 5 5 5, 0 1 9 9" in message
+            assert "<Hangup" in message
+            for detail in ("John", "Smith", "Alice", "visit", "nurse"):
+                assert detail not in message  # anyone may hear a voicemail
+            await _until(lambda: _calls(factory)[0].ended_at is not None)
+
+    asyncio.run(scenario())
+
+    [row] = _calls(factory)
+    assert (row.answered_by, row.outcome) == ("machine", "voicemail")
+    with factory() as session:
+        [text] = session.scalars(select(Notification).where(Notification.event == "missed_call"))
+        assert text.patient_id == world.patient_id and text.channel == "sms"
+        assert "call us back at +12025550199" in text.body and "John" not in text.body
+
+
+def test_a_person_answering_keeps_the_agent_and_unknown_reports_change_nothing(
+    sqlite_url: str,
+) -> None:
+    factory = _factory(sqlite_url)
+    world = build_world(factory, datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with voice_stack(sqlite_url, idle) as stack:
+            auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+            placed = await stack.http.post(
+                stack.base + "/make-call", json={"patient_id": world.patient_id}, headers=auth
+            )
+            call_sid = placed.json()["call_sid"]
+            human = await stack.post_twilio("/amd-status", _amd(call_sid, "human"))
+            unknown = await stack.post_twilio("/amd-status", _amd("CA" + "0" * 32, "machine_start"))
+            assert human.status_code == unknown.status_code == 204
+            assert stack.rest.updates(call_sid) == []
+            # An inbound call is never treated as ours to detect.
+            inbound_sid, _ = await stack.incoming_call(from_number=JOHN)
+            await stack.post_twilio("/amd-status", _amd(inbound_sid, "machine_end_beep"))
+            assert stack.rest.updates(inbound_sid) == []
+
+    asyncio.run(scenario())
+    outbound, inbound = _calls(factory)
+    assert (outbound.answered_by, outbound.outcome) == ("human", None)
+    assert (inbound.answered_by, inbound.outcome) == (None, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from core.models import (
+    AnsweredBy,
     AppointmentKind,
     AppointmentStatus,
     AssignmentRole,
@@ -72,6 +73,7 @@ def register(app: Flask) -> None:
     app.add_template_global(common.choices_of, "choices_of")
     # Enums by name, for `value|label(AppointmentKind)` and selects built from their members.
     for choices in (
+        AnsweredBy,
         AppointmentKind,
         AppointmentStatus,
         AssignmentRole,

@@ -261,3 +261,19 @@ def test_arriving_at_a_call_that_already_ended_says_so_instead_of_in_progress(
 
     assert "The call has ended." in html and "in progress." not in html
     assert "hx-trigger" not in html
+
+
+def test_a_call_page_says_an_answering_machine_picked_up(dash: Dashboard) -> None:
+    call_id = dash.ids["call"]
+    page = dash.client("coordinator").get(f"/calls/{call_id}").get_data(as_text=True)
+    assert "Answered by" not in page  # inbound, or not yet known
+    engine = make_engine(dash.url)
+    with engine.begin() as connection:
+        connection.execute(
+            Call.__table__.update()
+            .where(Call.id == call_id)
+            .values(answered_by="machine", outcome="voicemail")
+        )
+    engine.dispose()
+    page = dash.client("coordinator").get(f"/calls/{call_id}").get_data(as_text=True)
+    assert "<dt>Answered by</dt><dd>Answering machine</dd>" in page
