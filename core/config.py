@@ -97,15 +97,6 @@ def async_database_url(url: str) -> str:
     return url
 
 
-def metrics_token_ok(settings: Settings, authorization: str | None) -> bool:
-    """Whether `Authorization: Bearer <METRICS_TOKEN>` was sent; never with no token set."""
-    expected = settings.metrics_token
-    if not expected or not authorization or not authorization.startswith("Bearer "):
-        return False
-    given = authorization[len("Bearer ") :].strip()
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 

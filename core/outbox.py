@@ -235,22 +235,14 @@ def queue_waitlist_offer(
 ) -> list[Notification]:
     """Text the offer to a patient who agreed to texts (a reply answers it); without consent
     the offer waits on the dashboard for a coordinator to take up with them."""
-    patient = offer.entry.patient
-    if not patient.sms_consent:
-        return []
-    row = Notification(
-        event=BookingEvent.WAITLIST_OFFER.value,
-        subject="An earlier time",
-        recipient_kind=RecipientKind.PATIENT,
-        patient_id=patient.id,
-        channel=Channel.SMS,
-        body=waitlist_offer_text(offer),
-        status=NotificationStatus.QUEUED,
-        send_after=now,
-        created_at=now,
+    return _text_patient(
+        session,
+        offer.entry.patient,
+        BookingEvent.WAITLIST_OFFER,
+        "An earlier time",
+        waitlist_offer_text(offer),
+        now,
     )
-    session.add(row)
-    return [row]
 
 
 def missed_call_text(callback_number: str) -> str:
@@ -262,15 +254,30 @@ def queue_missed_call_text(
     session: Session, patient: Patient, callback_number: str, now: datetime
 ) -> list[Notification]:
     """Text a patient who agreed to texts that we tried to call (after a voicemail)."""
-    if not patient.sms_consent or not callback_number:
+    if not callback_number:
+        return []
+    text = missed_call_text(callback_number)
+    return _text_patient(session, patient, BookingEvent.MISSED_CALL, "We tried to call", text, now)
+
+
+def _text_patient(
+    session: Session,
+    patient: Patient,
+    event: BookingEvent,
+    subject: str,
+    body: str,
+    now: datetime,
+) -> list[Notification]:
+    """Queue one text to a patient now, if they agreed to texts."""
+    if not patient.sms_consent:
         return []
     row = Notification(
-        event=BookingEvent.MISSED_CALL.value,
-        subject="We tried to call",
+        event=event.value,
+        subject=subject,
         recipient_kind=RecipientKind.PATIENT,
         patient_id=patient.id,
         channel=Channel.SMS,
-        body=missed_call_text(callback_number),
+        body=body,
         status=NotificationStatus.QUEUED,
         send_after=now,
         created_at=now,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import string
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.config import Settings
 
 # Look-alike characters are left out because generated passwords are read off a terminal.
 PASSWORD_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "0O1lI")
@@ -53,3 +56,17 @@ def generate_password(length: int = 16) -> str:
             and any(c.isdigit() for c in candidate)
         ):
             return candidate
+
+
+def bearer_token_ok(expected: str, authorization: str | None) -> bool:
+    """Whether `Authorization: Bearer <expected>` was sent (in constant time); never when
+    `expected` is empty."""
+    if not expected or not authorization or not authorization.startswith("Bearer "):
+        return False
+    given = authorization[len("Bearer ") :].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def metrics_token_ok(settings: Settings, authorization: str | None) -> bool:
+    """Whether `Authorization: Bearer <METRICS_TOKEN>` was sent; never with no token set."""
+    return bearer_token_ok(settings.metrics_token, authorization)

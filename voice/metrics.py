@@ -14,8 +14,8 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from quart import Blueprint, Response, current_app, request
 
-from core.config import metrics_token_ok
 from core.metrics import RELAY_LAG_SECONDS
+from core.security import metrics_token_ok
 from voice import get_settings
 
 bp = Blueprint("metrics", __name__)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.request_validator import RequestValidator
 
 from core.config import Settings
+from core.security import bearer_token_ok
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +208,4 @@ def read_stream_token(
 
 def bearer_ok(settings: Settings, authorization: str | None) -> bool:
     """Whether the Authorization header carries INTERNAL_API_TOKEN; never with no token set."""
-    expected = settings.internal_api_token
-    if not expected or not authorization or not authorization.startswith("Bearer "):
-        return False
-    given = authorization[len("Bearer ") :].strip()
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return bearer_token_ok(settings.internal_api_token, authorization)

@@ -17,8 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from core.config import metrics_token_ok
 from core.notifications.queries import Backlog, backlog
+from core.security import metrics_token_ok
 from webapp import db
 
 bp = Blueprint("metrics", __name__)

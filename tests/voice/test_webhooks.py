@@ -17,6 +17,7 @@ from tests.voice.stack import (
     ACCOUNT_SID,
     INTERNAL_TOKEN,
     PRACTICE_NUMBER,
+    Stack,
     open_factory,
     voice_stack,
 )
@@ -277,6 +278,17 @@ async def greet_then_idle(model: FakeModelSession) -> None:
     await model.closed.wait()
 
 
+async def _place_call(stack: Stack, patient_id: int) -> str:
+    """What the dashboard's Call patient asks of the voice service; the new CallSid."""
+    placed = await stack.http.post(
+        stack.base + "/make-call",
+        json={"patient_id": patient_id},
+        headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+    )
+    assert placed.status_code == 201, placed.text
+    return str(placed.json()["call_sid"])
+
+
 def _amd(call_sid: str, answered_by: str) -> dict[str, str]:
     return {
         "CallSid": call_sid,
@@ -294,11 +306,7 @@ def test_an_answering_machine_gets_a_short_message_and_the_patient_a_text(
 
     async def scenario() -> None:
         async with voice_stack(db_url, greet_then_idle) as stack:
-            auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
-            placed = await stack.http.post(
-                stack.base + "/make-call", json={"patient_id": world.patient_id}, headers=auth
-            )
-            call_sid = placed.json()["call_sid"]
+            call_sid = await _place_call(stack, world.patient_id)
             _, answer = await stack.incoming_call(
                 from_number=PRACTICE_NUMBER,
                 to_number=JOHN,
@@ -343,11 +351,7 @@ def test_a_person_answering_keeps_the_agent_and_unknown_reports_change_nothing(
 
     async def scenario() -> None:
         async with voice_stack(sqlite_url, idle) as stack:
-            auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
-            placed = await stack.http.post(
-                stack.base + "/make-call", json={"patient_id": world.patient_id}, headers=auth
-            )
-            call_sid = placed.json()["call_sid"]
+            call_sid = await _place_call(stack, world.patient_id)
             human = await stack.post_twilio("/amd-status", _amd(call_sid, "human"))
             unknown = await stack.post_twilio("/amd-status", _amd("CA" + "0" * 32, "machine_start"))
             assert human.status_code == unknown.status_code == 204
