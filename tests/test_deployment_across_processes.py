@@ -322,6 +322,9 @@ async def _through_the_proxy(
     rest: FakeTwilioRest,
     sessions: sessionmaker[Session],
 ) -> None:
+    status = await asyncio.to_thread(deployment.ctl, "status")
+    for worker in ("worker:worker-1", "worker:worker-2"):
+        assert f"{worker} RUNNING" in " ".join(status.split()), status
     async with httpx.AsyncClient(base_url=deployment.public_url, timeout=15) as http:
         await _dashboards_answer(deployment)
         placed = await _calls_reach_the_instance_that_answered(deployment, realtime, http, sessions)
