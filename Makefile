@@ -74,14 +74,14 @@ run: seed banner ## Migrate, seed, print URLs and logins, then start every proce
 	    --childlogdir "$$run_dir"
 
 screenshots: $(TEST_STAMP) ## Refresh docs/screenshots/ from the browser tests
-	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_test_packages.sh
 	SAVE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e
 
 simulate-call: $(INSTALL_STAMP) ## Place a simulated call against the running voice service (make run)
 	$(BIN)/python -m voice.simulate_call
 
 test: $(TEST_STAMP) ## Lint, check import contracts and types, run the whole test suite
-	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_test_packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy

@@ -19,12 +19,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.voice.fakes import FakeTwilioRest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
@@ -52,6 +55,25 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
         time.sleep(POLL_SECONDS)
+
+
+async def until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """`wait_for` inside an event loop: poll `condition` without blocking the loop."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def entered_in_thread(manager: contextlib.AbstractContextManager[T]) -> AsyncIterator[T]:
+    """Enter and leave a blocking context manager (starting processes) off the event loop."""
+    value = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield value
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def process_command(name: str) -> str:
@@ -189,6 +211,16 @@ def served_in_thread(app: Any) -> Iterator[str]:
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(STOP_TIMEOUT_SECONDS)
+
+
+@contextlib.contextmanager
+def fake_twilio_rest() -> Iterator[tuple[FakeTwilioRest, str]]:
+    """Twilio's REST API faked on loopback (tests.voice.fakes), and its base URL."""
+    from tests.voice.fakes import FakeTwilioRest
+
+    rest = FakeTwilioRest()
+    with served_in_thread(rest.app) as base:
+        yield rest, base
 
 
 @dataclass

@@ -21,17 +21,23 @@ from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory
 from core.models import Call, CallbackRequest
-from tests.processes import Product, running_product, served_in_thread
+from tests.processes import (
+    Product,
+    entered_in_thread,
+    fake_twilio_rest,
+    running_product,
+    until,
+)
 from tests.voice.fakes import (
-    FakeModelSession,
     FakeRealtime,
     FakeTwilioCall,
     FakeTwilioRest,
+    greet_then_say_goodbye_when_asked,
     parse_stream_twiml,
     sign,
     twiml_verbs,
 )
-from tests.voice.stack import ACCOUNT_SID, AUTH_TOKEN, PRACTICE_NUMBER, PUBLIC_BASE
+from tests.voice.stack import AUTH_TOKEN, PUBLIC_BASE, fakes_env, ring
 
 DRAIN_SECONDS = 3
 CALLER = "+12025550177"
@@ -39,42 +45,11 @@ CALLER = "+12025550177"
 pytestmark = pytest.mark.slow
 
 
-async def greet_then_say_goodbye_when_asked(model: FakeModelSession) -> None:
-    """Greets; when asked to speak again (the wind-down), says goodbye."""
-    await model.handshake()
-    await model.say("Hello, this is the Carematix scheduling assistant.")
-    await model.say("I have to end our call now; a coordinator will call you back. Goodbye.")
-    await model.closed.wait()
-
-
 @pytest.fixture
 def twilio() -> Iterator[tuple[FakeTwilioRest, str]]:
     """Twilio's REST API on loopback, and its base URL."""
-    rest = FakeTwilioRest()
-    with served_in_thread(rest.app) as base:
-        yield rest, base
-
-
-async def _ring(http: httpx.AsyncClient, call_sid: str) -> httpx.Response:
-    """Twilio's signed /incoming-call for a new inbound call."""
-    form = {
-        "CallSid": call_sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": CALLER,
-        "To": PRACTICE_NUMBER,
-        "CallStatus": "ringing",
-        "Direction": "inbound",
-    }
-    signature = sign(AUTH_TOKEN, PUBLIC_BASE + "/incoming-call", form)
-    return await http.post("/incoming-call", data=form, headers={"X-Twilio-Signature": signature})
-
-
-async def _until(condition: object, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    with fake_twilio_rest() as served:
+        yield served
 
 
 def test_sigterm_drains_then_ends_the_call_in_flight_politely(
@@ -87,20 +62,11 @@ def test_sigterm_drains_then_ends_the_call_in_flight_politely(
             products = running_product(
                 db_url,
                 tmp_path,
-                PUBLIC_BASE_URL=PUBLIC_BASE,
-                OPENAI_API_KEY="sk-test",
-                OPENAI_BASE_URL=realtime.base_url,
-                TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                TWILIO_PHONE_NUMBER=PRACTICE_NUMBER,
-                TWILIO_API_BASE_URL=twilio_base,
+                **fakes_env(realtime.base_url, twilio_base),
                 VOICE_DRAIN_SECONDS=str(DRAIN_SECONDS),
             )
-            product: Product = await asyncio.to_thread(products.__enter__)
-            try:
+            async with entered_in_thread(products) as product:
                 await _drain(product, realtime, rest)
-            finally:
-                await asyncio.to_thread(products.__exit__, None, None, None)
 
     asyncio.run(scenario())
 
@@ -121,7 +87,7 @@ async def _drain(product: Product, realtime: FakeRealtime, rest: FakeTwilioRest)
     [process] = [p for p in product.processes if p.name == "voice"]
     async with httpx.AsyncClient(base_url=voice, timeout=10) as http:
         call_sid = "CA" + uuid.uuid4().hex
-        answer = await _ring(http, call_sid)
+        answer = await ring(http, call_sid, CALLER)
         stream_url, params = parse_stream_twiml(answer.text)
         call = FakeTwilioCall(voice.replace("http://", "ws://") + "/media-stream", speed=10.0)
         await call.connect(sign(AUTH_TOKEN, stream_url, {}))
@@ -142,7 +108,7 @@ async def _drain(product: Product, realtime: FakeRealtime, rest: FakeTwilioRest)
 
         # A new call reaching this instance goes back through the public address.
         late_sid = "CA" + uuid.uuid4().hex
-        late = await _ring(http, late_sid)
+        late = await ring(http, late_sid, CALLER)
         [(verb, url, attributes)] = twiml_verbs(late.text)
         assert (verb, url) == ("Redirect", PUBLIC_BASE + "/incoming-call?redirected=1")
         assert attributes.get("method") == "POST"
@@ -152,16 +118,16 @@ async def _drain(product: Product, realtime: FakeRealtime, rest: FakeTwilioRest)
         assert len(model.of_type("response.create")) == 1 and not call.closed.is_set()
 
         # Then the agent is asked to say goodbye, and the call is hung up once it has played.
-        await _until(
+        await until(
             lambda: len(model.of_type("response.create")) == 2, DRAIN_SECONDS + 10, "the wind-down"
         )
         ask = model.of_type("response.create")[-1]
         assert "call them back" in ask["response"]["instructions"]
-        await _until(
+        await until(
             lambda: any(u.get("Status") == "completed" for u in rest.updates(call_sid)),
             15,
             "the hang-up through Twilio",
         )
         await call.stop()  # what Twilio does once the call is hung up
-    await _until(lambda: process.popen.poll() is not None, 20, "the voice service to exit")
+    await until(lambda: process.popen.poll() is not None, 20, "the voice service to exit")
     assert "winding down" in process.log()

@@ -34,6 +34,8 @@ __all__ = ["FakeModelSession", "FakeRealtime", "Script", "silence"]
 
 CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 FRAME_MS = 20
+# A call may be in flight a while before its instance drains (a test's crash and restart first).
+WIND_DOWN_PATIENCE_SECONDS = 120.0
 FRAME_BYTES = 160
 
 
@@ -404,6 +406,18 @@ class FakeRealtime(RealtimeServer):
 async def idle(model: FakeModelSession) -> None:
     """A script that only completes the handshake and then waits."""
     await model.handshake()
+    await model.closed.wait()
+
+
+async def greet_then_say_goodbye_when_asked(model: FakeModelSession) -> None:
+    """Greets; when asked to speak again (the wind-down), however late, says goodbye."""
+    await model.handshake()
+    await model.say("Hello, this is the Carematix scheduling assistant.")
+    await model.next("response.create", timeout=WIND_DOWN_PATIENCE_SECONDS)
+    await model.say(
+        "I have to end our call now; a coordinator will call you back. Goodbye.",
+        wait_for_create=False,
+    )
     await model.closed.wait()
 
 

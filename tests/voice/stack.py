@@ -39,6 +39,33 @@ PRACTICE_NUMBER = "+12025550199"
 INTERNAL_TOKEN = "internal-token-for-tests"
 
 
+def fakes_env(realtime_url: str, twilio_url: str) -> dict[str, str]:
+    """Settings pointing a product process at the fake Realtime server and Twilio REST API."""
+    return {
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": realtime_url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_PHONE_NUMBER": PRACTICE_NUMBER,
+        "TWILIO_API_BASE_URL": twilio_url,
+    }
+
+
+async def ring(http: httpx.AsyncClient, call_sid: str, caller: str) -> httpx.Response:
+    """Twilio's signed /incoming-call for a new inbound call from `caller`, posted to `http`."""
+    form = {
+        "CallSid": call_sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": caller,
+        "To": PRACTICE_NUMBER,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+    signature = sign(AUTH_TOKEN, PUBLIC_BASE + "/incoming-call", form)
+    return await http.post("/incoming-call", data=form, headers={"X-Twilio-Signature": signature})
+
+
 _ENGINES: list[Engine] = []
 
 
