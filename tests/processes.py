@@ -240,6 +240,17 @@ class Product:
         """`flask --app wsgi ARGS` against the product's database and settings."""
         return run_cli("flask", "--app", "wsgi", *args, env=self.env)
 
+    def simulate_call(self, intent: str) -> subprocess.CompletedProcess[str]:
+        """What `make simulate-call` runs, from its own process with the same settings."""
+        return subprocess.run(
+            [sys.executable, "-m", "voice.simulate_call", "--speed", "20", "--intent", intent],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
 
 @contextlib.contextmanager
 def running_product(database_url: str, log_dir: Path, **settings: str) -> Iterator[Product]:

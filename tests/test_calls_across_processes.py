@@ -8,8 +8,6 @@ cannot see a transaction one process holds while it waits on the other: these te
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,6 @@ from sqlalchemy import select
 from core.db import make_engine, make_session_factory
 from core.models import Call, Patient
 from tests.processes import (
-    ROOT,
     Product,
     free_port,
     running_product,
@@ -164,15 +161,7 @@ def test_make_simulate_call_simulates_with_twilio_configured_and_no_openai_key(
         db_url, tmp_path, **_twilio_settings(twilio_base), OPENAI_API_KEY=""
     ) as product:
         product.cli("seed-demo")
-        # What `make simulate-call` runs, from its own process with the same settings.
-        done = subprocess.run(
-            [sys.executable, "-m", "voice.simulate_call", "--speed", "20", "--intent", "book"],
-            cwd=ROOT,
-            env=product.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = product.simulate_call("book")
 
     assert done.returncode == 0, (done.stdout, done.stderr, product.logs())
     assert done.stdout.startswith("Calling as ") and "will ask to book a nurse visit" in done.stdout

@@ -9,8 +9,6 @@ the same call's log lines are JSON, carry its id, and name no patient detail.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,7 @@ from sqlalchemy.orm import joinedload
 
 from core.db import make_engine, make_session_factory
 from core.models import Appointment, AppointmentStatus, Call
-from tests.processes import ROOT, Product, running_product, wait_for
+from tests.processes import Product, running_product, wait_for
 
 METRICS_TOKEN = "metrics-token-for-tests"
 ADMIN = "admin@carematix.local"
@@ -118,14 +116,7 @@ def test_dashboard_counts_refusals_from_every_worker(product: Product, db_url: s
 
 def test_voice_service_measures_and_logs_a_call(product: Product, db_url: str) -> None:
     _refused_without_the_token(product.voice_url)
-    done = subprocess.run(
-        [sys.executable, "-m", "voice.simulate_call", "--speed", "20", "--intent", "book"],
-        cwd=ROOT,
-        env=product.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = product.simulate_call("book")
     assert done.returncode == 0, (done.stdout, done.stderr, product.logs())
     assert "[book_appointment: ok]" in done.stdout
 

@@ -403,6 +403,13 @@ class FakeRealtime(RealtimeServer):
         return self
 
 
+async def greet_then_idle(model: FakeModelSession) -> None:
+    """Handshake, say hello, then wait for the bridge to close the socket."""
+    await model.handshake()
+    await model.say("Hello, this is the Carematix scheduling assistant.")
+    await model.closed.wait()
+
+
 async def idle(model: FakeModelSession) -> None:
     """A script that only completes the handshake and then waits."""
     await model.handshake()

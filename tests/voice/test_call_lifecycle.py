@@ -23,17 +23,10 @@ from core.services.call_recovery import (
     heartbeat,
 )
 from tests.services.world import build_world
-from tests.voice.fakes import FakeModelSession, twiml_verbs
+from tests.voice.fakes import greet_then_idle, twiml_verbs
 from tests.voice.stack import open_factory, voice_stack
 
 JOHN = "+12025550101"
-
-
-async def greet_then_idle(model: FakeModelSession) -> None:
-    """Handshake, say hello, then wait for the bridge to close the socket."""
-    await model.handshake()
-    await model.say("Hello, this is the Carematix scheduling assistant.")
-    await model.closed.wait()
 
 
 def _call(factory: sessionmaker[Session], call_sid: str) -> Call:

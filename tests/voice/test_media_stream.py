@@ -12,19 +12,12 @@ from sqlalchemy import select
 
 from core.models import Call
 from tests.services.world import build_world
-from tests.voice.fakes import FakeModelSession, FakeTwilioCall, idle, sign
+from tests.voice.fakes import FakeModelSession, FakeTwilioCall, greet_then_idle, idle, sign
 from tests.voice.stack import AUTH_TOKEN, open_factory, voice_stack
 from voice.security import make_stream_token
 from voice.server import MAX_WEBSOCKET_MESSAGE_BYTES
 
 JOHN = "+12025550101"
-
-
-async def greet_then_idle(model: FakeModelSession) -> None:
-    """Handshake, say hello, then wait for the bridge to close the socket."""
-    await model.handshake()
-    await model.say("Hello, this is the Carematix scheduling assistant.")
-    await model.closed.wait()
 
 
 def _nothing_sent_to_the_model(sessions: list[FakeModelSession]) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import Call, Notification
 from core.services.booking import book_appointment
 from tests.services.world import ACTOR, build_world, local
-from tests.voice.fakes import FakeModelSession, idle
+from tests.voice.fakes import greet_then_idle, idle
 from tests.voice.stack import (
     ACCOUNT_SID,
     INTERNAL_TOKEN,
@@ -269,13 +269,6 @@ def _weekday_offset(now: datetime) -> timedelta:
     while (now + timedelta(days=days)).weekday() >= 5:
         days += 1
     return timedelta(days=days)
-
-
-async def greet_then_idle(model: FakeModelSession) -> None:
-    """Handshake, say hello, then wait for the bridge to close the socket."""
-    await model.handshake()
-    await model.say("Hello, this is the Carematix scheduling assistant.")
-    await model.closed.wait()
 
 
 async def _place_call(stack: Stack, patient_id: int) -> str:
