@@ -385,6 +385,10 @@ async def _crash_voice_1(
     os.kill(killed_pid, signal.SIGKILL)
     for call in crashed:
         await call.stream.wait_closed(timeout=10)
+    # Until its next health check (1 s) the proxy may still send voice-1 a webhook, which a
+    # dead process cannot answer (Twilio then uses the number's fallback URL); from then on,
+    # new calls go to voice-2.
+    await until(lambda: deployment.state("voice-1") == "DOWN", 10, "voice-1 out of rotation")
     late = await _place_call(deployment, http)
     assert late.answered_by == "voice-2"
     assert not any(call.stream.closed.is_set() for call in others)
